@@ -1,0 +1,1 @@
+"""Accounts: sites, wards, users, roles and their permissions, logins."""

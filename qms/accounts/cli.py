@@ -1,0 +1,62 @@
+"""`qms user ...`: accounts from the command line (the first administrator)."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+
+from qms.accounts import service
+
+
+@click.group("user")
+def user_group() -> None:
+    """Manage user accounts."""
+
+
+@click.command("create")
+@click.option("--username", required=True)
+@click.option("--full-name", required=True, help="Printed on every signature.")
+@click.option("--role", required=True, type=click.Choice([r.value for r in service.Role]))
+@click.option(
+    "--site",
+    "sites",
+    multiple=True,
+    required=True,
+    help="Site id; repeat for a regulator of several sites.",
+)
+@click.option(
+    "--site-name", default=None, help="Create the site with this name if it does not exist yet."
+)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def create_user_command(username, full_name, role, sites, site_name, password) -> None:
+    """Create a user (for example the first administrator)."""
+    from qms.accounts.models import Site
+
+    database = current_app.extensions["qms_database"]
+    try:
+        with database.transaction() as session:
+            for site_id in sites:
+                if session.get(Site, site_id) is None:
+                    if not site_name:
+                        raise service.AccountError(
+                            f"site {site_id} does not exist; pass --site-name to create it"
+                        )
+                    service.create_site(session=session, site_id=site_id, name=site_name)
+            session.flush()
+            user = service.create_user(
+                session=session,
+                actor=service.Actor.system(),
+                username=username,
+                full_name=full_name,
+                role=role,
+                password=password,
+                site_ids=list(sites),
+                reason="created from the command line",
+            )
+            click.echo(f"created {user.username} ({role}) at {', '.join(sites)}")
+    except service.AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+user_group.add_command(create_user_command)
+commands = [user_group]

@@ -1,0 +1,45 @@
+"""Argon2id password hashing (argon2-cffi), with rehash when parameters change."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+# argon2id with the library's recommended parameters (RFC 9106 low-memory profile).
+_hasher = PasswordHasher()
+
+MIN_PASSWORD_LENGTH = 10
+
+
+def use_hasher(hasher: PasswordHasher) -> PasswordHasher:
+    """Swap the hasher (tests use cheap parameters); returns the previous one.
+
+    Hashes made with other parameters still verify and are rehashed at the next sign-in.
+    """
+    global _hasher
+    previous, _hasher = _hasher, hasher
+    return previous
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def password_problem(password: str, *, username: str = "") -> str | None:
+    """A plain-English reason the password is unacceptable, or None."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"the password must be at least {MIN_PASSWORD_LENGTH} characters long"
+    if username and username.lower() in password.lower():
+        return "the password must not contain the username"
+    return None

@@ -1,0 +1,66 @@
+"""Roles and the permission flags they grant: the one table that says who may do what."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Role(enum.StrEnum):
+    NURSE = "nurse"
+    PHYSICIAN = "physician"
+    PHARMACIST = "pharmacist"
+    QUALITY_OFFICER = "quality_officer"
+    REGULATOR = "regulator"
+    ADMIN = "admin"
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self]
+
+
+ROLE_LABELS = {
+    Role.NURSE: "Nurse",
+    Role.PHYSICIAN: "Physician",
+    Role.PHARMACIST: "Pharmacist",
+    Role.QUALITY_OFFICER: "Quality officer",
+    Role.REGULATOR: "Regulator",
+    Role.ADMIN: "Administrator",
+}
+
+
+class Permission(enum.Flag):
+    VIEW_RECORDS = enum.auto()  # see units and their step records at one's sites
+    LOG_STEPS = enum.auto()  # record ward or pharmacy steps (the checklist narrows by step)
+    WITNESS = enum.auto()  # co-sign another person's step
+    MANAGE_STORAGE = enum.auto()  # equipment and temperature readings
+    AUDIT = enum.auto()  # run audits, confirm deviations, track CAPA
+    SIGN_REPORTS = enum.auto()
+    VIEW_REPORTS = enum.auto()  # read issued reports (regulators: across their sites)
+    MANAGE_USERS = enum.auto()
+    MANAGE_CHECKLISTS = enum.auto()  # activate checklist versions, site parameters
+    IMPORT_EXPORT = enum.auto()
+
+
+ROLE_PERMISSIONS: dict[Role, Permission] = {
+    Role.NURSE: Permission.VIEW_RECORDS | Permission.LOG_STEPS | Permission.WITNESS,
+    Role.PHYSICIAN: Permission.VIEW_RECORDS | Permission.LOG_STEPS | Permission.WITNESS,
+    Role.PHARMACIST: Permission.VIEW_RECORDS
+    | Permission.LOG_STEPS
+    | Permission.WITNESS
+    | Permission.MANAGE_STORAGE,
+    Role.QUALITY_OFFICER: Permission.VIEW_RECORDS
+    | Permission.AUDIT
+    | Permission.SIGN_REPORTS
+    | Permission.VIEW_REPORTS
+    | Permission.MANAGE_CHECKLISTS
+    | Permission.IMPORT_EXPORT,
+    Role.REGULATOR: Permission.VIEW_REPORTS,
+    Role.ADMIN: Permission.MANAGE_USERS
+    | Permission.MANAGE_CHECKLISTS
+    | Permission.VIEW_RECORDS
+    | Permission.IMPORT_EXPORT,
+}
+
+
+def permissions_of(role: Role | str) -> Permission:
+    return ROLE_PERMISSIONS[Role(role)]

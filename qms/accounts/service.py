@@ -1,0 +1,305 @@
+"""Account operations: the only code that writes users, sites, wards and login events.
+
+Every function takes a keyword-only `session`; the caller commits.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
+from qms.accounts.passwords import hash_password, needs_rehash, password_problem, verify_password
+from qms.accounts.roles import Permission, Role, permissions_of
+from qms.db import utcnow
+from qms.records.trail import record_change
+
+USERNAME_RE = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
+
+
+class AccountError(ValueError):
+    """A request about accounts that cannot be carried out; the message says why."""
+
+
+class PermissionDenied(AccountError):
+    pass
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a signed-in user, or the system (CLI, scheduler)."""
+
+    id: int | None
+    name: str
+    permissions: Permission
+
+    @classmethod
+    def system(cls, name: str = "system (command line)") -> Actor:
+        return cls(id=None, name=name, permissions=~Permission(0))
+
+    @classmethod
+    def of(cls, user: User) -> Actor:
+        return cls(
+            id=user.id,
+            name=f"{user.full_name} ({user.username})",
+            permissions=permissions_of(user.role),
+        )
+
+    def require(self, permission: Permission) -> None:
+        if permission not in self.permissions:
+            raise PermissionDenied("you do not have permission to do this")
+
+
+# --- sites and wards -------------------------------------------------------------
+
+
+def create_site(
+    *, session: Session, site_id: str, name: str, timezone: str = "Asia/Shanghai"
+) -> Site:
+    if session.get(Site, site_id) is not None:
+        raise AccountError(f"site {site_id} already exists")
+    site = Site(id=site_id, name=name, timezone=timezone)
+    session.add(site)
+    return site
+
+
+def create_ward(*, session: Session, site_id: str, code: str, name: str) -> Ward:
+    if session.get(Site, site_id) is None:
+        raise AccountError(f"site {site_id} does not exist")
+    ward = Ward(site_id=site_id, code=code, name=name)
+    session.add(ward)
+    return ward
+
+
+# --- users -----------------------------------------------------------------------
+
+
+def get_user_by_username(*, session: Session, username: str) -> User | None:
+    return session.exec(select(User).where(User.username == username.strip().lower())).first()
+
+
+def sites_of(*, session: Session, user: User) -> list[Site]:
+    statement = (
+        select(Site)
+        .join(UserSite, col(UserSite.site_id) == col(Site.id))
+        .where(UserSite.user_id == user.id)
+        .order_by(Site.id)
+    )
+    return list(session.exec(statement))
+
+
+def create_user(
+    *,
+    session: Session,
+    actor: Actor,
+    username: str,
+    full_name: str,
+    role: str,
+    password: str,
+    site_ids: list[str],
+    reason: str = "new account",
+) -> User:
+    actor.require(Permission.MANAGE_USERS)
+    username = username.strip().lower()
+    full_name = full_name.strip()
+    if not USERNAME_RE.match(username):
+        raise AccountError(
+            "the username must start with a letter and use only lowercase letters, digits, '.', '_' or '-' (2–64 characters)"
+        )
+    if not full_name:
+        raise AccountError("the full name is required: it is printed on every signature")
+    try:
+        role = Role(role).value
+    except ValueError:
+        raise AccountError(
+            f"unknown role {role!r}; choose one of: {', '.join(r.value for r in Role)}"
+        ) from None
+    problem = password_problem(password, username=username)
+    if problem:
+        raise AccountError(problem)
+    if not site_ids:
+        raise AccountError("a user must belong to at least one site")
+    if len(site_ids) > 1 and role != Role.REGULATOR and role != Role.ADMIN:
+        raise AccountError("only regulators and administrators may belong to several sites")
+    for site_id in site_ids:
+        if session.get(Site, site_id) is None:
+            raise AccountError(f"site {site_id} does not exist")
+    if get_user_by_username(session=session, username=username) is not None:
+        raise AccountError(f"the username {username} is taken (usernames are never reused)")
+    user = User(
+        username=username,
+        full_name=full_name,
+        role=role,
+        password_hash=hash_password(password),
+        created_by_id=actor.id,
+    )
+    session.add(user)
+    session.flush()
+    for site_id in sorted(set(site_ids)):
+        session.add(UserSite(user_id=user.id, site_id=site_id))
+    record_change(
+        session=session,
+        actor_id=actor.id,
+        actor_name=actor.name,
+        entity="user",
+        entity_id=username,
+        action="create",
+        new_value={"full_name": full_name, "role": role, "sites": sorted(set(site_ids))},
+        reason=reason,
+    )
+    return user
+
+
+def set_user_active(
+    *, session: Session, actor: Actor, user: User, active: bool, reason: str
+) -> User:
+    """Deactivate or reactivate a user. Users are never deleted: records point at them."""
+    actor.require(Permission.MANAGE_USERS)
+    if not reason or not reason.strip():
+        raise AccountError("give a reason: it is kept in the audit trail")
+    if actor.id is not None and actor.id == user.id and not active:
+        raise AccountError("you cannot deactivate your own account")
+    if user.active == active:
+        raise AccountError(f"{user.username} is already {'active' if active else 'inactive'}")
+    old = user.active
+    user.active = active
+    session.add(user)
+    record_change(
+        session=session,
+        actor_id=actor.id,
+        actor_name=actor.name,
+        entity="user",
+        entity_id=user.username,
+        action="activate" if active else "deactivate",
+        field_name="active",
+        old_value=old,
+        new_value=active,
+        reason=reason,
+    )
+    return user
+
+
+def unlock_user(*, session: Session, actor: Actor, user: User, reason: str) -> None:
+    actor.require(Permission.MANAGE_USERS)
+    if not reason or not reason.strip():
+        raise AccountError("give a reason: it is kept in the audit trail")
+    session.add(
+        LoginEvent(username=user.username, user_id=user.id, kind="unlock", actor_id=actor.id)
+    )
+    record_change(
+        session=session,
+        actor_id=actor.id,
+        actor_name=actor.name,
+        entity="user",
+        entity_id=user.username,
+        action="unlock",
+        reason=reason,
+    )
+
+
+# --- signing in ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockState:
+    locked: bool
+    failures: int
+    until: datetime | None
+
+
+def lock_state(
+    *, session: Session, username: str, threshold: int, minutes: int, now: datetime | None = None
+) -> LockState:
+    """Failures since the last success or unlock; locked while the last of `threshold` is recent."""
+    now = now or utcnow()
+    events = session.exec(
+        select(LoginEvent)
+        .where(
+            LoginEvent.username == username,
+            col(LoginEvent.kind).in_(("success", "failure", "unlock")),
+        )
+        .order_by(col(LoginEvent.at).desc(), col(LoginEvent.id).desc())
+        .limit(threshold)
+    ).all()
+    failures = 0
+    last_failure = None
+    for event in events:
+        if event.kind != "failure":
+            break
+        failures += 1
+        last_failure = last_failure or event.at
+    if failures >= threshold and last_failure is not None:
+        until = last_failure + timedelta(minutes=minutes)
+        if until > now:
+            return LockState(True, failures, until)
+        # The lock has run out: a fresh series of failures starts counting again.
+        return LockState(False, 0, None)
+    return LockState(False, failures, None)
+
+
+class LoginFailed(AccountError):
+    pass
+
+
+def authenticate(
+    *,
+    session: Session,
+    username: str,
+    password: str,
+    threshold: int,
+    minutes: int,
+    remote_addr: str | None = None,
+    now: datetime | None = None,
+) -> User:
+    """Check a username and password, record the attempt, and return the user.
+
+    Raises LoginFailed with a message fit to show; it never says whether the
+    username exists, except that a locked account is told it is locked.
+    """
+    now = now or utcnow()
+    username = (username or "").strip().lower()
+    state = lock_state(
+        session=session, username=username, threshold=threshold, minutes=minutes, now=now
+    )
+    if state.locked:
+        raise LoginFailed(
+            f"This account is locked after {threshold} failed sign-ins. Try again after "
+            f"{state.until:%H:%M} UTC or ask an administrator to unlock it."
+        )
+    user = get_user_by_username(session=session, username=username) if username else None
+    ok = user is not None and user.active and verify_password(user.password_hash, password or "")
+    session.add(
+        LoginEvent(
+            username=username[:64],
+            user_id=user.id if user else None,
+            kind="success" if ok else "failure",
+            at=now,
+            remote_addr=remote_addr,
+        )
+    )
+    if not ok:
+        if (
+            user is not None
+            and not user.active
+            and verify_password(user.password_hash, password or "")
+        ):
+            raise LoginFailed("This account has been deactivated. Ask an administrator.")
+        remaining = threshold - (state.failures + 1)
+        if remaining <= 0:
+            raise LoginFailed(
+                f"Wrong username or password. The account is now locked for {minutes} minutes."
+            )
+        raise LoginFailed(
+            f"Wrong username or password. {remaining} attempt(s) left before the account is locked."
+        )
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        session.add(user)
+    return user
+
+
+def record_logout(*, session: Session, user: User, kind: str = "logout") -> None:
+    session.add(LoginEvent(username=user.username, user_id=user.id, kind=kind))

@@ -1,0 +1,283 @@
+"""Sign-in, sign-out, the idle timeout and the administrator's user pages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from sqlmodel import col, select
+
+from qms.accounts import service
+from qms.accounts.forms import LoginForm, ReasonForm, UserCreateForm
+from qms.accounts.models import LoginEvent, Site, User
+from qms.accounts.permissions import permission_required
+from qms.accounts.roles import Permission
+from qms.db import utcnow
+from qms.web.database import db_session
+
+bp = Blueprint("accounts", __name__)
+login_manager = LoginManager()
+
+
+class SessionUser:
+    """The Flask-Login face of a User row (kept apart so the table stays plain)."""
+
+    def __init__(self, user: User):
+        self.row = user
+        self.id = user.id
+        self.username = user.username
+        self.full_name = user.full_name
+        self.role = user.role
+        self.is_active = user.active
+        self.is_authenticated = True
+        self.is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+def init_login(app) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.session_protection = "strong"
+    app.before_request(_enforce_idle_timeout)
+
+
+@login_manager.user_loader
+def _load_user(user_id: str):
+    try:
+        user = db_session().get(User, int(user_id))
+    except ValueError:
+        return None
+    if user is None or not user.active:
+        return None
+    return SessionUser(user)
+
+
+def _settings():
+    return current_app.extensions["qms_settings"]
+
+
+def _enforce_idle_timeout():
+    if request.endpoint == "static" or not current_user.is_authenticated:
+        return None
+    now = datetime.now(UTC).timestamp()
+    last_seen = session.get("last_seen")
+    limit = _settings().idle_timeout_minutes * 60
+    if last_seen is not None and now - last_seen > limit:
+        user = current_user.row
+        logout_user()
+        session.clear()
+        s = db_session()
+        service.record_logout(session=s, user=user, kind="timeout")
+        s.commit()
+        flash(
+            f"You were signed out after {_settings().idle_timeout_minutes} minutes without activity.",
+            "warning",
+        )
+        return redirect(
+            url_for("accounts.login", next=request.full_path if request.method == "GET" else None)
+        )
+    session["last_seen"] = now
+    return None
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site relative paths: never redirect a nurse to another host.
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("web.home")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("web.home"))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        s = db_session()
+        settings = _settings()
+        try:
+            user = service.authenticate(
+                session=s,
+                username=form.username.data,
+                password=form.password.data,
+                threshold=settings.lockout_threshold,
+                minutes=settings.lockout_minutes,
+                remote_addr=request.remote_addr,
+            )
+        except service.LoginFailed as exc:
+            s.commit()  # the failed attempt is recorded: it counts towards the lockout
+            flash(str(exc), "error")
+            status = 401
+        else:
+            sites = service.sites_of(session=s, user=user)
+            s.commit()
+            session.clear()
+            login_user(SessionUser(user))
+            session.permanent = True
+            now = datetime.now(UTC).timestamp()
+            session["last_seen"] = now
+            session["password_at"] = (
+                now  # e-signatures within the freshness window need no password
+            )
+            session["site_id"] = sites[0].id if sites else None
+            return redirect(_safe_next(request.args.get("next")))
+    elif request.method == "POST":
+        status = 400
+    return render_template("accounts/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    user = current_user.row
+    logout_user()
+    session.clear()
+    s = db_session()
+    service.record_logout(session=s, user=user)
+    s.commit()
+    flash("You have signed out.", "info")
+    return redirect(url_for("accounts.login"))
+
+
+@bp.route("/site", methods=["POST"])
+@login_required
+def choose_site():
+    site_id = request.form.get("site_id", "")
+    allowed = {site.id for site in service.sites_of(session=db_session(), user=current_user.row)}
+    if site_id not in allowed:
+        abort(403, description="You do not belong to that site.")
+    session["site_id"] = site_id
+    return redirect(_safe_next(request.form.get("next")))
+
+
+# --- administration ---------------------------------------------------------------
+
+
+@bp.route("/admin/users")
+@permission_required(Permission.MANAGE_USERS)
+def users():
+    s = db_session()
+    rows = s.exec(select(User).order_by(col(User.active).desc(), User.username)).all()
+    memberships = {
+        user.id: [site.id for site in service.sites_of(session=s, user=user)] for user in rows
+    }
+    settings = _settings()
+    locks = {
+        user.id: service.lock_state(
+            session=s,
+            username=user.username,
+            threshold=settings.lockout_threshold,
+            minutes=settings.lockout_minutes,
+        )
+        for user in rows
+    }
+    return render_template(
+        "accounts/users.html",
+        users=rows,
+        memberships=memberships,
+        locks=locks,
+        reason_form=ReasonForm(),
+    )
+
+
+@bp.route("/admin/users/new", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_USERS)
+def user_new():
+    s = db_session()
+    form = UserCreateForm()
+    form.sites.choices = [
+        (site.id, f"{site.id} — {site.name}") for site in s.exec(select(Site).order_by(Site.id))
+    ]
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = service.create_user(
+                session=s,
+                actor=service.Actor.of(current_user.row),
+                username=form.username.data,
+                full_name=form.full_name.data,
+                role=form.role.data,
+                password=form.password.data,
+                site_ids=form.sites.data,
+                reason=form.reason.data,
+            )
+        except service.AccountError as exc:
+            s.rollback()
+            flash(str(exc), "error")
+            status = 422
+        else:
+            s.commit()
+            flash(f"User {user.username} created.", "success")
+            return redirect(url_for("accounts.users"))
+    elif request.method == "POST":
+        status = 422
+    return render_template("accounts/user_new.html", form=form), status
+
+
+def _user_or_404(s, user_id: int) -> User:
+    user = s.get(User, user_id)
+    if user is None:
+        abort(404, description="No such user.")
+    return user
+
+
+@bp.route("/admin/users/<int:user_id>/<any(deactivate, activate, unlock):action>", methods=["POST"])
+@permission_required(Permission.MANAGE_USERS)
+def user_action(user_id: int, action: str):
+    s = db_session()
+    user = _user_or_404(s, user_id)
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        flash("Give a reason: it is kept in the audit trail.", "error")
+        return redirect(url_for("accounts.users"))
+    actor = service.Actor.of(current_user.row)
+    try:
+        if action == "unlock":
+            service.unlock_user(session=s, actor=actor, user=user, reason=form.reason.data)
+        else:
+            service.set_user_active(
+                session=s,
+                actor=actor,
+                user=user,
+                active=action == "activate",
+                reason=form.reason.data,
+            )
+    except service.AccountError as exc:
+        s.rollback()
+        flash(str(exc), "error")
+    else:
+        s.commit()
+        flash(f"{user.username}: {action} done.", "success")
+    return redirect(url_for("accounts.users"))
+
+
+@bp.route("/admin/logins")
+@permission_required(Permission.MANAGE_USERS)
+def login_events():
+    since = utcnow() - timedelta(days=30)
+    rows = (
+        db_session()
+        .exec(
+            select(LoginEvent)
+            .where(LoginEvent.at >= since)
+            .order_by(col(LoginEvent.at).desc())
+            .limit(500)
+        )
+        .all()
+    )
+    return render_template("accounts/logins.html", events=rows)

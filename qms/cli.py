@@ -1,0 +1,37 @@
+"""The `qms` command line (also `flask --app qms ...`).
+
+Each domain keeps its commands in `qms/<domain>/cli.py` as a list named `commands`;
+`register_commands` adds them all to the app. Errors print one clear line and exit
+non-zero (raise `click.ClickException`).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+from flask.cli import FlaskGroup
+
+# Domains whose cli.py contributes commands; add a domain here when it gains commands.
+COMMAND_MODULES = (
+    "qms.web.cli",
+    "qms.accounts.cli",
+)
+
+
+def register_commands(app) -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        for command in module.commands:
+            app.cli.add_command(command)
+
+
+def _create_app():
+    from qms.web.app import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, load_dotenv=False)
+def main() -> None:
+    """qms: quality management and audit of cell therapies in hospitals."""

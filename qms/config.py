@@ -1,0 +1,94 @@
+"""Typed settings, read from QMS_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class SettingsError(ValueError):
+    """A setting has a value the application cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_path: Path
+    database_url: str
+    secret_key: str
+    timezone: str = "Asia/Shanghai"
+    # Sessions end after this many minutes without a request (Annex 11 / Part 11).
+    idle_timeout_minutes: int = 15
+    # A signature later than this many minutes after the last password entry asks again.
+    signature_freshness_minutes: int = 5
+    # Failed logins in a row that lock an account, and for how long.
+    lockout_threshold: int = 5
+    lockout_minutes: int = 30
+    # Cookies are Secure unless serving plain HTTP on loopback for development.
+    secure_cookies: bool = True
+    testing: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        instance = Path(env.get("QMS_INSTANCE_PATH", "instance")).resolve()
+        database_url = env.get("QMS_DATABASE_URL") or f"sqlite:///{instance / 'qms.sqlite3'}"
+        timezone = env.get("QMS_TIMEZONE", "Asia/Shanghai")
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(
+                f"QMS_TIMEZONE={timezone!r} is not a known time zone; use an IANA name such as Asia/Shanghai"
+            ) from exc
+        secret = env.get("QMS_SECRET_KEY") or _instance_secret(instance)
+        return cls(
+            instance_path=instance,
+            database_url=database_url,
+            secret_key=secret,
+            timezone=timezone,
+            idle_timeout_minutes=_int(env, "QMS_IDLE_TIMEOUT_MINUTES", 15),
+            signature_freshness_minutes=_int(env, "QMS_SIGNATURE_FRESHNESS_MINUTES", 5),
+            lockout_threshold=_int(env, "QMS_LOCKOUT_THRESHOLD", 5),
+            lockout_minutes=_int(env, "QMS_LOCKOUT_MINUTES", 30),
+            secure_cookies=env.get("QMS_SECURE_COOKIES", "1") not in ("0", "false", "no"),
+        )
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} must be a whole number") from exc
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be greater than zero")
+    return value
+
+
+def _instance_secret(instance: Path) -> str:
+    """The secret key kept in the instance folder, made once on first use."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    # O_EXCL: two processes starting at once keep one key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key

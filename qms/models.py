@@ -1,0 +1,6 @@
+"""Every table, imported in one place so that migrations and `alembic check` see them all."""
+
+from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
+from qms.records.trail import AuditTrailEntry
+
+__all__ = ["AuditTrailEntry", "LoginEvent", "Site", "User", "UserSite", "Ward"]

@@ -1,0 +1,1 @@
+"""Records: units, step records, the append-only ledger, corrections, signatures, interchange."""

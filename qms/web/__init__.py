@@ -1,0 +1,1 @@
+"""Web glue: the app factory, per-request database sessions, layout, error pages."""

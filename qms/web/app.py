@@ -1,0 +1,70 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from qms.config import Settings
+from qms.db import Database
+from qms.paths import STATIC_DIR, TEMPLATES_DIR
+
+csrf = CSRFProtect()
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
+    """Build the app. Nothing here opens a database connection.
+
+    `database` lets tests hand in a Database bound to their own transaction.
+    """
+    settings = settings or Settings.from_env()
+    app = Flask(
+        "qms",
+        template_folder=str(TEMPLATES_DIR),
+        static_folder=str(STATIC_DIR),
+        instance_path=str(settings.instance_path),
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        TESTING=settings.testing,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        SESSION_COOKIE_NAME="qms_session",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.idle_timeout_minutes),
+        SESSION_REFRESH_EACH_REQUEST=True,
+        WTF_CSRF_TIME_LIMIT=None,  # the session's idle timeout bounds the token's life
+        MAX_CONTENT_LENGTH=32 * 1024 * 1024,
+    )
+    app.extensions["qms_settings"] = settings
+    app.extensions["qms_database"] = database or Database(settings.database_url)
+
+    csrf.init_app(app)
+
+    from qms.web import database as web_database
+
+    app.teardown_appcontext(web_database.close_session)
+
+    from qms.accounts.views import bp as accounts_bp
+    from qms.accounts.views import init_login
+    from qms.web import errors, layout
+    from qms.web.views import bp as web_bp
+
+    init_login(app)
+    layout.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(web_bp)
+    app.register_blueprint(accounts_bp)
+
+    from qms.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def settings_of(app: Flask) -> Settings:
+    return app.extensions["qms_settings"]

@@ -1,0 +1,66 @@
+"""Commands that set up and serve the application: init-db, demo, serve."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from sqlalchemy.exc import OperationalError
+from sqlmodel import select
+
+from qms.db import current_revision, migrate
+
+
+def _database():
+    return current_app.extensions["qms_database"]
+
+
+@click.command("init-db")
+def init_db_command() -> None:
+    """Create or upgrade the database schema to the newest migration (safe to repeat)."""
+    database = _database()
+    try:
+        migrate(database.url)
+    except OperationalError as exc:
+        raise click.ClickException(
+            f"cannot reach the database at {_redacted(database.url)}: {exc.orig}"
+        ) from None
+    click.echo(
+        f"database ready at revision {current_revision(database.url)} ({_redacted(database.url)})"
+    )
+
+
+@click.command("demo")
+@click.option("--force", is_flag=True, help="Load even if the database already has users.")
+def demo_command(force: bool) -> None:
+    """Load demonstration data (a Shanghai hospital, two wards, one user per role) into an empty database."""
+    from qms.accounts.models import User
+    from qms.demo import load_demo
+
+    database = _database()
+    with database.transaction() as session:
+        if session.exec(select(User)).first() is not None and not force:
+            click.echo("demonstration data not loaded: the database already has users")
+            return
+        summary = load_demo(session=session)
+    click.echo(summary)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+def serve_command(host: str, port: int, threads: int) -> None:
+    """Serve the web application with waitress."""
+    from waitress import serve
+
+    click.echo(f"qms serving on http://{host}:{port}/ (Ctrl+C stops)")
+    serve(current_app._get_current_object(), host=host, port=port, threads=threads, ident="qms")
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+commands = [init_db_command, demo_command, serve_command]

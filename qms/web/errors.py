@@ -1,0 +1,69 @@
+"""Error pages: each says what happened and what to do next."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+ADVICE = {
+    400: ("The request could not be understood", "Go back, check what you entered and try again."),
+    403: (
+        "You may not do this",
+        "Your role does not allow this page or action. If you need it, ask your administrator.",
+    ),
+    404: (
+        "Not found",
+        "The page or record does not exist. Check the address, or start again from the home page.",
+    ),
+    405: (
+        "Not allowed",
+        "This address does not accept that kind of request. Start again from the home page.",
+    ),
+    409: (
+        "This conflicts with what is already recorded",
+        "Someone may have recorded this at the same time. Reload the page to see the current records, then try again.",
+    ),
+    413: ("Too large", "The file or form is larger than the system accepts."),
+    422: ("The form has problems", "Correct what is marked and submit again."),
+    500: (
+        "Something went wrong on our side",
+        "Nothing you entered was saved partly: either all of it was saved or none. Reload to check, and tell your administrator the time this happened.",
+    ),
+}
+
+
+def _render(code: int, detail: str | None):
+    title, advice = ADVICE.get(code, ("Error", "Start again from the home page."))
+    return render_template(
+        "errors/error.html", code=code, title=title, advice=advice, detail=detail
+    ), code
+
+
+def init_app(app) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf(error: CSRFError):
+        return _render(
+            400,
+            "The form's security token was missing or has expired. Reload the page and submit the form again.",
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException):
+        if error.code is None or error.code < 400:
+            return error
+        detail = (
+            error.description
+            if error.description and error.description != type(error).description
+            else None
+        )
+        return _render(error.code, detail)
+
+    @app.errorhandler(InternalServerError)
+    def _internal(error: InternalServerError):
+        log.exception("unhandled error", exc_info=error.original_exception)
+        return _render(500, None)

@@ -1,0 +1,30 @@
+"""The home page: what each role does here, and where to start."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+from flask_login import current_user, login_required
+
+from qms.accounts.roles import Role, permissions_of
+from qms.accounts.service import sites_of
+from qms.web.database import db_session
+
+bp = Blueprint("web", __name__)
+
+
+@bp.route("/")
+@login_required
+def home():
+    role = Role(current_user.role)
+    sites = sites_of(session=db_session(), user=current_user.row)
+    return render_template(
+        "home.html",
+        role=role,
+        permissions=sorted(p.name.lower().replace("_", " ") for p in permissions_of(role)),
+        sites=sites,
+    )
+
+
+@bp.route("/healthz")
+def health():
+    return {"status": "ok"}
