@@ -8,6 +8,7 @@ non-zero (raise `click.ClickException`).
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 from flask.cli import FlaskGroup
@@ -33,5 +34,17 @@ def _create_app():
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, load_dotenv=False)
-def main() -> None:
+def cli() -> None:
     """qms: quality management and audit of cell therapies in hospitals."""
+
+
+def main() -> None:
+    """The console script: settings are checked first, so a bad one is one clear line."""
+    from qms.config import Settings, SettingsError
+
+    try:
+        Settings.from_env()
+    except SettingsError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    cli()

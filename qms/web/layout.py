@@ -38,6 +38,7 @@ def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 def init_app(app) -> None:
     app.add_template_filter(local_time, "local_time")
+    app.add_template_filter(lambda role: ROLE_LABELS[Role(role)], "role_label")
 
     @app.context_processor
     def _layout():

@@ -1,0 +1,117 @@
+"""A live `qms serve` process and Debian's Chromium driven by Playwright.
+
+Never a downloaded browser: CHROMIUM_PATH (default /usr/bin/chromium) must exist, or
+the run fails saying how to install it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("QMS_CHROMIUM", "/usr/bin/chromium")
+# Chromium cannot reach the network here: keep it from trying.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _qms(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "qms", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+class LiveServer:
+    def __init__(self, url: str, env: dict, process: subprocess.Popen):
+        self.url = url
+        self.env = env
+        self.process = process
+
+    def qms(self, *args: str) -> subprocess.CompletedProcess:
+        return _qms(*args, env=self.env)
+
+
+@pytest.fixture
+def live_server(fresh_database_url, tmp_path):
+    env = dict(os.environ)
+    env.update(
+        QMS_DATABASE_URL=fresh_database_url,
+        QMS_INSTANCE_PATH=str(tmp_path / "instance"),
+        QMS_SECURE_COOKIES="0",
+    )
+    loaded = _qms("demo", env=env)
+    assert loaded.returncode == 0, loaded.stderr
+    port = _free_port()
+    log = (tmp_path / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qms", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(
+                    "qms serve did not start:\n" + Path(log.name).read_text()
+                ) from None
+            time.sleep(0.2)
+    yield LiveServer(url, env, process)
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium); .ci/run does"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser, tmp_path):
+    context = browser.new_context(viewport={"width": 1024, "height": 768})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
