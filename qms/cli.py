@@ -17,6 +17,7 @@ from flask.cli import FlaskGroup
 COMMAND_MODULES = (
     "qms.web.cli",
     "qms.accounts.cli",
+    "qms.identifiers.cli",
 )
 
 
