@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "qms.web.cli",
     "qms.accounts.cli",
     "qms.identifiers.cli",
+    "qms.checklists.cli",
 )
 
 

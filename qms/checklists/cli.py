@@ -1,0 +1,230 @@
+"""Command line for checklists: `qms checklist lint`, `qms checklist show`, `qms evaluate`.
+
+None of these touch the database: they read checklist files and interchange files only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from qms.checklists.engine import ReadingIndex, describe_rules, evaluate
+from qms.checklists.facts import Finding
+from qms.checklists.language import ChecklistError, Registry, lint
+from qms.records.interchange import InterchangeError, read_interchange, validate_against
+
+
+@click.group("checklist")
+def checklist_group() -> None:
+    """Check and inspect the checklist files."""
+
+
+@checklist_group.command("lint")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+def lint_command(path: Path | None) -> None:
+    """Check checklist files (default: the shipped checklists/ folder); list every problem."""
+    problems, checklists, profiles = lint(path)
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise click.ClickException(
+            f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found"
+        )
+    click.echo(
+        f"ok: {checklists} checklist{'s' if checklists != 1 else ''} and {profiles} profile{'s' if profiles != 1 else ''}, no problems"
+    )
+
+
+@checklist_group.command("show")
+@click.argument("checklist_id")
+@click.option(
+    "--checklists",
+    "checklists_dir",
+    type=click.Path(path_type=Path),
+    help="Folder of checklists (default: the shipped ones).",
+)
+@click.option("--version", "version", help="A version other than the newest.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def show_command(
+    checklist_id: str, checklists_dir: Path | None, version: str | None, fmt: str
+) -> None:
+    """List a checklist's rules with their severity, source and limit."""
+    registry = _registry(checklists_dir, None)
+    try:
+        checklist = registry.get(checklist_id, version)
+    except KeyError as exc:
+        raise click.ClickException(exc.args[0]) from None
+    rules = describe_rules(checklist)
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "checklist": checklist.id,
+                    "version": checklist.version,
+                    "digest": checklist.digest,
+                    "rules": rules,
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"{checklist.id} {checklist.version} ({checklist.title})  sha256:{checklist.digest}")
+    for rule in rules:
+        when = f" [when {rule['when']}]" if rule["when"] else ""
+        limit = f" limit {rule['limit']}" if rule["limit"] else ""
+        click.echo(
+            f"  {rule['rule']}  {rule['kind']}/{rule['severity']}{limit}{when}  — {rule['source']}"
+        )
+
+
+def _registry(checklists_dir: Path | None, site_file: Path | None) -> Registry:
+    try:
+        return Registry.from_directory(checklists_dir, site_overrides=site_file)
+    except ChecklistError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise click.ClickException(
+            f"the checklists have {len(exc.problems)} problem(s); run `qms checklist lint`"
+        ) from None
+
+
+def _parse_now(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date-time", param_hint="--now"
+        ) from None
+    if moment.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no UTC offset (e.g. +08:00)", param_hint="--now")
+    return moment
+
+
+@click.command("evaluate")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--profile", help="Jurisdiction profile for every unit (overrides the units' own).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "text"]), default="json", show_default=True
+)
+@click.option(
+    "--now",
+    "now_text",
+    help="Evaluate as at this time (ISO 8601 with offset): open windows past their limit are findings.",
+)
+@click.option(
+    "--complete",
+    is_flag=True,
+    help="Treat every unit as finished (required steps never done are missing); default: the unit's status.",
+)
+@click.option(
+    "--checklists",
+    "checklists_dir",
+    type=click.Path(path_type=Path),
+    help="Folder of checklists (default: the shipped ones).",
+)
+@click.option(
+    "--site-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A site's parameter overrides.",
+)
+def evaluate_command(
+    file,
+    profile: str | None,
+    fmt: str,
+    now_text: str | None,
+    complete: bool,
+    checklists_dir: Path | None,
+    site_file: Path | None,
+) -> None:
+    """Run the rule engine over an interchange file (JSON Lines) and print the findings.
+
+    Exits 0 when the file is valid, whatever the findings; non-zero on a bad file.
+    """
+    now = _parse_now(now_text)
+    registry = _registry(checklists_dir, site_file)
+    if profile is not None and profile not in registry.profiles:
+        raise click.BadParameter(
+            f"unknown profile {profile!r}; profiles: {', '.join(sorted(registry.profiles))}",
+            param_hint="--profile",
+        )
+    source = "<stdin>" if file.name == "<stdin>" else file.name
+    try:
+        interchange = read_interchange(file, source=source)
+    except InterchangeError as exc:
+        _fail(exc.problems, source)
+    problems = validate_against(interchange, registry)
+    if problems:
+        _fail(problems, source)
+    readings = ReadingIndex(interchange.readings)
+    steps_of: dict[str, list] = {}
+    for step in interchange.steps:
+        steps_of.setdefault(step.unit, []).append(step)
+    findings: list[Finding] = []
+    for unit in interchange.units:
+        checklist = registry.get(unit.checklist, unit.checklist_version)
+        findings.extend(
+            evaluate(
+                checklist,
+                unit,
+                steps_of.get(unit.id, []),
+                readings,
+                profile=profile,
+                now=now,
+                complete=True if complete else None,
+            )
+        )
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {"units": len(interchange.units), "findings": [f.to_json() for f in findings]},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    _print_text(interchange.units, findings)
+
+
+def _fail(problems: list[str], source: str) -> None:
+    for problem in problems:
+        click.echo(problem, err=True)
+    raise click.ClickException(
+        f"{source}: {len(problems)} bad line{'s' if len(problems) != 1 else ''}; nothing evaluated"
+    )
+
+
+def _print_text(units, findings: list[Finding]) -> None:
+    by_unit: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_unit.setdefault(finding.unit, []).append(finding)
+    click.echo(
+        f"{len(units)} unit{'s' if len(units) != 1 else ''}, {len(findings)} finding{'s' if len(findings) != 1 else ''}"
+    )
+    for unit in units:
+        items = by_unit.get(unit.id, [])
+        click.echo("")
+        click.echo(
+            f"{unit.id} ({unit.checklist}): {len(items) or 'no'} finding{'s' if len(items) != 1 else ''}"
+        )
+        for f in items:
+            detail = ""
+            if f.limit is not None or f.actual is not None:
+                detail = f" [limit {f.limit}; actual {f.actual}]"
+            click.echo(f"  {f.severity.upper():8} {f.kind:16} {f.rule}: {f.message}{detail}")
+
+
+commands: list[click.Command] = [checklist_group, evaluate_command]
+
+if __name__ == "__main__":  # pragma: no cover - handy without the Flask wiring
+    sys.exit(
+        click.CommandCollection(sources=[click.Group(commands={c.name: c for c in commands})])()
+    )

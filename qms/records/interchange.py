@@ -1,0 +1,395 @@
+"""The interchange file (JSON Lines, design.md): a pure reader and writer, no database.
+
+One object a line: `unit`, `step`, `equipment`, `reading`. Times carry a UTC offset.
+Every bad line is reported, each as "source:line: what is wrong", so that a file from
+another site can be fixed in one pass.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from qms.checklists.facts import EquipmentFacts, ReadingFacts, StepFacts, UnitFacts
+
+if TYPE_CHECKING:
+    from qms.checklists.language import Registry
+
+UNIT_KEYS = {
+    "type": True,
+    "id": True,
+    "checklist": True,
+    "site": True,
+    "profile": False,
+    "coi_id": False,
+    "patient": False,
+    "attributes": False,
+    "checklist_version": False,
+    "status": False,
+}
+STEP_KEYS = {
+    "type": True,
+    "unit": True,
+    "step": True,
+    "at": True,
+    "by": False,
+    "witness": False,
+    "fields": False,
+    "by_role": False,
+    "witness_role": False,
+    "record_id": False,
+    "corrects": False,
+    "reason": False,
+    "recorded_at": False,
+}
+EQUIPMENT_KEYS = {"type": True, "id": True, "kind": True, "site": True}
+READING_KEYS = {"type": True, "equipment": True, "at": True, "temperature_c": True}
+TYPES = {"unit": UNIT_KEYS, "step": STEP_KEYS, "equipment": EQUIPMENT_KEYS, "reading": READING_KEYS}
+UNIT_STATUSES = ("in_progress", "complete")
+
+
+class InterchangeError(Exception):
+    """Bad lines in an interchange file; `problems` has one "source:line: message" each."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass
+class Interchange:
+    units: list[UnitFacts] = field(default_factory=list)
+    steps: list[StepFacts] = field(default_factory=list)
+    equipment: list[EquipmentFacts] = field(default_factory=list)
+    readings: list[ReadingFacts] = field(default_factory=list)
+    source: str = "<input>"
+    # The line each item was read from, by the item's identity (facts are plain values,
+    # so two equal readings on two lines stay two items with two lines).
+    _lines: dict[int, int] = field(default_factory=dict, repr=False)
+
+    def line_of(self, item: object) -> int | None:
+        return self._lines.get(id(item))
+
+    def steps_of(self, unit_id: str) -> list[StepFacts]:
+        return [s for s in self.steps if s.unit == unit_id]
+
+    def readings_by_equipment(self) -> dict[str, list[ReadingFacts]]:
+        out: dict[str, list[ReadingFacts]] = {}
+        for reading in self.readings:
+            out.setdefault(reading.equipment, []).append(reading)
+        return out
+
+
+def _time(value: Any, key: str) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be an ISO 8601 date-time text, got {json.dumps(value)}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{key} {value!r} is not an ISO 8601 date-time (e.g. 2026-10-02T09:30:00+08:00)"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{key} {value!r} has no UTC offset; write e.g. {value}+08:00 or {value}Z")
+    return moment
+
+
+def _text(obj: Mapping[str, Any], key: str, *, required: bool) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise ValueError(f"{key} is required")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key} must be non-empty text, got {json.dumps(value)}")
+    return value
+
+
+def _object(obj: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be a JSON object, got {json.dumps(value)}")
+    return value
+
+
+def _parse_line(obj: Any) -> UnitFacts | StepFacts | EquipmentFacts | ReadingFacts:
+    if not isinstance(obj, dict):
+        raise ValueError("each line must be one JSON object")
+    kind = obj.get("type")
+    if kind not in TYPES:
+        raise ValueError(f"unknown type {json.dumps(kind)}; allowed: {', '.join(TYPES)}")
+    keys = TYPES[kind]
+    unknown = sorted(k for k in obj if k not in keys)
+    if unknown:
+        raise ValueError(
+            f"unknown key {', '.join(unknown)} in a {kind} line; allowed: {', '.join(keys)}"
+        )
+    missing = [k for k, needed in keys.items() if needed and obj.get(k) is None]
+    if missing:
+        raise ValueError(f"a {kind} line needs {', '.join(missing)}")
+    if kind == "unit":
+        status = _text(obj, "status", required=False)
+        if status is not None and status not in UNIT_STATUSES:
+            raise ValueError(f"unknown status {status!r}; allowed: {', '.join(UNIT_STATUSES)}")
+        return UnitFacts(
+            id=_text(obj, "id", required=True),
+            checklist=_text(obj, "checklist", required=True),
+            site=_text(obj, "site", required=True),
+            profile=_text(obj, "profile", required=False),
+            coi_id=_text(obj, "coi_id", required=False),
+            patient=_text(obj, "patient", required=False),
+            attributes=_object(obj, "attributes"),
+            checklist_version=_text(obj, "checklist_version", required=False),
+            status=status,
+        )
+    if kind == "step":
+        return StepFacts(
+            unit=_text(obj, "unit", required=True),
+            step=_text(obj, "step", required=True),
+            at=_time(obj["at"], "at"),
+            by=_text(obj, "by", required=False),
+            witness=_text(obj, "witness", required=False),
+            fields=_object(obj, "fields"),
+            by_role=_text(obj, "by_role", required=False),
+            witness_role=_text(obj, "witness_role", required=False),
+            record_id=_text(obj, "record_id", required=False),
+            corrects=_text(obj, "corrects", required=False),
+            reason=_text(obj, "reason", required=False),
+            recorded_at=_time(obj["recorded_at"], "recorded_at")
+            if obj.get("recorded_at") is not None
+            else None,
+        )
+    if kind == "equipment":
+        return EquipmentFacts(
+            id=_text(obj, "id", required=True),
+            kind=_text(obj, "kind", required=True),
+            site=_text(obj, "site", required=True),
+        )
+    temperature = obj["temperature_c"]
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or not math.isfinite(temperature)
+    ):
+        raise ValueError(f"temperature_c must be a number, got {json.dumps(temperature)}")
+    return ReadingFacts(
+        equipment=_text(obj, "equipment", required=True),
+        at=_time(obj["at"], "at"),
+        temperature_c=float(temperature),
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_interchange(lines: Iterable[str], *, source: str = "<input>") -> Interchange:
+    """Read every line; raise InterchangeError listing all bad lines. Blank lines are skipped."""
+    result = Interchange(source=source)
+    problems: list[tuple[int, str]] = []
+    unit_lines: dict[str, int] = {}
+    equipment_lines: dict[str, int] = {}
+    record_lines: dict[str, int] = {}
+    for number, raw in enumerate(lines, start=1):
+        text = raw.strip()
+        if not text:
+            continue
+        try:
+            obj = json.loads(text, parse_constant=_reject_constant)
+        except json.JSONDecodeError as exc:
+            problems.append(
+                (number, f"{source}:{number}: bad JSON: {exc.msg} at column {exc.colno}")
+            )
+            continue
+        except ValueError as exc:
+            problems.append((number, f"{source}:{number}: bad JSON: {exc}"))
+            continue
+        try:
+            item = _parse_line(obj)
+        except ValueError as exc:
+            problems.append((number, f"{source}:{number}: {exc}"))
+            continue
+        result._lines[id(item)] = number
+        if isinstance(item, UnitFacts):
+            if item.id in unit_lines:
+                problems.append(
+                    (
+                        number,
+                        f"{source}:{number}: unit {item.id!r} is already defined at line {unit_lines[item.id]}",
+                    )
+                )
+                continue
+            unit_lines[item.id] = number
+            result.units.append(item)
+        elif isinstance(item, StepFacts):
+            if item.record_id is not None:
+                if item.record_id in record_lines:
+                    problems.append(
+                        (
+                            number,
+                            f"{source}:{number}: record_id {item.record_id!r} is already used at line {record_lines[item.record_id]}",
+                        )
+                    )
+                    continue
+                record_lines[item.record_id] = number
+            result.steps.append(item)
+        elif isinstance(item, EquipmentFacts):
+            if item.id in equipment_lines:
+                problems.append(
+                    (
+                        number,
+                        f"{source}:{number}: equipment {item.id!r} is already defined at line {equipment_lines[item.id]}",
+                    )
+                )
+                continue
+            equipment_lines[item.id] = number
+            result.equipment.append(item)
+        else:
+            result.readings.append(item)
+    # References may point forward (a file need not list units first).
+    for step in result.steps:
+        if step.unit not in unit_lines:
+            problems.append(
+                _at(
+                    source,
+                    result.line_of(step),
+                    f"unknown unit {step.unit!r}; define it with a unit line",
+                )
+            )
+        if step.corrects is not None and step.corrects not in record_lines:
+            problems.append(
+                _at(source, result.line_of(step), f"corrects unknown record_id {step.corrects!r}")
+            )
+    for reading in result.readings:
+        if reading.equipment not in equipment_lines:
+            problems.append(
+                _at(
+                    source,
+                    result.line_of(reading),
+                    f"unknown equipment {reading.equipment!r}; define it with an equipment line",
+                )
+            )
+    if problems:
+        problems.sort(key=lambda p: p[0])
+        raise InterchangeError([text for _, text in problems])
+    return result
+
+
+def _at(source: str, line: int | None, message: str) -> tuple[int, str]:
+    return (line or 0, f"{source}:{line}: {message}")
+
+
+def validate_against(interchange: Interchange, registry: Registry) -> list[str]:
+    """Problems that need the checklists: unknown checklist, version, profile, or step."""
+    problems: list[tuple[int, str]] = []
+    source = interchange.source
+    checklist_of: dict[str, Any] = {}
+    for unit in interchange.units:
+        line = interchange.line_of(unit) or 0
+        try:
+            checklist_of[unit.id] = registry.get(unit.checklist, unit.checklist_version)
+        except KeyError as exc:
+            problems.append((line, f"{source}:{line}: unit {unit.id!r}: {exc.args[0]}"))
+        if unit.profile is not None and unit.profile not in registry.profiles:
+            problems.append(
+                (
+                    line,
+                    f"{source}:{line}: unit {unit.id!r}: unknown profile {unit.profile!r}; profiles: {', '.join(sorted(registry.profiles))}",
+                )
+            )
+    for step in interchange.steps:
+        line = interchange.line_of(step) or 0
+        checklist = checklist_of.get(step.unit)
+        if checklist is not None and step.step not in checklist.steps:
+            problems.append(
+                (
+                    line,
+                    f"{source}:{line}: unknown step {step.step!r} for unit {step.unit!r} (checklist {checklist.id} {checklist.version}); steps: {', '.join(checklist.steps)}",
+                )
+            )
+    problems.sort(key=lambda p: p[0])
+    return [p for _, p in problems]
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError(f"time {moment} has no UTC offset; the interchange format needs one")
+    return moment.isoformat()
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, Mapping):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    return value
+
+
+def _dump(obj: dict[str, Any]) -> str:
+    return (
+        json.dumps(
+            {k: v for k, v in obj.items() if v is not None}, ensure_ascii=False, allow_nan=False
+        )
+        + "\n"
+    )
+
+
+def write_interchange(
+    units: Iterable[UnitFacts],
+    steps: Iterable[StepFacts],
+    equipment: Iterable[EquipmentFacts] = (),
+    readings: Iterable[ReadingFacts] = (),
+) -> Iterator[str]:
+    """One JSON object per line, each ending in "\\n": units, equipment, steps, readings."""
+    for unit in units:
+        yield _dump(
+            {
+                "type": "unit",
+                "id": unit.id,
+                "checklist": unit.checklist,
+                "checklist_version": unit.checklist_version,
+                "site": unit.site,
+                "profile": unit.profile,
+                "coi_id": unit.coi_id,
+                "patient": unit.patient,
+                "status": unit.status,
+                "attributes": _json_value(dict(unit.attributes)) if unit.attributes else None,
+            }
+        )
+    for item in equipment:
+        yield _dump({"type": "equipment", "id": item.id, "kind": item.kind, "site": item.site})
+    for step in steps:
+        yield _dump(
+            {
+                "type": "step",
+                "unit": step.unit,
+                "step": step.step,
+                "at": _iso(step.at),
+                "by": step.by,
+                "by_role": step.by_role,
+                "witness": step.witness,
+                "witness_role": step.witness_role,
+                "fields": _json_value(dict(step.fields)),
+                "record_id": step.record_id,
+                "corrects": step.corrects,
+                "reason": step.reason,
+                "recorded_at": _iso(step.recorded_at) if step.recorded_at is not None else None,
+            }
+        )
+    for reading in readings:
+        yield _dump(
+            {
+                "type": "reading",
+                "equipment": reading.equipment,
+                "at": _iso(reading.at),
+                "temperature_c": reading.temperature_c,
+            }
+        )

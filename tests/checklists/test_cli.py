@@ -1,0 +1,139 @@
+"""`qms checklist lint` and `qms evaluate`, driven through click's runner (no database)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.checklists.casebook import EXAMPLES_DIR
+from click.testing import CliRunner
+
+from qms.checklists.cli import checklist_group, commands, evaluate_command
+
+COMPLIANT = EXAMPLES_DIR / "kymriah" / "compliant.jsonl"
+
+
+def test_commands_are_exported() -> None:
+    assert {c.name for c in commands} == {"checklist", "evaluate"}
+
+
+def test_lint_shipped_checklists_passes() -> None:
+    result = CliRunner().invoke(checklist_group, ["lint"])
+    assert result.exit_code == 0, result.output
+    assert "3 checklists and 3 profiles, no problems" in result.output
+
+
+def test_lint_prints_every_problem_and_fails(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        'id: bad\ntitle: Bad\nversion: "1"\nproduct: Bad\nsources: {A: a}\nsteps:\n  x:\n    title: X\n    roles: [cook]\n    severity: major\n    source: A\n    colour: red\n'
+    )
+    result = CliRunner().invoke(checklist_group, ["lint", str(bad)])
+    assert result.exit_code != 0
+    assert f"{bad}:9: unknown role 'cook'" in result.output
+    assert f"{bad}:12: unknown key 'colour'" in result.output
+    assert "2 problems found" in result.output
+
+
+def test_evaluate_json_has_the_design_shape(tmp_path: Path) -> None:
+    text = COMPLIANT.read_text().replace('"rate_ml_min": 15', '"rate_ml_min": 25', 1)
+    path = tmp_path / "in.jsonl"
+    path.write_text(text)
+    result = CliRunner().invoke(evaluate_command, [str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["units"] == 3
+    assert data["findings"] == [
+        {
+            "unit": "K-US-1",
+            "kind": "limit",
+            "rule": "kymriah.infusion_rate",
+            "severity": "major",
+            "steps": ["infusion_start"],
+            "message": "Infusion started: infusion rate (infusion_start.rate_ml_min) was 25 mL/min, above the maximum of 20 mL/min. Infuse at 10 to 20 mL per minute.",
+            "limit": "10–20 mL/min",
+            "actual": "25 mL/min",
+        }
+    ]
+    assert list(data["findings"][0]) == [
+        "unit",
+        "kind",
+        "rule",
+        "severity",
+        "steps",
+        "message",
+        "limit",
+        "actual",
+    ]
+
+
+def test_evaluate_profile_option_overrides_the_units_profile() -> None:
+    result = CliRunner().invoke(evaluate_command, [str(COMPLIANT), "--profile", "eu"])
+    rules = {(f["unit"], f["rule"]) for f in json.loads(result.output)["findings"]}
+    # US and Chinese units recorded no time to a second dose, which the EU rule needs.
+    assert rules == {
+        ("K-US-1", "kymriah.tocilizumab_eu_second_dose"),
+        ("K-CN-1", "kymriah.tocilizumab_eu_second_dose"),
+    }
+
+
+def test_evaluate_text_groups_by_unit() -> None:
+    result = CliRunner().invoke(
+        evaluate_command, [str(COMPLIANT), "--format", "text", "--profile", "eu"]
+    )
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0] == "3 units, 2 findings"
+    assert "K-EU-1 (kymriah): no findings" in lines
+    assert any(
+        line.startswith("  MAJOR    limit            kymriah.tocilizumab_eu_second_dose:")
+        for line in lines
+    )
+
+
+def test_evaluate_bad_file_names_lines_and_exits_non_zero(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    lines = COMPLIANT.read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if '"step": "prescription_check"' in line)
+    lines[index] = lines[index].replace('"step": "prescription_check"', '"step": "reconstitution"')
+    lines.append("{oops")
+    path.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(evaluate_command, [str(path)])
+    assert result.exit_code != 0
+    assert f"{path}:{len(lines)}: bad JSON" in result.output
+    assert "nothing evaluated" in result.output
+    lines.pop()
+    path.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(evaluate_command, [str(path)])
+    assert result.exit_code != 0
+    assert f"{path}:{index + 1}: unknown step 'reconstitution' for unit 'K-US-1'" in result.output
+
+
+def test_evaluate_now_reports_overdue_units(tmp_path: Path) -> None:
+    lines = [
+        line
+        for line in COMPLIANT.read_text().splitlines()
+        if '"K-US-1"' in line or line.startswith(('{"type": "equipment"', '{"type": "reading"'))
+    ]
+    lines = [line.replace('"status": "complete"', '"status": "in_progress"') for line in lines]
+    keep = [
+        line
+        for line in lines
+        if not any(
+            s in line for s in ('"infusion_start"', '"infusion_end"', '"disposal"', '"observation"')
+        )
+    ]
+    path = tmp_path / "open.jsonl"
+    path.write_text("\n".join(keep) + "\n")
+    quiet = json.loads(CliRunner().invoke(evaluate_command, [str(path)]).output)
+    assert quiet["findings"] == []
+    late = json.loads(
+        CliRunner()
+        .invoke(evaluate_command, [str(path), "--now", "2026-10-02T10:00:00+08:00"])
+        .output
+    )
+    assert [(f["rule"], f["actual"]) for f in late["findings"]] == [
+        ("kymriah.thaw_to_infusion", "not done after 48m")
+    ]
+    bad = CliRunner().invoke(evaluate_command, [str(path), "--now", "2026-10-02T10:00:00"])
+    assert bad.exit_code != 0 and "no UTC offset" in bad.output

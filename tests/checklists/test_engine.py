@@ -1,0 +1,193 @@
+"""The engine's time semantics, live checks, due items, corrections and temperature logic."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+
+import pytest
+from tests.checklists.casebook import compliant_lines, to_interchange
+
+from qms.checklists.engine import ReadingIndex, check_step, due_next, evaluate
+from qms.checklists.facts import ReadingFacts, StepFacts
+from qms.checklists.language import Registry
+from qms.checklists.mkt import mean_kinetic_temperature
+
+REGISTRY = Registry.from_directory()
+KYMRIAH = REGISTRY.get("kymriah")
+
+
+def kymriah_unit(unit_id: str = "K-US-1"):
+    ix = to_interchange(compliant_lines("kymriah"), "kymriah")
+    unit = next(u for u in ix.units if u.id == unit_id)
+    return unit, ix.steps_of(unit_id), ix
+
+
+def until(steps: list[StepFacts], step_id: str) -> list[StepFacts]:
+    """The records up to and including the first record of `step_id` (a unit in progress)."""
+    ordered = sorted(steps, key=lambda s: s.at)
+    cut = next(i for i, s in enumerate(ordered) if s.step == step_id)
+    return ordered[: cut + 1]
+
+
+def rules(findings) -> list[str]:
+    return [f.rule for f in findings]
+
+
+def test_in_progress_unit_flags_no_step_whose_time_has_not_come() -> None:
+    unit, steps, _ = kymriah_unit()
+    partial = until(steps, "thaw_end")
+    assert evaluate(KYMRIAH, unit, partial, complete=False) == []
+    # The same records judged as a finished unit: infusion, observation, disposal are missing.
+    missing = {
+        f.rule for f in evaluate(KYMRIAH, unit, partial, complete=True) if f.kind == "missing_step"
+    }
+    assert missing == {
+        "kymriah.infusion_start.done",
+        "kymriah.infusion_end.done",
+        "kymriah.observation.done",
+        "kymriah.disposal.done",
+    }
+
+
+def test_in_progress_unit_flags_a_skipped_step_once_a_later_step_is_recorded() -> None:
+    unit, steps, _ = kymriah_unit()
+    partial = [s for s in until(steps, "thaw_start") if s.step != "identity_check"]
+    found = evaluate(KYMRIAH, unit, partial, complete=False)
+    assert set(rules(found)) == {"kymriah.identity_check.done", "kymriah.identity_before_thaw"}
+    assert all(f.severity == "critical" for f in found)
+
+
+def test_complete_defaults_to_the_unit_status() -> None:
+    unit, steps, _ = kymriah_unit()
+    partial = until(steps, "thaw_end")
+    assert evaluate(KYMRIAH, dataclasses.replace(unit, status="in_progress"), partial) == []
+    assert "kymriah.disposal.done" in rules(evaluate(KYMRIAH, unit, partial))  # status "complete"
+
+
+def test_now_makes_an_open_window_overdue() -> None:
+    unit, steps, _ = kymriah_unit()
+    partial = until(steps, "thaw_end")  # thaw completed 09:12 (+08:00)
+    thaw_end = partial[-1].at
+    assert (
+        evaluate(KYMRIAH, unit, partial, now=thaw_end + timedelta(minutes=29), complete=False) == []
+    )
+    late = evaluate(KYMRIAH, unit, partial, now=thaw_end + timedelta(minutes=41), complete=False)
+    assert [(f.rule, f.kind, f.limit, f.actual) for f in late] == [
+        ("kymriah.thaw_to_infusion", "window", "30m", "not done after 41m")
+    ]
+
+
+def test_due_next_says_by_when_in_the_ward_clock() -> None:
+    unit, steps, _ = kymriah_unit()
+    partial = until(steps, "thaw_end")
+    now = partial[-1].at + timedelta(minutes=3)
+    due = due_next(KYMRIAH, unit, partial, now=now)
+    first = due[0]
+    assert (first.step, first.rule) == ("infusion_end", "kymriah.thaw_to_infusion")
+    assert first.by == partial[-1].at + timedelta(minutes=30)
+    assert "by 09:42 (27m left)" in first.message  # thaw ended 09:12 +08:00
+    # The same moment given in UTC shows the same ward time.
+    utc = due_next(KYMRIAH, unit, partial, now=now.astimezone(datetime.now().astimezone().tzinfo))
+    assert utc[0].message == first.message
+    assert "infusion_start" in [d.step for d in due]  # next in order, no deadline of its own
+
+
+def test_check_step_reports_only_what_the_new_record_raises() -> None:
+    unit, steps, _ = kymriah_unit()
+    ordered = sorted(steps, key=lambda s: s.at)
+    prior = [s for s in until(ordered, "tocilizumab_check")]
+    bad_prior = [
+        dataclasses.replace(s, fields={**s.fields, "doses_on_hand": 1})
+        if s.step == "tocilizumab_check"
+        else s
+        for s in prior
+    ]
+    thaw = next(s for s in ordered if s.step == "thaw_start")
+    found = check_step(KYMRIAH, unit, bad_prior, thaw)
+    # Identity check skipped: the nurse sees it now; the old tocilizumab finding is not repeated.
+    assert set(rules(found)) == {"kymriah.identity_check.done", "kymriah.identity_before_thaw"}
+    fast = next(s for s in ordered if s.step == "infusion_start")
+    fast = dataclasses.replace(fast, fields={**fast.fields, "rate_ml_min": 30})
+    prior_all = [s for s in ordered if s.at < fast.at]
+    assert rules(check_step(KYMRIAH, unit, prior_all, fast)) == ["kymriah.infusion_rate"]
+
+
+def test_a_correction_replaces_the_record_it_corrects() -> None:
+    unit, steps, _ = kymriah_unit()
+    steps = [dataclasses.replace(s, record_id=f"R-{i}") for i, s in enumerate(steps)]
+    wrong = next(s for s in steps if s.step == "infusion_start")
+    typo = dataclasses.replace(wrong, fields={**wrong.fields, "rate_ml_min": 150})
+    steps = [typo if s is wrong else s for s in steps]
+    assert rules(evaluate(KYMRIAH, unit, steps)) == ["kymriah.infusion_rate"]
+    fix = dataclasses.replace(
+        wrong, record_id="R-fix", corrects=typo.record_id, reason="typed 150 for 15"
+    )
+    assert evaluate(KYMRIAH, unit, [*steps, fix]) == []
+
+
+def test_records_of_another_checklist_or_without_offset_are_refused() -> None:
+    unit, steps, _ = kymriah_unit()
+    with pytest.raises(ValueError, match="not part of checklist"):
+        evaluate(KYMRIAH, unit, [dataclasses.replace(steps[0], step="reconstitution")])
+    with pytest.raises(ValueError, match="UTC offset"):
+        evaluate(
+            KYMRIAH, unit, [dataclasses.replace(steps[0], at=steps[0].at.replace(tzinfo=None))]
+        )
+
+
+def test_abecma_second_bag_thawed_and_never_infused() -> None:
+    abecma = REGISTRY.get("abecma")
+    ix = to_interchange(compliant_lines("abecma"), "abecma")
+    unit = ix.units[0]
+    steps = ix.steps_of(unit.id)
+    last_end = max((s for s in steps if s.step == "infusion_end"), key=lambda s: s.at)
+    last_start = max((s for s in steps if s.step == "infusion_start"), key=lambda s: s.at)
+    kept = [s for s in steps if s is not last_end and s is not last_start]
+    found = evaluate(abecma, unit, kept, complete=True)
+    window = [f for f in found if f.rule == "abecma.thaw_start_to_infusion"]
+    assert window and window[0].actual == "never done"
+
+
+def blincyto_storage(temps: list[tuple[str, float]]):
+    blincyto = REGISTRY.get("blincyto")
+    ix = to_interchange(compliant_lines("blincyto"), "blincyto")
+    unit = ix.units[0]
+    readings = list(ix.readings) + [
+        ReadingFacts("FR-01", datetime.fromisoformat(at), t) for at, t in temps
+    ]
+    found = evaluate(blincyto, unit, ix.steps_of(unit.id), ReadingIndex(readings))
+    return [f for f in found if f.rule == "blincyto.storage_temperature"]
+
+
+def test_2_to_8_storage_tolerates_a_short_excursion_with_mkt_below_8() -> None:
+    # 12 °C for 3 hours (between two 6-hourly readings): tolerated by USP <659>.
+    assert blincyto_storage([("2026-12-02T03:00:00+08:00", 12.0)]) == []
+
+
+def test_2_to_8_storage_rejects_above_15_freezing_and_long_excursions() -> None:
+    assert (
+        "above the tolerated 15 °C"
+        in blincyto_storage([("2026-12-02T03:00:00+08:00", 16.0)])[0].message
+    )
+    assert "below 2 °C" in blincyto_storage([("2026-12-02T03:00:00+08:00", -0.5)])[0].message
+    long = [(f"2026-12-01T{h:02d}:30:00+08:00", 9.0) for h in range(10, 24)] + [
+        (f"2026-12-02T{h:02d}:30:00+08:00", 9.0) for h in range(0, 14)
+    ]
+    message = blincyto_storage(long)[0].message
+    assert "more than the tolerated 24h" in message
+
+
+def test_storage_readings_outside_the_stay_do_not_count() -> None:
+    # A warm reading after the vials left the fridge (B-1 left it on 3 Dec 07:30).
+    assert blincyto_storage([("2026-12-03T09:00:00+08:00", 30.0)]) == []
+
+
+def test_mean_kinetic_temperature() -> None:
+    assert mean_kinetic_temperature([5.0, 5.0, 5.0]) == pytest.approx(5.0)
+    # MKT weighs warm readings more than the arithmetic mean does.
+    assert mean_kinetic_temperature([2.0, 14.0]) > 8.0
+    # Time weights: 1 hour at 14 °C in 23 hours at 4 °C.
+    assert mean_kinetic_temperature([4.0, 14.0], [23, 1]) == pytest.approx(
+        4.767, abs=0.001
+    )  # by hand: 10000 / 35.9819 K
