@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.checklists.casebook import EXAMPLES_DIR
 from click.testing import CliRunner
 
 from qms.checklists.cli import checklist_group, commands, evaluate_command
+from tests.checklists.casebook import EXAMPLES_DIR
 
 COMPLIANT = EXAMPLES_DIR / "kymriah" / "compliant.jsonl"
 

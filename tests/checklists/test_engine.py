@@ -6,12 +6,12 @@ import dataclasses
 from datetime import datetime, timedelta
 
 import pytest
-from tests.checklists.casebook import compliant_lines, to_interchange
 
 from qms.checklists.engine import ReadingIndex, check_step, due_next, evaluate
 from qms.checklists.facts import ReadingFacts, StepFacts
 from qms.checklists.language import Registry
 from qms.checklists.mkt import mean_kinetic_temperature
+from tests.checklists.casebook import compliant_lines, to_interchange
 
 REGISTRY = Registry.from_directory()
 KYMRIAH = REGISTRY.get("kymriah")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta, timezone
 
-from tests.checklists.casebook import cases, compliant_lines, to_interchange
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qms.checklists.engine import ReadingIndex, evaluate
 from qms.checklists.language import Registry
+from tests.checklists.casebook import cases, compliant_lines, to_interchange
 
 REGISTRY = Registry.from_directory()
 # Every violation example and every compliant unit: findings of all kinds to compare.
