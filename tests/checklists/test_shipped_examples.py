@@ -8,9 +8,15 @@ tests/checklists/examples/<checklist>/ has a compliant file and a violation per 
 from __future__ import annotations
 
 import pytest
-from tests.checklists.casebook import EXAMPLES_DIR, cases, compliant_lines, findings_for, to_interchange
 
 from qms.checklists.language import Registry
+from tests.checklists.casebook import (
+    EXAMPLES_DIR,
+    cases,
+    compliant_lines,
+    findings_for,
+    to_interchange,
+)
 
 REGISTRY = Registry.from_directory()
 CASES = cases(REGISTRY)
