@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from qms.accounts.roles import Role
@@ -19,7 +20,7 @@ class UserCreateForm(FlaskForm):
     full_name = StringField(
         "Full name (printed on signatures)", validators=[DataRequired(), Length(max=200)]
     )
-    role = SelectField("Role", choices=[(r.value, r.label) for r in Role])
+    role = SelectField("Role", choices=[SelectChoice(r.value, r.label) for r in Role])
     sites = SelectMultipleField(
         "Sites", validators=[DataRequired(message="Choose at least one site.")]
     )
