@@ -72,6 +72,8 @@ STANDARD_STEPS = (
     "disposal",
 )
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
+# Checklist ids may also use hyphens (e.g. car-t-institutional): they name files, not keys.
+_CHECKLIST_ID = re.compile(r"^[a-z][a-z0-9_]*(?:-[a-z0-9_]+)*$")
 _PARAM = re.compile(r"^\$([a-z][a-z0-9_]*)$")
 
 CHECKLIST_KEYS = (
@@ -460,13 +462,13 @@ class _Reader:
         )
         return default
 
-    def ident(self, value: Any, line: int, what: str) -> str | None:
-        if isinstance(value, str) and _ID.match(value):
+    def ident(self, value: Any, line: int, what: str, *, hyphens: bool = False) -> str | None:
+        pattern = _CHECKLIST_ID if hyphens else _ID
+        if isinstance(value, str) and pattern.match(value):
             return value
+        allowed = "use lower-case letters, digits and _, starting with a letter"
         self.err(
-            line,
-            f"{what} {value!r} is not a valid id",
-            "use lower-case letters, digits and _, starting with a letter",
+            line, f"{what} {value!r} is not a valid id", allowed + (" (and -)" if hyphens else "")
         )
         return None
 
@@ -553,7 +555,7 @@ class _ChecklistBuilder:
         r.keys(doc, CHECKLIST_KEYS, "the checklist")
         cid = None
         if "id" in doc:
-            cid = r.ident(doc["id"], doc.lines["id"], "checklist id")
+            cid = r.ident(doc["id"], doc.lines["id"], "checklist id", hyphens=True)
         else:
             r.err(
                 doc.line,
