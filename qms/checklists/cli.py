@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from qms.checklists.engine import ReadingIndex, describe_rules, evaluate
-from qms.checklists.facts import Finding
+from qms.checklists.engine import ReadingIndex, describe_rules, due_next, evaluate
+from qms.checklists.facts import DueItem, Finding
 from qms.checklists.language import ChecklistError, Registry, lint
 from qms.records.interchange import InterchangeError, read_interchange, validate_against
 
@@ -126,6 +126,11 @@ def _parse_now(value: str | None) -> datetime | None:
     help="Treat every unit as finished (required steps never done are missing); default: the unit's status.",
 )
 @click.option(
+    "--due",
+    is_flag=True,
+    help="Also list, for each unit in progress, what is due next and by when (needs --now).",
+)
+@click.option(
     "--checklists",
     "checklists_dir",
     type=click.Path(path_type=Path),
@@ -142,6 +147,7 @@ def evaluate_command(
     fmt: str,
     now_text: str | None,
     complete: bool,
+    due: bool,
     checklists_dir: Path | None,
     site_file: Path | None,
 ) -> None:
@@ -150,6 +156,10 @@ def evaluate_command(
     Exits 0 when the file is valid, whatever the findings; non-zero on a bad file.
     """
     now = _parse_now(now_text)
+    if due and now is None:
+        raise click.BadParameter(
+            "what is due depends on the time: give --now too", param_hint="--due"
+        )
     registry = _registry(checklists_dir, site_file)
     if profile is not None and profile not in registry.profiles:
         raise click.BadParameter(
@@ -169,8 +179,19 @@ def evaluate_command(
     for step in interchange.steps:
         steps_of.setdefault(step.unit, []).append(step)
     findings: list[Finding] = []
+    due_items: list[DueItem] = []
     for unit in interchange.units:
         checklist = registry.get(unit.checklist, unit.checklist_version)
+        if due and not complete and unit.status != "complete":
+            due_items.extend(
+                due_next(
+                    checklist,
+                    unit,
+                    steps_of.get(unit.id, []),
+                    profile=profile or unit.profile,
+                    now=now,
+                )
+            )
         findings.extend(
             evaluate(
                 checklist,
@@ -183,15 +204,23 @@ def evaluate_command(
             )
         )
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                {"units": len(interchange.units), "findings": [f.to_json() for f in findings]},
-                ensure_ascii=False,
-                indent=2,
-            )
-        )
+        result = {"units": len(interchange.units), "findings": [f.to_json() for f in findings]}
+        if due:
+            result["due"] = [_due_json(item) for item in due_items]
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
         return
-    _print_text(interchange.units, findings)
+    _print_text(interchange.units, findings, due_items if due else None)
+
+
+def _due_json(item: DueItem) -> dict:
+    return {
+        "unit": item.unit,
+        "step": item.step,
+        "rule": item.rule,
+        "by": item.by.isoformat() if item.by else None,
+        "not_before": item.not_before.isoformat() if item.not_before else None,
+        "message": item.message,
+    }
 
 
 def _fail(problems: list[str], source: str) -> None:
@@ -202,7 +231,7 @@ def _fail(problems: list[str], source: str) -> None:
     )
 
 
-def _print_text(units, findings: list[Finding]) -> None:
+def _print_text(units, findings: list[Finding], due_items: list[DueItem] | None = None) -> None:
     by_unit: dict[str, list[Finding]] = {}
     for finding in findings:
         by_unit.setdefault(finding.unit, []).append(finding)
@@ -220,6 +249,9 @@ def _print_text(units, findings: list[Finding]) -> None:
             if f.limit is not None or f.actual is not None:
                 detail = f" [limit {f.limit}; actual {f.actual}]"
             click.echo(f"  {f.severity.upper():8} {f.kind:16} {f.rule}: {f.message}{detail}")
+        for item in due_items or ():
+            if item.unit == unit.id:
+                click.echo(f"  DUE      {item.step:16} {item.message}")
 
 
 commands: list[click.Command] = [checklist_group, evaluate_command]

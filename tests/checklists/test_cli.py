@@ -141,3 +141,20 @@ def test_evaluate_now_reports_overdue_units(tmp_path: Path) -> None:
     ]
     bad = CliRunner().invoke(evaluate_command, [str(path), "--now", "2026-10-02T10:00:00"])
     assert bad.exit_code != 0 and "no UTC offset" in bad.output
+
+    # The ward's question: what is due, and by when?
+    due = json.loads(
+        CliRunner()
+        .invoke(evaluate_command, [str(path), "--now", "2026-10-02T09:20:00+08:00", "--due"])
+        .output
+    )
+    deadline = next(item for item in due["due"] if item["step"] == "infusion_end")
+    assert deadline["by"] == "2026-10-02T09:42:00+08:00"
+    assert "by 09:42" in deadline["message"]
+    text = CliRunner().invoke(
+        evaluate_command,
+        [str(path), "--now", "2026-10-02T09:20:00+08:00", "--due", "--format", "text"],
+    )
+    assert "DUE" in text.output and "by 09:42" in text.output
+    without_now = CliRunner().invoke(evaluate_command, [str(path), "--due"])
+    assert without_now.exit_code != 0 and "give --now" in without_now.output
