@@ -1453,7 +1453,13 @@ class _ChecklistBuilder:
         must_be = None
         has_must_be = "must_be" in body
         if has_must_be:
-            must_be, _ = self._value(body["must_be"], body.lines["must_be"])
+            if ftype in ("number", "temperature"):
+                # "4 mL" or $param with a unit: compare in the field's unit, as min/max do.
+                must_be = self._quantity(
+                    body["must_be"], body.lines["must_be"], unit, f"must_be of {where}"
+                )
+            else:
+                must_be, _ = self._value(body["must_be"], body.lines["must_be"])
             if ftype == "yes_no" and not isinstance(must_be, bool):
                 r.err(
                     body.lines["must_be"],

@@ -260,3 +260,40 @@ def test_quantities() -> None:
         parse_quantity("20 mL/h", "mL/min")
     with pytest.raises(QuantityError):
         parse_duration("30 minutes")
+
+
+def test_must_be_with_a_unit_compares_numbers_in_the_field_unit(tmp_path: Path) -> None:
+    # A quantity parameter ("4 mL") on a number field once never matched any record.
+    from datetime import UTC, datetime
+
+    from qms.checklists.engine import evaluate
+    from qms.checklists.facts import StepFacts, UnitFacts
+
+    text = MINIMAL.replace("  limit: 30m\n", "  limit: 30m\n  diluent: 4 mL\n").replace(
+        "      rate_ml_min: {type: number, unit: mL/min}\n",
+        "      rate_ml_min: {type: number, unit: mL/min}\n      volume_ml: {type: number, unit: mL}\n",
+    ) + (
+        "  diluent_volume:\n"
+        "    says: Reconstitute with 4 mL.\n"
+        "    severity: major\n"
+        "    source: Demo PI §2\n"
+        "    field: infusion_end.volume_ml\n"
+        "    must_be: $diluent\n"
+    )
+    checklist = load_checklist(write(tmp_path, text))
+    unit = UnitFacts("U-1", "demo", "SH-01", None, None, None, {}, status="complete")
+    at = datetime(2026, 10, 2, 1, 0, tzinfo=UTC)
+
+    def findings(volume: float) -> list[str]:
+        steps = [
+            StepFacts("U-1", "thaw_end", at, "a", None, {}),
+            StepFacts(
+                "U-1", "infusion_end", at, "a", None, {"rate_ml_min": 10, "volume_ml": volume}
+            ),
+        ]
+        return [f.rule for f in evaluate(checklist, unit, steps)]
+
+    assert findings(4) == []
+    assert findings(4.5) == ["demo.diluent_volume"]
+    bad_unit = text.replace("diluent: 4 mL", "diluent: 4 mg")
+    assert any("must_be" in p for p in problems_of(tmp_path, bad_unit))
