@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "qms.accounts.cli",
     "qms.identifiers.cli",
     "qms.checklists.cli",
+    "qms.records.cli",
 )
 
 

@@ -126,6 +126,11 @@ def backend(request) -> str:
     return request.param
 
 
+def only_on(*names: str):
+    """Run a test on some backends alone (a behaviour one database has and the other lacks)."""
+    return pytest.mark.parametrize("backend", [b for b in BACKENDS if b in names])
+
+
 @pytest.fixture
 def engine(backend, _shared_engines, empty_databases):
     if backend not in _shared_engines:

@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     from qms.accounts.views import bp as accounts_bp
     from qms.accounts.views import init_login
+    from qms.records.views import bp as records_bp
     from qms.web import errors, layout
     from qms.web.views import bp as web_bp
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     errors.init_app(app)
     app.register_blueprint(web_bp)
     app.register_blueprint(accounts_bp)
+    app.register_blueprint(records_bp)
 
     from qms.cli import register_commands
 

@@ -1,0 +1,186 @@
+"""Corrections: a new record pointing at the one it corrects, with the new values and a reason.
+
+A record is never edited. A correction always points at the original record (correcting
+a correction corrects the same original again); the latest correction is what counts
+(`service.effective_steps`) and every view shows the original, each correction, who,
+when and why. The person correcting signs the correction (meaning "performed").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from qms.accounts.models import Site, User
+from qms.accounts.roles import Permission, permissions_of
+from qms.checklists.facts import StepFacts
+from qms.db import utcnow
+from qms.records.errors import RecordError, RecordNotFound, RecordPermissionError
+from qms.records.models import StepRecord, Unit
+from qms.records.service import (
+    LoggedStep,
+    authenticate_witness,
+    check_time,
+    check_witness,
+    clean_fields,
+    effective_records,
+    live_check,
+    load_unit_and_checklist,
+    next_record_id,
+    readings_for,
+    step_def_of,
+    step_history,
+    to_facts,
+    unit_facts,
+    usernames_of,
+    write_step_record,
+)
+from qms.records.signatures import (
+    Credential,
+    WitnessCredential,
+    authenticate_signer,
+    is_member,
+    write_signature,
+)
+
+
+def check_corrector(session: Session, user: User, unit: Unit, step_def) -> None:
+    """Who may correct: someone who may record the step at the unit's site, or quality."""
+    granted = permissions_of(user.role)
+    if not user.active:
+        raise RecordPermissionError(f"{user.username} is deactivated")
+    may_record = Permission.LOG_STEPS in granted and (
+        not step_def.roles or user.role in step_def.roles
+    )
+    if not (may_record or Permission.AUDIT in granted):
+        raise RecordPermissionError(
+            f"a {user.role} may not correct {step_def.title}: it is corrected by "
+            f"{', '.join(step_def.roles)} or a quality officer"
+        )
+    if not is_member(session, user, unit.site_id):
+        raise RecordPermissionError(f"{user.username} does not belong to site {unit.site_id}")
+
+
+def correct_step(
+    *,
+    session: Session,
+    registry,
+    record_id: str,
+    by: User,
+    credential: Credential,
+    freshness_minutes: int,
+    reason: str,
+    fields: Mapping[str, Any] | None = None,
+    performed_at: datetime | None = None,
+    witness: WitnessCredential | None = None,
+    now: datetime | None = None,
+) -> LoggedStep:
+    """Correct a step record: changed field values (None removes one) and/or its time.
+
+    The correction keeps the original performer and witness (unless a new witness signs
+    it); `by` is recorded as who corrected it, with the reason. The caller commits.
+    """
+    now = now or utcnow()
+    target = session.get(StepRecord, record_id)
+    if target is None:
+        raise RecordNotFound(f"there is no record {record_id}")
+    original_id = target.corrects_id or target.id
+    reason = (reason or "").strip()
+    if not reason:
+        raise RecordError("a correction needs a reason: it is shown beside the original record")
+    unit, checklist = load_unit_and_checklist(session, registry, target.unit_id)
+    step_def = step_def_of(checklist, target.step)
+    check_corrector(session, by, unit, step_def)
+    history = step_history(session, unit.id)
+    effective = effective_records(history)
+    current = next(r for r in effective if r.id == original_id or r.corrects_id == original_id)
+    names = usernames_of(
+        session,
+        {r.performed_by_id for r in history}
+        | {r.witness_id for r in history}
+        | {r.recorded_by_id for r in history},
+    )
+    current_facts = to_facts([current], names)[0]
+    merged = {**current_facts.fields, **dict(fields or {})}
+    values = clean_fields(step_def, merged)
+    site = session.get(Site, unit.site_id)
+    new_time = performed_at or current.performed_at
+    check_time(new_time, unit, site.timezone, now)
+    if values == dict(current_facts.fields) and new_time == current.performed_at:
+        raise RecordError("the correction changes nothing: give the new values or the new time")
+    method = authenticate_signer(
+        user=by, credential=credential, freshness_minutes=freshness_minutes, now=now
+    )
+    witness_user = None
+    if witness is not None and (witness.username or "").strip():
+        witness_user = authenticate_witness(session=session, credential=witness)
+        performer = session.get(User, current.performed_by_id)
+        check_witness(session, witness_user, performer, unit, step_def)
+        if witness_user.id == by.id:
+            raise RecordError("the witness must be a different person from the one correcting")
+    performer = session.get(User, current.performed_by_id)
+    kept_witness = witness_user or (
+        session.get(User, current.witness_id) if current.witness_id is not None else None
+    )
+    kept_witness_role = witness_user.role if witness_user else current.witness_role
+    others = [f for f in to_facts(effective, names) if f.record_id not in (original_id, current.id)]
+    corrected = StepFacts(
+        unit=unit.id,
+        step=current.step,
+        at=new_time,
+        by=performer.username,
+        witness=kept_witness.username if kept_witness else None,
+        fields=values,
+        by_role=current.performed_by_role,
+        witness_role=kept_witness_role,
+        corrects=original_id,
+        reason=reason,
+        recorded_at=now,
+    )
+    findings = live_check(
+        checklist, unit_facts(unit), others, corrected, readings_for(session, [*others, corrected])
+    )
+    record = write_step_record(
+        session=session,
+        record_id=next_record_id(session, unit.id),
+        unit=unit,
+        checklist=checklist,
+        step=current.step,
+        fields=values,
+        performed_at=new_time,
+        recorded_at=now,
+        performer=performer,
+        performer_role=current.performed_by_role,
+        witness=kept_witness,
+        witness_role=kept_witness_role,
+        recorded_by=by,
+        meaning="performed",
+        corrects=original_id,
+        reason=reason,
+        findings=findings,
+    )
+    signatures = [
+        write_signature(
+            session=session,
+            record=record,
+            signer=by,
+            meaning="performed",
+            method=method,
+            signed_at=now,
+        )
+    ]
+    if witness_user is not None:
+        signatures.append(
+            write_signature(
+                session=session,
+                record=record,
+                signer=witness_user,
+                meaning="witnessed",
+                method="password",
+                signed_at=now,
+            )
+        )
+    return LoggedStep(record=record, findings=findings, signatures=signatures)

@@ -1,0 +1,432 @@
+"""`qms import`: load an interchange file (design.md) into the ledger, all or nothing.
+
+The whole file is checked before anything is written: the format
+(`interchange.read_interchange`), the checklists (`validate_against`), then against
+this database (existing ids, sites, people, times). Any problem stops the import with
+every bad line named ("file:line: what is wrong") and the database untouched.
+
+Imported records keep their original times and authors and are marked imported, with
+who imported them and when. Authors are usernames. A username unknown here is refused
+with its line number, unless `create_missing_users` is set: then an *inactive*
+placeholder account is created for it (it can never sign in; its printed name says it
+was imported), a member of the unit's or equipment's site, and both the creation and
+the deactivation are in the audit trail with the file's name and sha256.
+
+The interchange format carries no unit registration time or author, no signature
+meaning beyond performer/witness, and no reading entry time: an imported unit is dated
+by its earliest step (or the import time), with no registrar; its steps are signed
+"performed"/"witnessed" (method "imported"); a reading is entered at the import time
+by the importer. Findings are recomputed by the engine, record by record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from qms.accounts import service as accounts
+from qms.accounts.models import Site, User
+from qms.accounts.roles import Permission, Role
+from qms.checklists.facts import StepFacts
+from qms.db import utcnow
+from qms.records.canonical import CanonicalError, normalise
+from qms.records.clock import CLOCK_SKEW
+from qms.records.errors import RecordError, RecordPermissionError
+from qms.records.interchange import (
+    Interchange,
+    InterchangeError,
+    read_interchange,
+    validate_against,
+)
+from qms.records.models import StepRecord, Unit
+from qms.records.service import (
+    PATIENT_REF_RE,
+    UNIT_ID_RE,
+    create_unit_record,
+    live_check,
+    next_record_id,
+    readings_for,
+    unit_facts,
+    write_step_record,
+)
+from qms.records.signatures import write_signature
+from qms.records.trail import record_change
+from qms.storage import service as storage
+from qms.storage.models import Equipment, Reading
+
+
+class ImportFileError(RecordError):
+    """The file has problems; nothing was imported. `problems` names each bad line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__(
+            f"nothing was imported: {len(self.problems)} problem(s) in the file\n"
+            + "\n".join(self.problems)
+        )
+
+
+@dataclass
+class ImportSummary:
+    units: int = 0
+    steps: int = 0
+    corrections: int = 0
+    equipment: int = 0
+    readings: int = 0
+    created_users: list[str] = field(default_factory=list)
+    sha256: str = ""
+
+    def __str__(self) -> str:
+        text = (
+            f"imported {self.units} unit(s), {self.steps} step record(s), "
+            f"{self.corrections} correction(s), {self.equipment} equipment, "
+            f"{self.readings} reading(s) (file sha256 {self.sha256})"
+        )
+        if self.created_users:
+            text += f"; inactive placeholder accounts created: {', '.join(self.created_users)}"
+        return text
+
+
+def _effective(facts: list[StepFacts]) -> list[StepFacts]:
+    latest: dict[str, StepFacts] = {}
+    for fact in facts:
+        if fact.corrects:
+            latest[fact.corrects] = fact
+    return [latest.get(f.record_id, f) for f in facts if not f.corrects]
+
+
+def import_interchange(
+    *,
+    session: Session,
+    registry,
+    lines: Iterable[str],
+    source: str,
+    actor: accounts.Actor,
+    create_missing_users: bool = False,
+    now: datetime | None = None,
+) -> ImportSummary:
+    """Validate the whole file, then write it; raise ImportFileError (nothing written)."""
+    now = now or utcnow()
+    try:
+        actor.require(Permission.IMPORT_EXPORT)
+    except accounts.PermissionDenied:
+        raise RecordPermissionError("your role may not import records") from None
+    lines = list(lines)
+    digest = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+    try:
+        data = read_interchange(lines, source=source)
+    except InterchangeError as exc:
+        raise ImportFileError(exc.problems) from None
+    problems = validate_against(data, registry)
+    if problems:
+        raise ImportFileError(problems)
+    plan = _check_against_database(session, registry, data, source, create_missing_users, now)
+    if plan.problems:
+        raise ImportFileError([text for _, text in sorted(plan.problems, key=lambda p: p[0])])
+    summary = ImportSummary(sha256=digest)
+    imported_by = actor.name
+    # The right to import covers the storage records in the file (equipment, readings).
+    storage_actor = accounts.Actor(id=None, name=actor.name, permissions=~Permission(0))
+    usernames = {s.by for s in data.steps if s.by} | {s.witness for s in data.steps if s.witness}
+    users = _users(session, usernames, plan, actor, source, digest, summary)
+    for unit in data.units:
+        steps = [s for s in data.steps if s.unit == unit.id]
+        times = [s.at for s in steps] + [s.recorded_at for s in steps if s.recorded_at]
+        create_unit_record(
+            session=session,
+            registry=registry,
+            unit_id=unit.id,
+            checklist_id=unit.checklist,
+            checklist_version=unit.checklist_version,
+            site_id=unit.site,
+            patient_ref=unit.patient,
+            coi_id=unit.coi_id,
+            profile=unit.profile,
+            attributes=unit.attributes,
+            registered_at=min(times) if times else now,
+            registered_by=None,
+            imported_at=now,
+            imported_by=imported_by,
+        )
+        summary.units += 1
+    for item in data.equipment:
+        storage.register_equipment(
+            session=session,
+            actor=storage_actor,
+            equipment_id=item.id,
+            kind=item.kind,
+            site_id=item.site,
+            reason=f"imported from {source} (sha256 {digest})",
+            imported_at=now,
+        )
+        summary.equipment += 1
+    session.flush()
+    # Originals before corrections (a correction points at its original), then by time.
+    ordered = sorted(
+        data.steps, key=lambda s: (s.corrects is not None, s.recorded_at or s.at, data.line_of(s))
+    )
+    history: dict[str, list[StepFacts]] = {}
+    for step in ordered:
+        unit = session.get(Unit, step.unit)
+        checklist = registry.get(unit.checklist_id, unit.checklist_version)
+        performer = users[step.by]
+        witness = users[step.witness] if step.witness else None
+        record_id = step.record_id or next_record_id(session, unit.id)
+        facts = StepFacts(
+            unit=unit.id,
+            step=step.step,
+            at=step.at,
+            by=performer.username,
+            witness=witness.username if witness else None,
+            fields=plan.fields[id(step)],
+            by_role=step.by_role or performer.role,
+            witness_role=(step.witness_role or witness.role) if witness else None,
+            record_id=record_id,
+            corrects=step.corrects,
+            reason=step.reason,
+            recorded_at=step.recorded_at,
+        )
+        prior = [
+            f
+            for f in _effective(history.get(unit.id, []))
+            if f.record_id != step.corrects and (f.corrects is None or f.corrects != step.corrects)
+        ]
+        findings = live_check(
+            checklist, unit_facts(unit), prior, facts, readings_for(session, [*prior, facts])
+        )
+        recorded_at = step.recorded_at or step.at
+        record = write_step_record(
+            session=session,
+            record_id=record_id,
+            unit=unit,
+            checklist=checklist,
+            step=step.step,
+            fields=facts.fields,
+            performed_at=step.at,
+            recorded_at=recorded_at,
+            performer=performer,
+            performer_role=facts.by_role,
+            witness=witness,
+            witness_role=facts.witness_role,
+            recorded_by=performer,
+            meaning="performed",
+            corrects=step.corrects,
+            reason=step.reason,
+            findings=findings,
+            imported_at=now,
+            imported_by=imported_by,
+        )
+        for signer, meaning in ((performer, "performed"), (witness, "witnessed")):
+            if signer is not None:
+                write_signature(
+                    session=session,
+                    record=record,
+                    signer=signer,
+                    meaning=meaning,
+                    method="imported",
+                    signed_at=recorded_at,
+                    imported_at=now,
+                    imported_by=imported_by,
+                )
+        history.setdefault(unit.id, []).append(facts)
+        if step.corrects:
+            summary.corrections += 1
+        else:
+            summary.steps += 1
+    for reading in sorted(data.readings, key=lambda r: (r.equipment, r.at)):
+        storage.record_reading(
+            session=session,
+            actor=storage_actor,
+            equipment_id=reading.equipment,
+            at=reading.at,
+            temperature_c=reading.temperature_c,
+            source="import",
+            now=now,
+            imported_at=now,
+        )
+        summary.readings += 1
+    record_change(
+        session=session,
+        actor_id=actor.id,
+        actor_name=actor.name,
+        entity="interchange_file",
+        entity_id=digest,
+        action="import",
+        new_value={"file": source, "summary": str(summary)},
+        reason=f"records imported from {source}",
+    )
+    return summary
+
+
+@dataclass
+class _Plan:
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    fields: dict[int, dict] = field(default_factory=dict)
+    # username -> (line first seen, role hinted by the file, site) for unknown people
+    missing_users: dict[str, tuple[int, str | None, str]] = field(default_factory=dict)
+
+
+def _check_against_database(
+    session: Session,
+    registry,
+    data: Interchange,
+    source: str,
+    create_missing_users: bool,
+    now: datetime,
+) -> _Plan:
+    plan = _Plan()
+
+    def problem(item, message: str) -> None:
+        line = data.line_of(item) or 0
+        plan.problems.append((line, f"{source}:{line}: {message}"))
+
+    sites = {s.id for s in session.exec(select(Site))}
+    units_in_file = {u.id: u for u in data.units}
+    for unit in data.units:
+        if not UNIT_ID_RE.match(unit.id):
+            problem(
+                unit,
+                f"unit id {unit.id!r} may use only letters, digits, '.', '_' or '-' (at most 64)",
+            )
+        if session.get(Unit, unit.id) is not None:
+            problem(unit, f"unit {unit.id} already exists in this database")
+        if unit.site not in sites:
+            problem(unit, f"unit {unit.id}: there is no site {unit.site} in this database")
+        if not PATIENT_REF_RE.match(unit.patient or ""):
+            problem(
+                unit,
+                f"unit {unit.id}: the patient must be a pseudonymous reference such as P-0042, never a name",
+            )
+        try:
+            normalise(dict(unit.attributes))
+        except CanonicalError as exc:
+            problem(unit, f"unit {unit.id}: attributes: {exc}")
+    for item in data.equipment:
+        if session.get(Equipment, item.id) is not None:
+            problem(item, f"equipment {item.id} already exists in this database")
+        if item.site not in sites:
+            problem(item, f"equipment {item.id}: there is no site {item.site} in this database")
+        if not storage.EQUIPMENT_ID_RE.match(item.id):
+            problem(item, f"equipment id {item.id!r} may use only letters, digits, '.', '_' or '-'")
+        if not storage.EQUIPMENT_KIND_RE.match(item.kind):
+            problem(
+                item, f"equipment kind {item.kind!r} must be a lower-case word such as ln2_vapour"
+            )
+    record_ids = [s.record_id for s in data.steps if s.record_id]
+    taken = (
+        set(session.exec(select(StepRecord.id).where(col(StepRecord.id).in_(record_ids))).all())
+        if record_ids
+        else set()
+    )
+    known_users = _known_usernames(session, data)
+    for step in data.steps:
+        unit = units_in_file[step.unit]
+        if step.record_id in taken:
+            problem(step, f"record_id {step.record_id} already exists in this database")
+        if not step.by:
+            problem(step, "by is required: an imported record must say who performed it")
+        for who, role_hint in ((step.by, step.by_role), (step.witness, step.witness_role)):
+            if who and who not in known_users:
+                if not create_missing_users:
+                    problem(
+                        step,
+                        f"unknown user {who!r} in this database; create the account first or import with --create-missing-users",
+                    )
+                elif not accounts.USERNAME_RE.match(who):
+                    problem(step, f"{who!r} is not a valid username for a placeholder account")
+                else:
+                    plan.missing_users.setdefault(
+                        who, (data.line_of(step) or 0, role_hint, unit.site)
+                    )
+            if role_hint is not None and role_hint not in {r.value for r in Role}:
+                problem(
+                    step, f"unknown role {role_hint!r}; roles: {', '.join(r.value for r in Role)}"
+                )
+        if step.by and step.witness and step.by == step.witness:
+            problem(step, "the witness must be a different person from the performer")
+        if step.at > now + CLOCK_SKEW or (step.recorded_at and step.recorded_at > now + CLOCK_SKEW):
+            problem(step, "the record is dated in the future")
+        if step.recorded_at and step.recorded_at < step.at - CLOCK_SKEW:
+            problem(step, "recorded_at is before the step happened (at)")
+        checklist = registry.get(unit.checklist, unit.checklist_version)
+        step_def = checklist.steps[step.step]
+        unknown = sorted(set(step.fields) - set(step_def.fields))
+        if unknown:
+            problem(
+                step,
+                f"{step.step} has no field {', '.join(unknown)}; fields: {', '.join(step_def.fields) or 'none'}",
+            )
+        try:
+            plan.fields[id(step)] = normalise(
+                {k: v for k, v in step.fields.items() if v is not None and v != ""}
+            )
+        except CanonicalError as exc:
+            problem(step, f"fields: {exc}")
+        if step.corrects and not step.reason:
+            problem(step, "a correction needs a reason")
+    seen_readings: set[tuple[str, datetime]] = set()
+    for reading in data.readings:
+        key = (reading.equipment, reading.at)
+        if key in seen_readings:
+            problem(reading, f"a second reading of {reading.equipment} at the same time")
+        seen_readings.add(key)
+        if reading.at > now + CLOCK_SKEW:
+            problem(reading, "the reading is dated in the future")
+        if not storage.LOWEST_C <= reading.temperature_c <= storage.HIGHEST_C:
+            problem(reading, f"{reading.temperature_c} °C is not a possible reading")
+        if session.exec(
+            select(Reading.id).where(
+                Reading.equipment_id == reading.equipment, Reading.at == reading.at
+            )
+        ).first():
+            problem(reading, f"this reading of {reading.equipment} is already in this database")
+    return plan
+
+
+def _known_usernames(session: Session, data: Interchange) -> set[str]:
+    wanted = {s.by for s in data.steps if s.by} | {s.witness for s in data.steps if s.witness}
+    if not wanted:
+        return set()
+    return set(session.exec(select(User.username).where(col(User.username).in_(wanted))).all())
+
+
+def _users(
+    session: Session,
+    usernames: set[str],
+    plan: _Plan,
+    actor: accounts.Actor,
+    source: str,
+    digest: str,
+    summary: ImportSummary,
+) -> dict[str, User]:
+    system = accounts.Actor.system(actor.name)
+    reason = f"author of records imported from {source} (sha256 {digest}) by {actor.name}"
+    for username, (_line, role_hint, site) in sorted(plan.missing_users.items()):
+        user = accounts.create_user(
+            session=session,
+            actor=system,
+            username=username,
+            full_name=f"{username} (imported, identity not verified here)",
+            role=role_hint or Role.NURSE.value,
+            # Unusable: nobody knows it, and the account is deactivated at once.
+            password=secrets.token_urlsafe(32),
+            site_ids=[site],
+            reason=f"placeholder: {reason}",
+        )
+        accounts.set_user_active(
+            session=session,
+            actor=system,
+            user=user,
+            active=False,
+            reason=f"placeholder accounts cannot sign in ({reason})",
+        )
+        summary.created_users.append(username)
+    session.flush()
+    return {
+        u.username: u for u in session.exec(select(User).where(col(User.username).in_(usernames)))
+    }

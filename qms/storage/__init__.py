@@ -1,0 +1,1 @@
+"""Storage: equipment (freezers, LN2 dewars, fridges) and their temperature readings."""

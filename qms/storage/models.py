@@ -1,0 +1,45 @@
+"""Storage tables: equipment (master data, changed with an audit trail) and readings (ledger)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Float, ForeignKey, Integer, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from qms.db import UTCDateTime, utcnow
+
+
+class Equipment(SQLModel, table=True):
+    """A storage device. Never deleted; deactivated with a reason in the audit trail."""
+
+    id: str = Field(primary_key=True, max_length=64)  # e.g. LN2-01
+    site_id: str = Field(foreign_key="site.id", max_length=32, index=True)
+    kind: str = Field(max_length=32)  # ln2_vapour | freezer_minus80 | fridge | room | ...
+    description: str = Field(default="", max_length=200)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    created_by: str = Field(max_length=200)
+    imported_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    imported_by: str | None = Field(default=None, max_length=200)
+
+
+class Reading(SQLModel, table=True):
+    """One temperature reading: a regulated record, chained in the ledger."""
+
+    __table_args__ = (UniqueConstraint("equipment_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    equipment_id: str = Field(foreign_key="equipment.id", max_length=64)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))  # when measured
+    temperature_c: float = Field(sa_column=Column(Float, nullable=False))
+    recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    recorded_by: str = Field(max_length=200)  # a username, or the system that sent it
+    source: str = Field(max_length=16)  # manual | logger | import
+    imported_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    imported_by: str | None = Field(default=None, max_length=200)
+    ledger_seq: int = Field(
+        sa_column=Column(Integer, ForeignKey("ledger_entry.seq"), nullable=False, unique=True)
+    )

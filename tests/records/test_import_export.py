@@ -1,0 +1,236 @@
+"""Import and export of the interchange file: all or nothing; export → import → export."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import func, select
+
+from qms.accounts import service as accounts
+from qms.accounts.models import User
+from qms.db import Database
+from qms.records import ledger
+from qms.records.corrections import correct_step
+from qms.records.exporter import export_interchange
+from qms.records.importer import ImportFileError, import_interchange
+from qms.records.models import LedgerEntry, StepRecord, Unit
+from qms.records.signatures import PasswordEntry
+from qms.records.trail import AuditTrailEntry
+from qms.storage import service as storage
+
+PASSWORD = "correct-horse-battery"
+IMPORTER = accounts.Actor.system("test importer")
+
+
+@pytest.fixture
+def recorded(session, registry, make_user, make_unit, log):
+    """A unit with a witnessed step, an out-of-limit step, a correction, and storage."""
+    nurse = make_user("nurse", username="li.na", full_name="Li Na")
+    witness = make_user("nurse", username="wang.wei", full_name="Wang Wei")
+    pharmacist = make_user("pharmacist", username="chen.jie")
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    unit = make_unit(by=nurse, unit_id="U-1", at=start, attributes={"age_years": 34})
+    log(
+        unit,
+        "receipt",
+        by=pharmacist,
+        at=start + timedelta(minutes=1),
+        fields={"temperature_c": -150.5},
+    )
+    log(
+        unit,
+        "identity_check",
+        by=nurse,
+        witness=witness,
+        at=start + timedelta(minutes=10, microseconds=250_000),
+        fields={"product_patient_id": "P-0042", "wristband_patient_id": "P-0042"},
+    )
+    hot = log(
+        unit,
+        "thaw_end",
+        by=nurse,
+        at=start + timedelta(minutes=30),
+        fields={"temperature_c": 28},
+        reason="water bath fault",
+    ).record
+    correct_step(
+        session=session,
+        registry=registry,
+        record_id=hot.id,
+        by=nurse,
+        credential=PasswordEntry(PASSWORD),
+        freshness_minutes=5,
+        reason="read the wrong thermometer",
+        fields={"temperature_c": 24},
+    )
+    storage.register_equipment(
+        session=session, actor=IMPORTER, equipment_id="LN2-01", kind="ln2_vapour", site_id="SH-01"
+    )
+    for minutes, value in ((0, -151), (5, -150.25)):
+        storage.record_reading(
+            session=session,
+            actor=IMPORTER,
+            equipment_id="LN2-01",
+            at=start + timedelta(minutes=minutes),
+            temperature_c=value,
+        )
+    session.flush()
+    return unit
+
+
+def _counts(session) -> tuple[int, ...]:
+    return tuple(
+        session.exec(select(func.count()).select_from(model)).one()
+        for model in (LedgerEntry, Unit, StepRecord, User, AuditTrailEntry)
+    )
+
+
+def test_export_writes_the_design_format(session, recorded):
+    lines = [json.loads(line) for line in export_interchange(session=session)]
+    kinds = [line["type"] for line in lines]
+    assert kinds == ["unit", "equipment", "step", "step", "step", "step", "reading", "reading"]
+    unit = lines[0]
+    assert (
+        unit["id"] == "U-1"
+        and unit["patient"] == "P-0042"
+        and unit["attributes"] == {"age_years": 34}
+    )
+    identity = lines[3]
+    assert identity["by"] == "li.na" and identity["witness"] == "wang.wei"
+    assert identity["at"].endswith("+08:00")  # shown in the site's zone
+    correction = lines[5]
+    assert correction["corrects"] == lines[4]["record_id"]
+    assert correction["reason"] == "read the wrong thermometer"
+    assert correction["fields"] == {"temperature_c": 24}
+
+
+def test_export_import_export_round_trips(session, recorded, registry, backend, empty_databases):
+    first = list(export_interchange(session=session))
+    target = Database(empty_databases.new(backend))
+    try:
+        with target.transaction() as s:
+            accounts.create_site(session=s, site_id="SH-01", name="Target hospital")
+        with target.transaction() as s:
+            summary = import_interchange(
+                session=s,
+                registry=registry,
+                lines=first,
+                source="sh01.jsonl",
+                actor=IMPORTER,
+                create_missing_users=True,
+            )
+        assert (summary.units, summary.steps, summary.corrections, summary.readings) == (1, 3, 1, 2)
+        assert sorted(summary.created_users) == ["chen.jie", "li.na", "wang.wei"]
+        with target.transaction(write=False) as s:
+            second = list(export_interchange(session=s))
+            assert second == first
+            assert ledger.verify(s).ok
+            record = s.exec(select(StepRecord).where(StepRecord.step == "identity_check")).one()
+            assert record.imported_by == "test importer" and record.imported_at is not None
+            original = session.exec(
+                select(StepRecord).where(StepRecord.step == "identity_check")
+            ).one()
+            assert record.performed_at == original.performed_at
+            assert record.recorded_at == original.recorded_at
+            placeholder = accounts.get_user_by_username(session=s, username="li.na")
+            assert not placeholder.active and "imported" in placeholder.full_name
+            trail = s.exec(
+                select(AuditTrailEntry).where(AuditTrailEntry.entity_id == "li.na")
+            ).all()
+            assert [t.action for t in trail] == ["create", "deactivate"]
+            # The engine's findings were recomputed on import and agree with the source.
+            hot = s.exec(
+                select(StepRecord).where(
+                    StepRecord.step == "thaw_end", StepRecord.corrects_id.is_(None)
+                )
+            ).one()
+            assert json.loads(hot.findings)[0]["kind"] == "limit"
+    finally:
+        target.dispose()
+
+
+def test_unknown_author_is_refused_with_its_line(session, recorded, registry):
+    lines = [line for line in export_interchange(session=session) if '"unit"' in line]
+    lines = [line.replace('"wang.wei"', '"zhao.unknown"') for line in lines]
+    lines = [line.replace('"U-1', '"U-2') for line in lines]
+    before = _counts(session)
+    with pytest.raises(ImportFileError) as refused:
+        import_interchange(
+            session=session, registry=registry, lines=lines, source="f.jsonl", actor=IMPORTER
+        )
+    assert refused.value.problems == [
+        "f.jsonl:3: unknown user 'zhao.unknown' in this database; create the account first or import with --create-missing-users"
+    ]
+    assert _counts(session) == before
+
+
+def test_a_bad_file_leaves_the_database_untouched(session, recorded, registry):
+    lines = [line.replace('"U-1', '"U-9') for line in export_interchange(session=session)]
+    lines = [line.replace('"LN2-01"', '"LN2-09"') for line in lines]
+    lines.append(
+        '{"type": "step", "unit": "U-9", "step": "infusion_end", "at": "2026-10-02T09:30:00"}\n'
+    )
+    lines.append("{not json\n")
+    before = _counts(session)
+    with pytest.raises(ImportFileError) as refused:
+        import_interchange(
+            session=session, registry=registry, lines=lines, source="bad.jsonl", actor=IMPORTER
+        )
+    problems = refused.value.problems
+    assert problems[0].startswith("bad.jsonl:9: at '2026-10-02T09:30:00' has no UTC offset")
+    assert problems[1].startswith("bad.jsonl:10: bad JSON")
+    assert _counts(session) == before
+
+
+def test_importing_the_same_file_twice_is_refused(session, recorded, registry):
+    lines = list(export_interchange(session=session))
+    before = _counts(session)
+    with pytest.raises(ImportFileError) as refused:
+        import_interchange(
+            session=session, registry=registry, lines=lines, source="again.jsonl", actor=IMPORTER
+        )
+    text = "\n".join(refused.value.problems)
+    assert "again.jsonl:1: unit U-1 already exists in this database" in text
+    assert "again.jsonl:2: equipment LN2-01 already exists in this database" in text
+    assert _counts(session) == before
+
+
+def test_database_checks_name_lines(session, registry, make_user):
+    make_user("nurse", username="li.na")
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    lines = [
+        '{"type": "unit", "id": "U-5", "checklist": "testcart", "site": "XX-99", "patient": "Li Na"}\n',
+        f'{{"type": "step", "unit": "U-5", "step": "receipt", "at": "{future}", "by": "li.na", "fields": {{"colour": "red"}}}}\n',
+    ]
+    with pytest.raises(ImportFileError) as refused:
+        import_interchange(
+            session=session, registry=registry, lines=lines, source="f", actor=IMPORTER
+        )
+    assert refused.value.problems == [
+        "f:1: unit U-5: there is no site XX-99 in this database",
+        "f:1: unit U-5: the patient must be a pseudonymous reference such as P-0042, never a name",
+        "f:2: the record is dated in the future",
+        "f:2: receipt has no field colour; fields: temperature_c",
+    ]
+
+
+def test_import_needs_the_import_permission(session, registry, make_user):
+    nurse = make_user("nurse")
+    with pytest.raises(Exception, match="may not import"):
+        import_interchange(
+            session=session,
+            registry=registry,
+            lines=[],
+            source="f",
+            actor=accounts.Actor.of(nurse),
+        )
+
+
+def test_export_since_keeps_whole_units(session, recorded):
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    assert list(export_interchange(session=session, since=later)) == []
+    earlier = datetime.now(UTC) - timedelta(days=1)
+    assert len(list(export_interchange(session=session, since=earlier))) == 8
+    assert list(export_interchange(session=session, site="BJ-02")) == []

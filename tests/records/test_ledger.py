@@ -1,0 +1,354 @@
+"""The ledger: one chain under many concurrent writers; the database refuses changes;
+`verify` names the record that was altered, removed or inserted."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import select
+
+from qms.accounts import service as accounts
+from qms.db import Database
+from qms.records import ledger, service
+from qms.records.canonical import GENESIS, canonical_json, chain_hash
+from qms.records.models import LedgerEntry
+from qms.records.signatures import PasswordEntry, WitnessCredential
+from qms.storage import service as storage
+from tests.conftest import only_on
+
+PASSWORD = "correct-horse-battery"
+T0 = datetime(2026, 10, 2, 1, 0, tzinfo=UTC)
+
+
+def _setup(database: Database, registry) -> None:
+    """A site, two nurses, a freezer, a unit with two steps and a reading, committed."""
+    with database.transaction() as s:
+        accounts.create_site(session=s, site_id="SH-01", name="Test Hospital")
+        s.flush()
+        system = accounts.Actor.system("test")
+        for name in ("li.na", "wang.wei"):
+            accounts.create_user(
+                session=s,
+                actor=system,
+                username=name,
+                full_name=name.title(),
+                role="nurse",
+                password=PASSWORD,
+                site_ids=["SH-01"],
+            )
+        storage.register_equipment(
+            session=s, actor=system, equipment_id="LN2-01", kind="ln2_vapour", site_id="SH-01"
+        )
+    with database.transaction() as s:
+        nurse = accounts.get_user_by_username(session=s, username="li.na")
+        unit = service.register_unit(
+            session=s,
+            registry=registry,
+            by=nurse,
+            unit_id="U-1",
+            checklist_id="testcart",
+            site_id="SH-01",
+            patient_ref="P-0042",
+            now=T0,
+        )
+        service.log_step(
+            session=s,
+            registry=registry,
+            unit_id=unit.id,
+            step="identity_check",
+            performed_at=T0 + timedelta(minutes=5),
+            fields={"product_patient_id": "P-0042", "wristband_patient_id": "P-0042"},
+            by=nurse,
+            credential=PasswordEntry(PASSWORD),
+            witness=WitnessCredential("wang.wei", PASSWORD),
+            freshness_minutes=5,
+            now=T0 + timedelta(minutes=6),
+        )
+        storage.record_reading(
+            session=s,
+            actor=accounts.Actor.system("logger"),
+            equipment_id="LN2-01",
+            at=T0 + timedelta(minutes=7),
+            temperature_c=-151.5,
+            source="logger",
+            now=T0 + timedelta(minutes=8),
+        )
+        service.log_step(
+            session=s,
+            registry=registry,
+            unit_id=unit.id,
+            step="thaw_end",
+            performed_at=T0 + timedelta(minutes=20),
+            fields={"temperature_c": 21.5},
+            by=nurse,
+            credential=PasswordEntry(PASSWORD),
+            freshness_minutes=5,
+            now=T0 + timedelta(minutes=21),
+        )
+
+
+def _entries(database: Database) -> list[tuple]:
+    with database.transaction(write=False) as s:
+        return [
+            (e.seq, e.kind, e.ref) for e in s.exec(select(LedgerEntry).order_by(LedgerEntry.seq))
+        ]
+
+
+def _verify(database: Database, **kwargs) -> ledger.VerifyReport:
+    with database.transaction(write=False) as s:
+        return ledger.verify(s, **kwargs)
+
+
+def _unprotect(database: Database, *tables: str) -> None:
+    """What an attacker with database rights would do first."""
+    with database.transaction() as s:
+        for table in tables:
+            for name in ledger.trigger_names(database.dialect, table):
+                if database.dialect == "postgresql":
+                    s.exec(text(f"DROP TRIGGER {name} ON {table}"))
+                else:
+                    s.exec(text(f"DROP TRIGGER {name}"))
+
+
+@pytest.fixture
+def built(fresh_database_url, registry):
+    database = Database(fresh_database_url)
+    _setup(database, registry)
+    yield database
+    database.dispose()
+
+
+def test_a_fresh_ledger_verifies(built):
+    report = _verify(built)
+    assert report.ok, report.problems
+    kinds = [kind for _, kind, _ in _entries(built)]
+    assert kinds == ["unit", "step", "signature", "signature", "reading", "step", "signature"]
+    assert report.records == 7 and report.head_seq == 7 and report.rows_checked == 7
+    with built.transaction(write=False) as s:
+        head = s.get(LedgerEntry, 7)
+        first = s.get(LedgerEntry, 1)
+    assert report.head_hash == head.hash
+    assert first.prev_hash == GENESIS and first.hash == chain_hash(GENESIS, first.content)
+
+
+def test_canonical_content_is_the_documented_form(built):
+    with built.transaction(write=False) as s:
+        step = s.get(LedgerEntry, 2)
+        reading = s.get(LedgerEntry, 5)
+    doc = json.loads(step.content)
+    assert step.content == canonical_json(doc)  # sorted keys, no spaces
+    assert doc["performed_at"] == "2026-10-02T01:05:00.000000Z"
+    assert doc["performed_by"] == "li.na" and doc["witness"] == "wang.wei"
+    assert '"temperature_c":-151.5' in reading.content
+    assert json.loads(reading.content)["id"] == "LN2-01@2026-10-02T01:07:00.000000Z"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE ledger_entry SET content = 'x' WHERE seq = 2",
+        "DELETE FROM ledger_entry WHERE seq = 7",
+        "UPDATE step_record SET fields = '{}'",
+        "DELETE FROM signature",
+        "UPDATE unit SET patient_ref = 'P-9'",
+        "UPDATE reading SET temperature_c = -190",
+        "DELETE FROM reading",
+        "UPDATE audit_trail SET reason = 'nothing happened'",
+        "DELETE FROM login_event",
+        "UPDATE login_event SET kind = 'success'",
+    ],
+)
+def test_the_database_refuses_update_and_delete(built, statement):
+    with built.transaction() as s:
+        s.add(accounts.LoginEvent(username="li.na", kind="failure"))
+    with pytest.raises(DBAPIError, match="append-only"):
+        with built.transaction() as s:
+            s.exec(text(statement))
+    assert _verify(built).ok
+
+
+@only_on("postgresql")  # SQLite has no TRUNCATE
+def test_truncate_is_refused_on_postgresql(built):
+    with pytest.raises(DBAPIError, match="append-only"):
+        with built.transaction() as s:
+            s.exec(text("TRUNCATE ledger_entry CASCADE"))
+
+
+def test_verify_names_an_altered_record(built):
+    _unprotect(built, "ledger_entry")
+    with built.transaction() as s:
+        s.exec(
+            text("UPDATE ledger_entry SET content = replace(content, '21.5', '24') WHERE seq = 6")
+        )
+    report = _verify(built)
+    assert not report.ok
+    first = report.first_problem
+    assert (first.seq, first.kind, first.ref) == (6, "step", "U-1#2")
+    assert "altered" in first.message
+    assert any("ledger_entry is no longer protected" in p.message for p in report.problems)
+
+
+def test_verify_names_a_record_altered_with_its_hash_recomputed(built):
+    _unprotect(built, "ledger_entry")
+    with built.transaction() as s:
+        entry = s.get(LedgerEntry, 2)
+        forged = entry.content.replace("P-0042", "P-0043")
+        s.exec(
+            text("UPDATE ledger_entry SET content = :c, hash = :h WHERE seq = 2"),
+            params={"c": forged, "h": chain_hash(entry.prev_hash, forged)},
+        )
+    report = _verify(built)
+    first = report.first_problem
+    assert (first.seq, first.kind, first.ref) == (2, "step", "U-1#1")
+    assert "altered" in first.message
+    # The typed row still says P-0042: it no longer matches what the chain covers.
+    assert any(
+        p.seq == 2 and "step_record row no longer matches" in p.message for p in report.problems
+    )
+
+
+def test_verify_names_a_typed_row_that_no_longer_matches(built):
+    _unprotect(built, "step_record")
+    with built.transaction() as s:
+        s.exec(
+            text("UPDATE step_record SET fields = :f WHERE id = 'U-1#2'"),
+            params={"f": '{"temperature_c":24}'},
+        )
+    report = _verify(built)
+    first = report.first_problem
+    assert (first.seq, first.kind, first.ref) == (6, "step", "U-1#2")
+    assert "step_record row no longer matches what the chain covers" in first.message
+
+
+def test_verify_names_a_removed_record(built):
+    _unprotect(built, "ledger_entry", "reading")
+    with built.transaction() as s:
+        s.exec(text("DELETE FROM reading"))
+        s.exec(text("DELETE FROM ledger_entry WHERE seq = 5"))
+    report = _verify(built)
+    first = report.first_problem
+    assert first.seq == 5 and "removed" in first.message
+
+
+def test_verify_names_records_removed_from_the_end_against_a_quoted_head(built):
+    quoted = _verify(built).head_hash
+    _unprotect(built, "ledger_entry", "signature")
+    with built.transaction() as s:
+        s.exec(text("DELETE FROM signature WHERE ledger_seq = 7"))
+        s.exec(text("DELETE FROM ledger_entry WHERE seq = 7"))
+    assert _verify(built).problems == [
+        p for p in _verify(built).problems if "protected" in p.message
+    ]  # without the quoted hash the chain itself looks whole ...
+    report = _verify(built, expect_hashes=(quoted,))
+    assert any(quoted in p.message for p in report.problems)  # ... with it, it does not
+
+
+def test_verify_names_an_inserted_record(built):
+    """Shift the later records up and slip a forged reading in at position 5."""
+    _unprotect(built, "ledger_entry", "reading", "signature", "step_record")
+    with built.transaction() as s:
+        if built.dialect == "postgresql":
+            s.exec(text("SET LOCAL session_replication_role = replica"))  # foreign keys off
+        else:
+            s.exec(text("PRAGMA defer_foreign_keys = ON"))
+        for table, column in (
+            ("signature", "ledger_seq"),
+            ("step_record", "ledger_seq"),
+            ("reading", "ledger_seq"),
+            ("ledger_entry", "seq"),
+        ):
+            s.exec(text(f"UPDATE {table} SET {column} = {column} + 1000 WHERE {column} >= 5"))  # noqa: S608
+            s.exec(text(f"UPDATE {table} SET {column} = {column} - 999 WHERE {column} >= 1005"))  # noqa: S608
+        forged = canonical_json(
+            ledger.reading_content(
+                equipment="LN2-01",
+                at=T0 + timedelta(minutes=6),
+                temperature_c=-150,
+                recorded_at=T0 + timedelta(minutes=6),
+                recorded_by="logger",
+                source="logger",
+                imported_at=None,
+                imported_by=None,
+            )
+        )
+        fake_previous = "f" * 64  # the real one is taken: prev_hash is unique
+        s.exec(
+            text(
+                "INSERT INTO ledger_entry (seq, kind, ref, content, prev_hash, hash) "
+                "VALUES (5, 'reading', :ref, :content, :prev, :hash)"
+            ),
+            params={
+                "ref": json.loads(forged)["id"],
+                "content": forged,
+                "prev": fake_previous,
+                "hash": chain_hash(fake_previous, forged),
+            },
+        )
+    report = _verify(built)
+    first = report.first_problem
+    assert (first.seq, first.kind) == (5, "reading")
+    assert first.message.startswith("inserted")
+
+
+def test_concurrent_writers_keep_one_chain(fresh_database_url, registry):
+    """Many writers, each with its own connection, append at once: no fork, nothing lost."""
+    setup = Database(fresh_database_url)
+    _setup(setup, registry)
+    before = _verify(setup).records
+    setup.dispose()
+    writers, per_writer = 8, 15
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(writers)
+
+    def write(index: int) -> None:
+        database = Database(fresh_database_url)
+        try:
+            barrier.wait()
+            for n in range(per_writer):
+                with database.transaction() as s:
+                    storage.record_reading(
+                        session=s,
+                        actor=accounts.Actor.system(f"logger {index}"),
+                        equipment_id="LN2-01",
+                        at=T0 + timedelta(hours=1, seconds=index * 1000 + n),
+                        temperature_c=-150 - index,
+                        source="logger",
+                    )
+        except BaseException as exc:  # reported below: a thread's failure must fail the test
+            errors.append(exc)
+        finally:
+            database.dispose()
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    database = Database(fresh_database_url)
+    try:
+        report = _verify(database)
+        assert report.ok, report.problems
+        assert report.records == before + writers * per_writer
+        seqs = [seq for seq, _, _ in _entries(database)]
+        assert seqs == list(range(1, len(seqs) + 1))
+    finally:
+        database.dispose()
+
+
+@only_on("sqlite")  # PostgreSQL serialises with an advisory lock in any transaction
+def test_appending_needs_a_write_session_on_sqlite(fresh_database_url, backend):
+    database = Database(fresh_database_url)
+    try:
+        with (
+            database.transaction(write=False) as s,
+            pytest.raises(RuntimeError, match="write session"),
+        ):
+            ledger.append(s, "unit", "U-1", {"type": "unit", "id": "U-1"})
+    finally:
+        database.dispose()
