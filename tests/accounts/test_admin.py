@@ -12,7 +12,9 @@ from qms.accounts.models import User
 from qms.records.trail import AuditTrailEntry
 
 
-@pytest.mark.parametrize("role", ["nurse", "physician", "pharmacist", "quality_officer", "regulator"])
+@pytest.mark.parametrize(
+    "role", ["nurse", "physician", "pharmacist", "quality_officer", "regulator"]
+)
 def test_non_admin_gets_403_on_admin_pages(client, make_user, login, role):
     login(make_user(role))
     for url in ("/admin/users", "/admin/users/new", "/admin/logins"):
@@ -44,7 +46,9 @@ def test_admin_creates_user_with_audit_trail(client, make_user, login, session, 
     user = service.get_user_by_username(session=session, username="li.na")
     assert user is not None and user.role == "nurse"
     entry = session.exec(select(AuditTrailEntry).where(AuditTrailEntry.entity_id == "li.na")).one()
-    assert entry.action == "create" and entry.actor_id == admin.id and entry.reason == "new ward nurse"
+    assert (
+        entry.action == "create" and entry.actor_id == admin.id and entry.reason == "new ward nurse"
+    )
     assert "li.na" in client.get("/admin/users").get_data(as_text=True)
 
 
@@ -54,7 +58,15 @@ def test_bad_user_form_explains_and_stores_nothing(client, make_user, login, ses
     before = len(session.exec(select(User)).all())
     response = client.post(
         "/admin/users/new",
-        data={"username": "x.y", "full_name": "X Y", "role": "nurse", "sites": ["SH-01"], "password": "short", "reason": "r", "csrf_token": token},
+        data={
+            "username": "x.y",
+            "full_name": "X Y",
+            "role": "nurse",
+            "sites": ["SH-01"],
+            "password": "short",
+            "reason": "r",
+            "csrf_token": token,
+        },
     )
     assert response.status_code == 422
     assert "at least 10 characters" in response.get_data(as_text=True)
@@ -67,17 +79,32 @@ def test_deactivate_needs_reason_and_never_deletes(client, make_user, login, ses
     login(admin)
     html = client.get("/admin/users").get_data(as_text=True)
     token = csrf_from(html)
-    response = client.post(f"/admin/users/{nurse.id}/deactivate", data={"reason": "", "csrf_token": token})
+    response = client.post(
+        f"/admin/users/{nurse.id}/deactivate", data={"reason": "", "csrf_token": token}
+    )
     assert response.status_code == 302
     session.expire_all()
     assert session.get(User, nurse.id).active is True
-    client.post(f"/admin/users/{nurse.id}/deactivate", data={"reason": "moved to another hospital", "csrf_token": token})
+    client.post(
+        f"/admin/users/{nurse.id}/deactivate",
+        data={"reason": "moved to another hospital", "csrf_token": token},
+    )
     session.expire_all()
     row = session.get(User, nurse.id)
     assert row is not None and row.active is False
-    entry = session.exec(select(AuditTrailEntry).where(AuditTrailEntry.action == "deactivate")).one()
-    assert entry.old_value == "true" and entry.new_value == "false" and "another hospital" in entry.reason
-    assert re.search(rf'data-username="{nurse.username}".*?inactive', client.get("/admin/users").get_data(as_text=True), re.S)
+    entry = session.exec(
+        select(AuditTrailEntry).where(AuditTrailEntry.action == "deactivate")
+    ).one()
+    assert (
+        entry.old_value == "true"
+        and entry.new_value == "false"
+        and "another hospital" in entry.reason
+    )
+    assert re.search(
+        rf'data-username="{nurse.username}".*?inactive',
+        client.get("/admin/users").get_data(as_text=True),
+        re.S,
+    )
 
 
 def test_service_rejects_bad_accounts(session, make_site):
@@ -90,12 +117,31 @@ def test_service_rejects_bad_accounts(session, make_site):
         (dict(username="ok.name", role="nurse", site_ids=["SH-01", "SH-02"]), "several sites"),
     ]
     for overrides, message in cases:
-        args = dict(username="ok.name", full_name="Ok Name", role="nurse", password="long-enough-pass", site_ids=["SH-01"]) | overrides
+        args = (
+            dict(
+                username="ok.name",
+                full_name="Ok Name",
+                role="nurse",
+                password="long-enough-pass",
+                site_ids=["SH-01"],
+            )
+            | overrides
+        )
         with pytest.raises(service.AccountError, match=message):
             service.create_user(session=session, actor=actor, **args)
-    nurse_actor = service.Actor(id=None, name="a nurse", permissions=service.permissions_of("nurse"))
+    nurse_actor = service.Actor(
+        id=None, name="a nurse", permissions=service.permissions_of("nurse")
+    )
     with pytest.raises(service.PermissionDenied):
-        service.create_user(session=session, actor=nurse_actor, username="x.y", full_name="X", role="nurse", password="long-enough-pass", site_ids=["SH-01"])
+        service.create_user(
+            session=session,
+            actor=nurse_actor,
+            username="x.y",
+            full_name="X",
+            role="nurse",
+            password="long-enough-pass",
+            site_ids=["SH-01"],
+        )
 
 
 def test_regulator_may_belong_to_several_sites(session, make_site, make_user):

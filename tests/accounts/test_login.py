@@ -14,7 +14,9 @@ from qms.db import utcnow
 
 def _post_login(client, csrf_from, username, password):
     token = csrf_from(client.get("/login").get_data(as_text=True))
-    return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+    return client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token}
+    )
 
 
 def test_login_page_and_successful_sign_in(client, make_user, login):
@@ -57,21 +59,54 @@ def test_lock_expires_and_unlock_resets(session, make_user):
     user = make_user("nurse")
     start = utcnow() - timedelta(hours=2)
     for i in range(5):
-        session.add(LoginEvent(username=user.username, user_id=user.id, kind="failure", at=start + timedelta(seconds=i)))
+        session.add(
+            LoginEvent(
+                username=user.username,
+                user_id=user.id,
+                kind="failure",
+                at=start + timedelta(seconds=i),
+            )
+        )
     session.flush()
-    state = service.lock_state(session=session, username=user.username, threshold=5, minutes=30, now=start + timedelta(minutes=10))
+    state = service.lock_state(
+        session=session,
+        username=user.username,
+        threshold=5,
+        minutes=30,
+        now=start + timedelta(minutes=10),
+    )
     assert state.locked
-    later = service.lock_state(session=session, username=user.username, threshold=5, minutes=30, now=start + timedelta(minutes=40))
+    later = service.lock_state(
+        session=session,
+        username=user.username,
+        threshold=5,
+        minutes=30,
+        now=start + timedelta(minutes=40),
+    )
     assert not later.locked
-    service.unlock_user(session=session, actor=service.Actor.system(), user=user, reason="called the ward")
+    service.unlock_user(
+        session=session, actor=service.Actor.system(), user=user, reason="called the ward"
+    )
     session.flush()
-    state = service.lock_state(session=session, username=user.username, threshold=5, minutes=30, now=start + timedelta(minutes=10))
+    state = service.lock_state(
+        session=session,
+        username=user.username,
+        threshold=5,
+        minutes=30,
+        now=start + timedelta(minutes=10),
+    )
     assert state.locked is False  # the unlock event ends the series (its time is now, after them)
 
 
 def test_deactivated_user_cannot_sign_in(client, make_user, session, csrf_from):
     user = make_user("nurse")
-    service.set_user_active(session=session, actor=service.Actor.system(), user=user, active=False, reason="left the hospital")
+    service.set_user_active(
+        session=session,
+        actor=service.Actor.system(),
+        user=user,
+        active=False,
+        reason="left the hospital",
+    )
     session.commit()
     response = _post_login(client, csrf_from, user.username, "correct-horse-battery")
     assert response.status_code == 401
@@ -81,7 +116,9 @@ def test_deactivated_user_cannot_sign_in(client, make_user, session, csrf_from):
 def test_form_without_csrf_token_is_refused(client, make_user, session):
     user = make_user("nurse")
     session.commit()
-    response = client.post("/login", data={"username": user.username, "password": "correct-horse-battery"})
+    response = client.post(
+        "/login", data={"username": user.username, "password": "correct-horse-battery"}
+    )
     assert response.status_code == 400
     assert "security token" in response.get_data(as_text=True)
     assert client.get("/").status_code == 302
@@ -95,7 +132,10 @@ def test_idle_timeout_signs_out(client, make_user, login, session):
         browser_session["last_seen"] -= 16 * 60
     response = client.get("/")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
-    assert "timeout" in session.exec(select(LoginEvent.kind).where(LoginEvent.username == user.username)).all()
+    assert (
+        "timeout"
+        in session.exec(select(LoginEvent.kind).where(LoginEvent.username == user.username)).all()
+    )
 
 
 def test_logout_records_event(client, make_user, login, csrf_from, session):
@@ -105,7 +145,10 @@ def test_logout_records_event(client, make_user, login, csrf_from, session):
     response = client.post("/logout", data={"csrf_token": token})
     assert response.status_code == 302
     assert client.get("/").status_code == 302
-    assert "logout" in session.exec(select(LoginEvent.kind).where(LoginEvent.username == user.username)).all()
+    assert (
+        "logout"
+        in session.exec(select(LoginEvent.kind).where(LoginEvent.username == user.username)).all()
+    )
 
 
 def test_open_redirect_is_refused(client, make_user, session, csrf_from):
@@ -124,7 +167,13 @@ def test_hash_with_old_parameters_is_upgraded_at_sign_in(session, make_user):
     previous = passwords.use_hasher(PasswordHasher(time_cost=2, memory_cost=2048, parallelism=1))
     try:
         old_hash = user.password_hash
-        service.authenticate(session=session, username=user.username, password="correct-horse-battery", threshold=5, minutes=30)
+        service.authenticate(
+            session=session,
+            username=user.username,
+            password="correct-horse-battery",
+            threshold=5,
+            minutes=30,
+        )
         session.flush()
         refreshed = session.get(User, user.id)
         assert refreshed.password_hash != old_hash
