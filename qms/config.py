@@ -29,6 +29,8 @@ class Settings:
     # Cookies are Secure unless serving plain HTTP on loopback for development.
     secure_cookies: bool = True
     testing: bool = False
+    # A site's own parameter file (institutional windows), applied over the shipped checklists.
+    site_file: Path | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -51,6 +53,9 @@ class Settings:
                 f"QMS_TIMEZONE={timezone!r} is not a known time zone; use an IANA name such as Asia/Shanghai"
             ) from exc
         secret = env.get("QMS_SECRET_KEY") or _instance_secret(instance)
+        site_file = Path(env["QMS_SITE_FILE"]).resolve() if env.get("QMS_SITE_FILE") else None
+        if site_file is not None and not site_file.is_file():
+            raise SettingsError(f"QMS_SITE_FILE={env['QMS_SITE_FILE']!r} is not a file")
         return cls(
             instance_path=instance,
             database_url=database_url,
@@ -61,6 +66,7 @@ class Settings:
             lockout_threshold=_int(env, "QMS_LOCKOUT_THRESHOLD", 5),
             lockout_minutes=_int(env, "QMS_LOCKOUT_MINUTES", 30),
             secure_cookies=env.get("QMS_SECURE_COOKIES", "1") not in ("0", "false", "no"),
+            site_file=site_file,
         )
 
 

@@ -1,13 +1,24 @@
-"""Demonstration data: a Shanghai hospital, two wards, and one user per role.
+"""Demonstration data: a Shanghai hospital, two wards, one user per role, a freezer with
+its readings, and units recorded through the same services the ward uses (so they are
+on the ledger, signed, and checked by the engine).
 
 The passwords are printed in the README; never load this into a production database.
 """
 
 from __future__ import annotations
 
-from sqlmodel import Session
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
 
 from qms.accounts import service
+from qms.accounts.models import User
+from qms.checklists.language import Registry
+from qms.db import utcnow
+from qms.records import corrections
+from qms.records import service as records
+from qms.records.signatures import PasswordEntry, WitnessCredential
+from qms.storage import service as storage
 
 DEMO_SITE = ("SH-01", "Xuhui Demonstration Hospital, Shanghai")
 DEMO_WARDS = [("HEM", "Haematology ward"), ("CTU", "Cell therapy unit")]
@@ -41,9 +52,144 @@ def load_demo(*, session: Session) -> str:
             site_ids=[site_id],
             reason="demonstration data",
         )
-    lines = [f"demonstration data loaded: {site_name} ({site_id}), {len(DEMO_WARDS)} wards"]
+    session.flush()
+    units = load_demo_records(session=session, registry=Registry.from_directory(), now=utcnow())
+    lines = [
+        f"demonstration data loaded: {site_name} ({site_id}), {len(DEMO_WARDS)} wards, "
+        f"units {', '.join(units)}"
+    ]
     lines += [
         f"  {username:<10} {role:<16} password {password}"
         for username, _, role, password in DEMO_USERS
     ]
     return "\n".join(lines)
+
+
+PASSWORDS = {username: password for username, _, _, password in DEMO_USERS}
+
+
+def load_demo_records(*, session: Session, registry: Registry, now: datetime) -> list[str]:
+    """A finished Kymriah infusion (with one correction) and a Yescarta unit in the freezer."""
+    site_id = DEMO_SITE[0]
+    people = {u.username: u for u in session.exec(select(User)).all()}
+    pharmacist, physician = people["chen.jie"], people["zhang.min"]
+    nurse, witness = people["li.na"], people["wang.wei"]
+    start = (now - timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+
+    storage.register_equipment(
+        session=session,
+        actor=service.Actor.of(pharmacist),
+        equipment_id="LN2-01",
+        kind="ln2_vapour",
+        site_id=site_id,
+        description="Vapour-phase liquid nitrogen freezer, cell therapy lab",
+        reason="demonstration data",
+    )
+    for hours in range(0, 72, 4):
+        storage.record_reading(
+            session=session,
+            actor=service.Actor.of(pharmacist),
+            equipment_id="LN2-01",
+            at=start + timedelta(hours=hours),
+            temperature_c=-162.0 + (hours % 3),
+            source="logger",
+            now=now,
+        )
+
+    def log(unit_id, step, minutes, fields, by, *, with_witness=None, reason=None):
+        witness_credential = None
+        if with_witness is not None:
+            witness_credential = WitnessCredential(
+                with_witness.username, PASSWORDS[with_witness.username]
+            )
+        return records.log_step(
+            session=session,
+            registry=registry,
+            unit_id=unit_id,
+            step=step,
+            performed_at=start + timedelta(minutes=minutes),
+            fields=fields,
+            by=by,
+            credential=PasswordEntry(PASSWORDS[by.username]),
+            freshness_minutes=5,
+            witness=witness_credential,
+            reason=reason,
+            now=now,
+        )
+
+    def register(unit_id, checklist_id, patient_ref, coi_id, age):
+        records.register_unit(
+            session=session,
+            registry=registry,
+            by=pharmacist,
+            unit_id=unit_id,
+            checklist_id=checklist_id,
+            site_id=site_id,
+            patient_ref=patient_ref,
+            coi_id=coi_id,
+            profile="cn",
+            attributes={"age_years": age},
+            now=start,
+        )
+        return unit_id
+
+    k = register("K-2026-001", "kymriah", "P-0042", "CHG123426ABC123", 34)
+    prescription = {"diagnosis": "DLBCL, relapsed after two lines", "indication_confirmed": True}
+    log(k, "prescription_check", 5, prescription, physician)
+    receipt = {
+        "coi_id": "CHG123426ABC123",
+        "shipper_id": "DS-778",
+        "logger_id": "LG-5521",
+        "logger_reviewed": True,
+        "shipper_temperature_c": -171,
+    }
+    log(k, "receipt", 30, receipt, pharmacist)
+    log(k, "storage_in", 50, {"equipment": "LN2-01", "temperature_c": -162}, pharmacist)
+    day2 = 24 * 60 + 8 * 60
+    log(k, "storage_out", day2, {"equipment": "LN2-01"}, pharmacist)
+    log(k, "tocilizumab_check", day2 + 10, {"doses_on_hand": 2}, pharmacist)
+    identity = {
+        "product_patient_id": "P-0042",
+        "wristband_patient_id": "P-0042",
+        "coi_id": "CHG123426ABC123",
+    }
+    log(k, "identity_check", day2 + 40, identity, nurse, with_witness=witness)
+    log(k, "thaw_start", day2 + 45, {"temperature_c": 37}, nurse)
+    log(k, "thaw_end", day2 + 52, {"temperature_c": 37}, nurse)
+    # A typing error (150 for 15 mL/min): stored with a reason, then corrected.
+    typo = log(
+        k,
+        "infusion_start",
+        day2 + 58,
+        {"rate_ml_min": 150, "filter": "none"},
+        nurse,
+        reason="entered from the pump display; to be checked",
+    )
+    corrections.correct_step(
+        session=session,
+        registry=registry,
+        record_id=typo.record.id,
+        by=nurse,
+        credential=PasswordEntry(PASSWORDS[nurse.username]),
+        freshness_minutes=5,
+        reason="typing error: the pump ran at 15 mL/min, as its log shows",
+        fields={"rate_ml_min": 15},
+        now=now,
+    )
+    log(k, "infusion_end", day2 + 62, {"volume_ml": 45}, nurse)
+    log(k, "disposal", day2 + 80, {"method": "biohazard_waste"}, nurse)
+    log(k, "observation", day2 + 240, {"crs_grade": 0, "icans_grade": 0}, physician)
+
+    y = register("Y-2026-002", "yescarta", "P-0057", "CHG123426YSC002", 51)
+    prescription = {"diagnosis": "large B-cell lymphoma", "indication_confirmed": True}
+    log(y, "prescription_check", 20, prescription, physician)
+    receipt = {
+        "coi_id": "CHG123426YSC002",
+        "shipper_id": "DS-781",
+        "logger_id": "LG-5530",
+        "logger_reviewed": True,
+        "shipper_temperature_c": -168,
+    }
+    log(y, "receipt", 120, receipt, pharmacist)
+    log(y, "storage_in", 140, {"equipment": "LN2-01", "temperature_c": -161}, pharmacist)
+    return [k, y]

@@ -23,15 +23,11 @@ def _database():
     return current_app.extensions["qms_database"]
 
 
-def checklist_registry(app=None):
+def checklist_registry():
     """The installed checklists, loaded once per app (tests may put their own in place)."""
-    from qms.checklists.language import Registry
+    from qms.web.registry import get_registry
 
-    app = app or current_app
-    registry = app.extensions.get("qms_registry")
-    if registry is None:
-        registry = app.extensions["qms_registry"] = Registry.from_directory()
-    return registry
+    return get_registry()
 
 
 def _actor(session, username: str | None) -> accounts.Actor:

@@ -21,7 +21,8 @@ from sqlmodel import Session, col, select
 
 from qms.accounts.models import Site, User
 from qms.accounts.roles import Permission, permissions_of
-from qms.checklists.facts import Finding, ReadingFacts, StepFacts, UnitFacts
+from qms.checklists import engine
+from qms.checklists.facts import DueItem, Finding, ReadingFacts, StepFacts, UnitFacts
 from qms.db import utcnow
 from qms.records import ledger
 from qms.records.canonical import CanonicalError, canonical_json, normalise
@@ -262,6 +263,25 @@ def readings_for(session: Session, steps: Sequence[StepFacts]) -> dict[str, list
             ReadingFacts(reading.equipment_id, reading.at, reading.temperature_c)
         )
     return out
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the engine says of a unit now: findings so far and what is due next."""
+
+    findings: list[Finding]
+    due: list[DueItem]
+
+
+def assess_unit(session: Session, registry, unit: Unit, *, now: datetime) -> Assessment:
+    """Judge a unit's effective records (corrections applied) as at `now`."""
+    checklist = registry.get(unit.checklist_id, unit.checklist_version)
+    facts = unit_facts(unit)
+    steps = effective_steps(session, unit.id)
+    readings = readings_for(session, steps)
+    findings = engine.evaluate(checklist, facts, steps, readings, profile=unit.profile, now=now)
+    due = engine.due_next(checklist, facts, steps, profile=unit.profile, now=now)
+    return Assessment(findings=findings, due=due)
 
 
 def live_check(

@@ -4,20 +4,57 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, render_template, session
 from flask_login import current_user
 from sqlmodel import col, select
 
 from qms.accounts.models import Site, User
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
+from qms.db import utcnow
 from qms.records import service
 from qms.records.clock import local
 from qms.records.models import LedgerEntry, Unit
 from qms.records.signatures import is_member, signatures_of
 from qms.web.database import db_session
+from qms.web.registry import get_registry
 
 bp = Blueprint("records", __name__)
+
+SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2}
+
+
+@bp.route("/units")
+@permission_required(Permission.VIEW_RECORDS)
+def units():
+    """The units of the site the user is working at, with what the engine says of each now."""
+    s = db_session()
+    site_id = session.get("site_id")
+    if site_id is None or not is_member(s, current_user.row, site_id):
+        abort(403, description="Choose a site you belong to first.")
+    site = s.get(Site, site_id)
+    now = utcnow()
+    registry = get_registry()
+    rows = []
+    for unit in s.exec(
+        select(Unit).where(Unit.site_id == site_id).order_by(col(Unit.registered_at).desc())
+    ):
+        assessment = service.assess_unit(s, registry, unit, now=now)
+        history = service.step_history(s, unit.id)
+        rows.append(
+            {
+                "unit": unit,
+                "last": history[-1] if history else None,
+                "findings": sorted(assessment.findings, key=lambda f: SEVERITY_ORDER[f.severity]),
+                "due": [d for d in assessment.due if d.by is not None][:1] or assessment.due[:1],
+            }
+        )
+    return render_template(
+        "records/units.html",
+        site=site,
+        rows=rows,
+        at=lambda moment: local(moment, site.timezone) if moment else "—",
+    )
 
 
 @bp.route("/units/<unit_id>")
@@ -74,6 +111,7 @@ def unit_page(unit_id: str):
         if record.corrects_id is None
     ]
     entry = s.get(LedgerEntry, unit.ledger_seq)
+    assessment = service.assess_unit(s, get_registry(), unit, now=utcnow())
     return render_template(
         "records/unit.html",
         unit=unit,
@@ -82,5 +120,7 @@ def unit_page(unit_id: str):
         people=people,
         attributes=json.loads(unit.attributes),
         entry=entry,
+        findings=sorted(assessment.findings, key=lambda f: SEVERITY_ORDER[f.severity]),
+        due=assessment.due,
         at=lambda moment: local(moment, site.timezone) if moment else "—",
     )

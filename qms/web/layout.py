@@ -12,6 +12,7 @@ from qms.accounts.roles import ROLE_LABELS, Permission, Role, permissions_of
 
 # (permission, endpoint, label): the navigation a role sees is what its permissions allow.
 NAVIGATION: list[tuple[Permission, str, str]] = [
+    (Permission.VIEW_RECORDS, "records.units", "Units"),
     (Permission.MANAGE_USERS, "accounts.users", "Users"),
     (Permission.MANAGE_USERS, "accounts.login_events", "Sign-in log"),
 ]

@@ -77,3 +77,10 @@ def log(session, registry) -> Callable:
         )
 
     return do
+
+
+@pytest.fixture
+def app(app, registry):
+    """The app judges units with the same checklists as the records the test wrote."""
+    app.extensions["qms_registry"] = registry
+    return app
