@@ -792,27 +792,30 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
                     )
         return None
 
+    def emit(ctx: _Ctx, message: str, actual: str | None) -> None:
+        ctx.out.append(
+            Finding(ctx.unit.id, rule.kind, rule.id, rule.severity, steps, message, limit, actual)
+        )
+
     def check(ctx: _Ctx) -> None:
         if step_id is None:
             if cond is not None and not cond(ctx, ()):
                 return
             value = _value_of(ctx, ref, ())
-            if value is None:
+            if value is None or value == "":
+                if name == "profile":
+                    return  # a unit with no profile is the checklist's own `.profile` finding
+                # A unit attribute the rule needs was never given at registration (e.g.
+                # which product an institutional checklist is used for): not a pass.
+                emit(
+                    ctx,
+                    f"{where} was not recorded, so the rule cannot be shown to hold. {rule.says}",
+                    "not recorded",
+                )
                 return
             broken = judge(ctx, value, ())
             if broken:
-                ctx.out.append(
-                    Finding(
-                        ctx.unit.id,
-                        rule.kind,
-                        rule.id,
-                        rule.severity,
-                        steps,
-                        f"{broken[0]} {rule.says}",
-                        limit,
-                        broken[1],
-                    )
-                )
+                emit(ctx, f"{broken[0]} {rule.says}", broken[1])
             return
         records = ctx.by_step.get(step_id)
         if not records:
@@ -826,33 +829,15 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
                 # A required field's absence is the record rule's finding; an optional
                 # field this rule needs (e.g. the EU second tocilizumab dose) is this one's.
                 if optional:
-                    ctx.out.append(
-                        Finding(
-                            ctx.unit.id,
-                            rule.kind,
-                            rule.id,
-                            rule.severity,
-                            steps,
-                            f"{where} was not recorded, so the rule cannot be shown to hold. {rule.says}",
-                            limit,
-                            "not recorded",
-                        )
+                    emit(
+                        ctx,
+                        f"{where} was not recorded, so the rule cannot be shown to hold. {rule.says}",
+                        "not recorded",
                     )
                 continue
             broken = judge(ctx, value, context)
             if broken:
-                ctx.out.append(
-                    Finding(
-                        ctx.unit.id,
-                        rule.kind,
-                        rule.id,
-                        rule.severity,
-                        steps,
-                        f"{broken[0]} {rule.says}",
-                        limit,
-                        broken[1],
-                    )
-                )
+                emit(ctx, f"{broken[0]} {rule.says}", broken[1])
 
     return check
 

@@ -11,7 +11,7 @@ from qms.checklists.engine import ReadingIndex, check_step, due_next, evaluate
 from qms.checklists.facts import ReadingFacts, StepFacts
 from qms.checklists.language import Registry
 from qms.checklists.mkt import mean_kinetic_temperature
-from tests.checklists.casebook import compliant_lines, to_interchange
+from tests.checklists.casebook import compliant_lines, findings_for, to_interchange
 
 REGISTRY = Registry.from_directory()
 KYMRIAH = REGISTRY.get("kymriah")
@@ -191,3 +191,19 @@ def test_mean_kinetic_temperature() -> None:
     assert mean_kinetic_temperature([4.0, 14.0], [23, 1]) == pytest.approx(
         4.767, abs=0.001
     )  # by hand: 10000 / 35.9819 K
+
+
+def test_a_unit_attribute_a_rule_needs_but_never_given_is_a_finding() -> None:
+    registry = Registry.from_directory()
+    lines = compliant_lines("car-t-institutional")
+    for line in lines:
+        if line["type"] == "unit" and line["id"] == "C-CN-1":
+            del line["attributes"]["product_name"]
+    interchange = to_interchange(lines, "no-product.jsonl")
+    findings = findings_for(registry, interchange, "C-CN-1")
+    assert [(f.rule, f.actual) for f in findings] == [
+        ("car-t-institutional.product_covered", "not recorded")
+    ]
+    assert "cannot be shown to hold" in findings[0].message
+    # The other unit, which names its product, still passes.
+    assert findings_for(registry, interchange, "C-CN-2") == []
