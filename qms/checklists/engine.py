@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from qms.checklists.language import (
     UNIT_FIELDS,
     Checklist,
     Condition,
+    EverySpec,
     FieldDef,
     FieldRef,
     FieldSpec,
@@ -98,6 +99,7 @@ class _Plan:
         self.profile = profile
         self.checks: list[_Check] = []
         self.windows: list[tuple[Rule, WindowSpec, _WindowConds]] = []
+        self.periodic: list[tuple[Rule, EverySpec, _WindowConds]] = []
         self.step_ids = frozenset(checklist.steps)
         self.profile_rules: list[str] = []
         self.predecessors: dict[str, set[str]] = {}
@@ -151,6 +153,10 @@ class _Plan:
                 conds = _window_conditions(rule.when, spec)
                 self.windows.append((rule, spec, conds))
                 self.checks.append(_compile_window(rule, spec, conds, cl))
+            elif isinstance(spec, EverySpec):
+                conds = _window_conditions(rule.when, spec)
+                self.periodic.append((rule, spec, conds))
+                self.checks.append(_compile_every(rule, spec, conds, cl))
             elif isinstance(spec, FieldSpec):
                 self.checks.append(_compile_field(rule, spec, cond, cl))
             elif isinstance(spec, StorageSpec):
@@ -624,6 +630,72 @@ def _window_pairs(
         if not later:
             open_.append(first)
     return pairs, open_
+
+
+def _periods(spec: EverySpec, anchor: datetime) -> Iterator[tuple[int, datetime, datetime]]:
+    """(number from 1, start, end) of each period after the anchor; the last may be shorter."""
+    finish = anchor + spec.span
+    for k in range(spec.periods):
+        begin = anchor + k * spec.interval
+        yield k + 1, begin, min(begin + spec.interval, finish)
+
+
+def _compile_every(rule: Rule, spec: EverySpec, conds: _WindowConds, cl: Checklist) -> _Check:
+    start_title, end_title = _title(cl, spec.start), _title(cl, spec.end)
+    steps = (spec.start, spec.end)
+    limit = spec.limit_text
+    interval = format_duration(spec.interval)
+    daily = spec.interval == timedelta(days=1)  # "day 4" reads better than "72h–96h"
+
+    def check(ctx: _Ctx) -> None:
+        chosen = _window_records(ctx, spec, conds)
+        if chosen is None or not chosen[0]:
+            return
+        starts, ends = chosen
+        # Measured from the last `from` record: monitoring follows the last bag.
+        anchor = starts[-1].at
+        # Only periods that are over are judged: as at `now`, or in full for a finished
+        # unit, or otherwise up to the unit's latest record (an audit of a file).
+        if ctx.now is not None:
+            horizon = ctx.now
+        elif ctx.complete:
+            horizon = anchor + spec.span
+        else:
+            horizon = max(r.at for r in ctx.records)
+        missed = [
+            number
+            if daily
+            else f"{format_duration(begin - anchor)}–{format_duration(end - anchor)}"
+            for number, begin, end in _periods(spec, anchor)
+            if end <= horizon and not any(begin <= r.at < end for r in ends)
+        ]
+        if not missed:
+            return
+        if daily:
+            where = f"day{'s' if len(missed) > 1 else ''} {', '.join(map(str, missed))}"
+            placed = f"on {where}"
+        else:
+            where = ", ".join(missed)
+            placed = f"in the period{'s' if len(missed) > 1 else ''} {where}"
+        message = (
+            f"No {end_title} ({spec.end}) was recorded {placed} after {start_title} "
+            f"({spec.start}); one is needed every {interval} for {format_duration(spec.span)}. "
+            f"{rule.says}"
+        )
+        ctx.out.append(
+            Finding(
+                ctx.unit.id,
+                rule.kind,
+                rule.id,
+                rule.severity,
+                steps,
+                message,
+                limit,
+                f"none {placed}",
+            )
+        )
+
+    return check
 
 
 def _compile_window(rule: Rule, spec: WindowSpec, conds: _WindowConds, cl: Checklist) -> _Check:
@@ -1153,6 +1225,30 @@ def due_next(
                     f"{title} ({spec.end}) {' and '.join(parts)}: {measured}; {rule.source}.",
                 )
             )
+            windowed.add(spec.end)
+    for rule, spec, conds in plan.periodic:
+        chosen = _window_records(ctx, spec, conds)
+        if chosen is None or not chosen[0]:
+            continue
+        starts, ends = chosen
+        anchor = starts[-1].at
+        for number, begin, end in _periods(spec, anchor):
+            if not begin <= now < end:
+                continue
+            if not any(begin <= r.at < end for r in ends):
+                title = checklist.steps[spec.end].title
+                items.append(
+                    DueItem(
+                        unit.id,
+                        spec.end,
+                        rule.id,
+                        end,
+                        None,
+                        f"{title} ({spec.end}) by {_clock(end, now)} "
+                        f"({format_duration(end - now)} left): period {number} of {spec.periods}, "
+                        f"{spec.limit_text} from {spec.start} at {_clock(anchor, now)}; {rule.source}.",
+                    )
+                )
             windowed.add(spec.end)
     for rule, step, cond in plan.done_rules:
         if step.id in by_step or step.id in windowed:

@@ -101,7 +101,7 @@ STEP_KEYS = (
 )
 FIELD_KEYS = ("type", "label", "unit", "required", "choices", "range", "scheme")
 RULE_COMMON_KEYS = ("says", "severity", "source", "when", "kind")
-RULE_SHAPES = ("order", "window", "field", "storage")
+RULE_SHAPES = ("order", "window", "every", "field", "storage")
 FIELD_TESTS = (
     "min",
     "max",
@@ -113,6 +113,7 @@ FIELD_TESTS = (
     "at_least_field",
 )
 WINDOW_KEYS = ("from", "to", "min", "max", "pair", "require_from")
+EVERY_KEYS = ("step", "from", "interval", "for")
 STORAGE_KEYS = ("min", "max", "tolerate")
 TOLERATE_KEYS = ("up_to", "for", "mkt_max")
 CONDITION_KEYS = ("profile", "field", "equals", "one_of", "at_least", "at_most", "present")
@@ -232,6 +233,28 @@ class WindowSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class EverySpec:
+    """A record of step `end` in every `interval` after the last `start`, for `span`.
+
+    E.g. daily CRS/ICANS assessment for 7 days after the infusion. Named start/end like a
+    window so that `when` filters on the two steps work the same way.
+    """
+
+    start: str
+    end: str
+    interval: timedelta
+    span: timedelta
+
+    @property
+    def periods(self) -> int:
+        return -(-self.span // self.interval)  # ceiling: a last, shorter period counts
+
+    @property
+    def limit_text(self) -> str:
+        return f"every {format_duration(self.interval)} for {format_duration(self.span)}"
+
+
+@dataclass(frozen=True, slots=True)
 class FieldSpec:
     ref: FieldRef
     unit: str | None
@@ -300,14 +323,14 @@ class Rule:
     says: str
     when: Condition | None
     step: str | None  # the step a generated rule belongs to
-    spec: OrderSpec | WindowSpec | FieldSpec | StorageSpec | None
+    spec: OrderSpec | WindowSpec | EverySpec | FieldSpec | StorageSpec | None
     generated: bool
     line: int
 
     @property
     def limit_text(self) -> str | None:
         spec = self.spec
-        if isinstance(spec, WindowSpec | FieldSpec | StorageSpec):
+        if isinstance(spec, WindowSpec | EverySpec | FieldSpec | StorageSpec):
             return spec.limit_text
         if isinstance(spec, OrderSpec):
             return " before ".join(spec.steps)
@@ -1183,18 +1206,25 @@ class _ChecklistBuilder:
                 line,
                 f"{where} must have exactly one of {', '.join(RULE_SHAPES)}"
                 + (f", it has {', '.join(shapes)}" if shapes else ""),
-                "order: [a, b] | window: {from, to, max} | field: step.field with min/max/... | storage: {max}",
+                "order: [a, b] | window: {from, to, max} | every: {step, from, interval, for} "
+                "| field: step.field with min/max/... | storage: {max}",
             )
             return None
         shape = shapes[0]
         spec: Any = None
-        kind = {"order": "order", "window": "window", "storage": "excursion", "field": "limit"}[
-            shape
-        ]
+        kind = {
+            "order": "order",
+            "window": "window",
+            "every": "window",
+            "storage": "excursion",
+            "field": "limit",
+        }[shape]
         if shape == "order":
             spec = self._order(body["order"], body.lines["order"], where)
         elif shape == "window":
             spec = self._window(body["window"], body.lines["window"], where)
+        elif shape == "every":
+            spec = self._every(body["every"], body.lines["every"], where)
         elif shape == "storage":
             spec = self._storage(body["storage"], body.lines["storage"], where)
         else:
@@ -1306,6 +1336,51 @@ class _ChecklistBuilder:
         if start is None or end is None or start == end or (low is None and high is None):
             return None
         return WindowSpec(start, end, low, high, pair, require_from)
+
+    def _every(self, value: Any, line: int, where: str) -> EverySpec | None:
+        body = self.r.mapping(value, line, f"every of {where}")
+        if body is None:
+            return None
+        self.r.keys(body, EVERY_KEYS, f"every of {where}")
+        step = self._step_ref(
+            body.get("step"), body.lines.get("step", line), f"every of {where} (step)"
+        )
+        start = self._step_ref(
+            body.get("from"), body.lines.get("from", line), f"every of {where} (from)"
+        )
+        durations = {}
+        for key in ("interval", "for"):
+            if key not in body:
+                self.r.err(
+                    line,
+                    f"every of {where} has no {key}",
+                    "e.g. every: {..., interval: 1d, for: 7d}",
+                )
+                continue
+            found = self._duration(body[key], body.lines[key], f"{key} of {where}")
+            if found is not None and found <= timedelta(0):
+                self.r.err(body.lines[key], f"{key} of {where} must be longer than zero", "e.g. 1d")
+                found = None
+            durations[key] = found
+        interval, span = durations.get("interval"), durations.get("for")
+        if interval is not None and span is not None and span < interval:
+            self.r.err(
+                body.lines["for"],
+                f"every of {where} is impossible: for {format_duration(span)} is shorter than "
+                f"the interval {format_duration(interval)}",
+                "for must be at least one interval",
+            )
+            return None
+        if start is not None and start == step:
+            self.r.err(
+                line,
+                f"every of {where} measures {step} from itself",
+                "from and step must be different steps",
+            )
+            return None
+        if step is None or start is None or interval is None or span is None:
+            return None
+        return EverySpec(start, step, interval, span)
 
     def _storage(self, value: Any, line: int, where: str) -> StorageSpec | None:
         body = self.r.mapping(value, line, f"storage of {where}")

@@ -40,7 +40,15 @@ import yaml
 
 from qms.checklists.engine import ReadingIndex, evaluate
 from qms.checklists.facts import Finding
-from qms.checklists.language import ROLES, Checklist, FieldSpec, OrderSpec, Registry, WindowSpec
+from qms.checklists.language import (
+    ROLES,
+    Checklist,
+    EverySpec,
+    FieldSpec,
+    OrderSpec,
+    Registry,
+    WindowSpec,
+)
 from qms.records.interchange import Interchange, read_interchange, validate_against
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
@@ -187,7 +195,7 @@ def _related_rules(checklist: Checklist, step: str) -> frozenset[str]:
         spec = rule.spec
         if isinstance(spec, OrderSpec) and step in spec.steps:
             out.add(rule.id)
-        elif isinstance(spec, WindowSpec) and step in (spec.start, spec.end):
+        elif isinstance(spec, WindowSpec | EverySpec) and step in (spec.start, spec.end):
             out.add(rule.id)
         elif isinstance(spec, FieldSpec) and spec.other is not None and spec.other.step == step:
             out.add(rule.id)

@@ -207,3 +207,54 @@ def test_a_unit_attribute_a_rule_needs_but_never_given_is_a_finding() -> None:
     assert "cannot be shown to hold" in findings[0].message
     # The other unit, which names its product, still passes.
     assert findings_for(registry, interchange, "C-CN-2") == []
+
+
+def _kymriah_us_until(day_count: int) -> tuple[Registry, object, list]:
+    """K-US-1 in progress, with its observations up to `day_count` days after the infusion."""
+    registry = Registry.from_directory()
+    lines = compliant_lines("kymriah")
+    unit_lines = [
+        line
+        for line in lines
+        if line.get("unit") == "K-US-1" or line.get("id") == "K-US-1" or line["type"] == "equipment"
+    ]
+    interchange = to_interchange(unit_lines, "k-us-1.jsonl")
+    end = max(s.at for s in interchange.steps if s.step == "infusion_end")
+    steps = [
+        s
+        for s in interchange.steps
+        if s.step != "observation" or s.at < end + timedelta(days=day_count)
+    ]
+    unit = dataclasses.replace(interchange.units[0], status=None)
+    return registry, unit, steps
+
+
+def test_daily_monitoring_is_judged_only_for_days_that_are_over() -> None:
+    registry, unit, steps = _kymriah_us_until(3)
+    checklist = registry.get("kymriah")
+    end = max(s.at for s in steps if s.step == "infusion_end")
+    # Day 4 is under way: nothing is missing yet, and the ward is told the deadline.
+    during = end + timedelta(days=3, hours=5)
+    assert [f.rule for f in evaluate(checklist, unit, steps, now=during)] == []
+    due = [d for d in due_next(checklist, unit, steps, now=during) if d.step == "observation"]
+    assert [d.by for d in due] == [end + timedelta(days=4)]
+    assert "period 4 of 7" in due[0].message
+    # Once day 4 is over without an assessment, it is a finding.
+    after = end + timedelta(days=4, hours=1)
+    late = [
+        f for f in evaluate(checklist, unit, steps, now=after) if f.rule.endswith("monitoring_us")
+    ]
+    assert [(f.kind, f.actual) for f in late] == [("window", "none on day 4")]
+    # The rule belongs to the US labels: the same records under the EU profile pass.
+    eu = dataclasses.replace(unit, profile="eu")
+    assert not [
+        f for f in evaluate(checklist, eu, steps, now=after, profile="eu") if "monitoring" in f.rule
+    ]
+
+
+def test_daily_monitoring_of_a_finished_unit_needs_every_day() -> None:
+    registry, unit, steps = _kymriah_us_until(2)
+    finished = dataclasses.replace(unit, status="complete")
+    findings = evaluate(registry.get("kymriah"), finished, steps)
+    monitoring = [f for f in findings if f.rule == "kymriah.daily_monitoring_us"]
+    assert [f.actual for f in monitoring] == ["none on days 3, 4, 5, 6, 7"]

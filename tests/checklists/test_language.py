@@ -297,3 +297,28 @@ def test_must_be_with_a_unit_compares_numbers_in_the_field_unit(tmp_path: Path) 
     assert findings(4.5) == ["demo.diluent_volume"]
     bad_unit = text.replace("diluent: 4 mL", "diluent: 4 mg")
     assert any("must_be" in p for p in problems_of(tmp_path, bad_unit))
+
+
+@pytest.mark.parametrize(
+    ("every", "problem"),
+    [
+        (
+            "{step: infusion_end, from: thaw_end, interval: 1d, for: 12h}",
+            "shorter than the interval",
+        ),
+        ("{step: thaw_end, from: thaw_end, interval: 1d, for: 7d}", "from itself"),
+        ("{step: infusion_end, from: thaw_end, for: 7d}", "has no interval"),
+        ("{step: infusion_end, from: thaw_end, interval: 0m, for: 7d}", "longer than zero"),
+        ("{step: observation, from: thaw_end, interval: 1d, for: 7d}", "observation"),
+    ],
+)
+def test_every_rules_are_checked(tmp_path: Path, every: str, problem: str) -> None:
+    text = MINIMAL + (
+        "  daily:\n"
+        "    says: Daily.\n"
+        "    severity: major\n"
+        "    source: Demo PI §2\n"
+        f"    every: {every}\n"
+    )
+    problems = problems_of(tmp_path, text)
+    assert any(problem in p for p in problems), problems
