@@ -158,3 +158,59 @@ def test_evaluate_now_reports_overdue_units(tmp_path: Path) -> None:
     assert "DUE" in text.output and "by 09:42" in text.output
     without_now = CliRunner().invoke(evaluate_command, [str(path), "--due"])
     assert without_now.exit_code != 0 and "give --now" in without_now.output
+
+
+def _prefixed(lines: list[dict], prefix: str) -> list[dict]:
+    """The same records under ids of their own, so that products can share one file."""
+    out = []
+    for line in lines:
+        line = json.loads(json.dumps(line))
+        if line["type"] == "unit":
+            line["id"] = prefix + line["id"]
+        elif line["type"] == "step":
+            line["unit"] = prefix + line["unit"]
+            if isinstance(line.get("fields", {}).get("equipment"), str):
+                line["fields"]["equipment"] = prefix + line["fields"]["equipment"]
+        elif line["type"] == "equipment":
+            line["id"] = prefix + line["id"]
+        elif line["type"] == "reading":
+            line["equipment"] = prefix + line["equipment"]
+        out.append(line)
+    return out
+
+
+def test_evaluate_a_file_of_every_product_finds_exactly_the_violations(tmp_path: Path) -> None:
+    from qms.checklists.language import Registry
+    from tests.checklists.casebook import compliant_lines, file_case
+
+    registry = Registry.from_directory()
+    broken = {
+        "kymriah": "thaw_to_infusion",
+        "blincyto": "bag_hold_room",
+        "besponsa": "cytotoxic_waste",
+    }
+    lines: list[dict] = []
+    required: set[tuple[str, str]] = set()
+    allowed: set[tuple[str, str]] = set()
+    for checklist in registry:
+        prefix = f"{checklist.id.upper()}-"
+        if checklist.id in broken:
+            path = EXAMPLES_DIR / checklist.id / "violations" / f"{broken[checklist.id]}.yaml"
+            case = file_case(checklist, path)
+            product_lines = case.lines
+            required.add((prefix + case.unit, case.rule))
+            allowed.update((prefix + case.unit, rule) for rule in case.expect)
+        else:
+            product_lines = compliant_lines(checklist.id)
+        lines.extend(_prefixed(product_lines, prefix))
+    assert len({line["checklist"] for line in lines if line["type"] == "unit"}) == 11
+    path = tmp_path / "all-products.jsonl"
+    path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+
+    result = CliRunner().invoke(evaluate_command, [str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["units"] == sum(1 for line in lines if line["type"] == "unit")
+    found = {(f["unit"], f["rule"]) for f in report["findings"]}
+    # Each broken product is caught, and nothing leaks into the other products' units.
+    assert required <= found <= required | allowed
