@@ -204,6 +204,22 @@ def unlock_user(*, session: Session, actor: Actor, user: User, reason: str) -> N
 
 
 @dataclass(frozen=True)
+class Lockout:
+    """How many failed password entries in a row lock an account, and for how long."""
+
+    threshold: int = 5
+    minutes: int = 30
+
+    @classmethod
+    def of(cls, settings) -> Lockout:
+        return cls(settings.lockout_threshold, settings.lockout_minutes)
+
+
+# A wrong password at a sign-in or at an e-signature: both count towards the lockout.
+FAILURE_KINDS = ("failure", "sign_failure")
+
+
+@dataclass(frozen=True)
 class LockState:
     locked: bool
     failures: int
@@ -219,7 +235,7 @@ def lock_state(
         select(LoginEvent)
         .where(
             LoginEvent.username == username,
-            col(LoginEvent.kind).in_(("success", "failure", "unlock")),
+            col(LoginEvent.kind).in_(("success", "unlock", *FAILURE_KINDS)),
         )
         .order_by(col(LoginEvent.at).desc(), col(LoginEvent.id).desc())
         .limit(threshold)
@@ -227,7 +243,7 @@ def lock_state(
     failures = 0
     last_failure = None
     for event in events:
-        if event.kind != "failure":
+        if event.kind not in FAILURE_KINDS:
             break
         failures += 1
         last_failure = last_failure or event.at
@@ -299,6 +315,22 @@ def authenticate(
         user.password_hash = hash_password(password)
         session.add(user)
     return user
+
+
+def record_signature_failure(
+    *, session: Session, username: str, remote_addr: str | None = None
+) -> None:
+    """A wrong password given to sign a record (the caller commits, after its rollback)."""
+    username = (username or "").strip().lower()[:64]
+    user = get_user_by_username(session=session, username=username) if username else None
+    session.add(
+        LoginEvent(
+            username=username,
+            user_id=user.id if user else None,
+            kind="sign_failure",
+            remote_addr=remote_addr,
+        )
+    )
 
 
 def record_logout(*, session: Session, user: User, kind: str = "logout") -> None:

@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from qms.accounts.models import Site, User
 from qms.accounts.roles import Permission, permissions_of
+from qms.accounts.service import Lockout
 from qms.checklists.facts import StepFacts
 from qms.db import utcnow
 from qms.records.errors import RecordError, RecordNotFound, RecordPermissionError
@@ -77,6 +78,7 @@ def correct_step(
     performed_at: datetime | None = None,
     witness: WitnessCredential | None = None,
     now: datetime | None = None,
+    lockout: Lockout | None = None,
 ) -> LoggedStep:
     """Correct a step record: changed field values (None removes one) and/or its time.
 
@@ -112,11 +114,18 @@ def correct_step(
     if values == dict(current_facts.fields) and new_time == current.performed_at:
         raise RecordError("the correction changes nothing: give the new values or the new time")
     method = authenticate_signer(
-        user=by, credential=credential, freshness_minutes=freshness_minutes, now=now
+        session=session,
+        user=by,
+        credential=credential,
+        freshness_minutes=freshness_minutes,
+        now=now,
+        lockout=lockout,
     )
     witness_user = None
     if witness is not None and (witness.username or "").strip():
-        witness_user = authenticate_witness(session=session, credential=witness)
+        witness_user = authenticate_witness(
+            session=session, credential=witness, now=now, lockout=lockout
+        )
         performer = session.get(User, current.performed_by_id)
         check_witness(session, witness_user, performer, unit, step_def)
         if witness_user.id == by.id:

@@ -16,7 +16,16 @@ class RecordPermissionError(RecordError):
 
 
 class SignatureError(RecordError):
-    """A signature could not be accepted (wrong password, stale session, wrong witness)."""
+    """A signature could not be accepted (wrong password, stale session, wrong witness).
+
+    `failed_username` names the account whose password was wrong: the caller records it
+    (accounts.service.record_signature_failure) after rolling back, so that guessing a
+    password at a signature counts towards the lockout as a failed sign-in does.
+    """
+
+    def __init__(self, message: str, *, failed_username: str | None = None):
+        super().__init__(message)
+        self.failed_username = failed_username
 
 
 class FindingsNeedReason(RecordError):

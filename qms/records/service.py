@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from qms.accounts.models import Site, User
 from qms.accounts.roles import Permission, permissions_of
+from qms.accounts.service import Lockout
 from qms.checklists import engine
 from qms.checklists.facts import DueItem, Finding, ReadingFacts, StepFacts, UnitFacts
 from qms.db import utcnow
@@ -505,6 +506,7 @@ def log_step(
     meaning: str = "performed",
     reason: str | None = None,
     now: datetime | None = None,
+    lockout: Lockout | None = None,
 ) -> LoggedStep:
     """Record one performed step with its signatures; the only way a step is written.
 
@@ -524,11 +526,18 @@ def log_step(
     check_time(performed_at, unit, site.timezone, now)
     values = clean_fields(step_def, fields)
     method = authenticate_signer(
-        user=by, credential=credential, freshness_minutes=freshness_minutes, now=now
+        session=session,
+        user=by,
+        credential=credential,
+        freshness_minutes=freshness_minutes,
+        now=now,
+        lockout=lockout,
     )
     witness_user = None
     if witness is not None and (witness.username or "").strip():
-        witness_user = authenticate_witness(session=session, credential=witness)
+        witness_user = authenticate_witness(
+            session=session, credential=witness, now=now, lockout=lockout
+        )
         check_witness(session, witness_user, by, unit, step_def)
     prior = effective_steps(session, unit.id)
     if not step_def.repeats:

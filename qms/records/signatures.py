@@ -17,6 +17,7 @@ from sqlmodel import Session, col, func, select
 from qms.accounts.models import User, UserSite
 from qms.accounts.passwords import verify_password
 from qms.accounts.roles import Permission, permissions_of
+from qms.accounts.service import Lockout, lock_state
 from qms.db import utcnow
 from qms.records import ledger
 from qms.records.clock import CLOCK_SKEW
@@ -58,16 +59,43 @@ class WitnessCredential:
     password: str
 
 
+def _refuse_if_locked(session: Session, username: str, lockout: Lockout, now: datetime) -> None:
+    state = lock_state(
+        session=session,
+        username=username,
+        threshold=lockout.threshold,
+        minutes=lockout.minutes,
+        now=now,
+    )
+    if state.locked:
+        raise SignatureError(
+            f"the account {username} is locked after {state.failures} wrong passwords and "
+            "cannot sign until it is unlocked: nothing was recorded"
+        )
+
+
 def authenticate_signer(
-    *, user: User, credential: Credential, freshness_minutes: int, now: datetime
+    *,
+    session: Session,
+    user: User,
+    credential: Credential,
+    freshness_minutes: int,
+    now: datetime,
+    lockout: Lockout | None = None,
 ) -> str:
-    """Check the signer's proof; return the method recorded with the signature."""
+    """Check the signer's proof; return the method recorded with the signature.
+
+    A locked account cannot sign; a wrong password raises with `failed_username` so that
+    the caller can count it towards the lockout.
+    """
     if not user.active:
         raise SignatureError(f"{user.username} is deactivated and cannot sign")
+    _refuse_if_locked(session, user.username, lockout or Lockout(), now)
     if isinstance(credential, PasswordEntry):
         if not credential.password or not verify_password(user.password_hash, credential.password):
             raise SignatureError(
-                "wrong password: the signature was not accepted and nothing was recorded"
+                "wrong password: the signature was not accepted and nothing was recorded",
+                failed_username=user.username,
             )
         return "password"
     if isinstance(credential, FreshSession):
@@ -83,9 +111,17 @@ def authenticate_signer(
     raise SignatureError("a signature needs your password or a fresh session")
 
 
-def authenticate_witness(*, session: Session, credential: WitnessCredential) -> User:
+def authenticate_witness(
+    *,
+    session: Session,
+    credential: WitnessCredential,
+    now: datetime | None = None,
+    lockout: Lockout | None = None,
+) -> User:
     """The witness's own username and password; one message whatever was wrong."""
     username = (credential.username or "").strip().lower()
+    if username:
+        _refuse_if_locked(session, username, lockout or Lockout(), now or utcnow())
     user = session.exec(select(User).where(User.username == username)).first() if username else None
     if (
         user is None
@@ -94,7 +130,8 @@ def authenticate_witness(*, session: Session, credential: WitnessCredential) -> 
     ):
         raise SignatureError(
             "the witness's username or password is wrong (or the account is inactive): "
-            "nothing was recorded; the witness signs again with their own credentials"
+            "nothing was recorded; the witness signs again with their own credentials",
+            failed_username=username or None,
         )
     return user
 
@@ -167,6 +204,7 @@ def sign_record(
     credential: Credential,
     freshness_minutes: int,
     now: datetime | None = None,
+    lockout: Lockout | None = None,
 ) -> Signature:
     """A later signature on a record: verified (a second clinician), reviewed or approved."""
     now = now or utcnow()
@@ -198,7 +236,12 @@ def sign_record(
     if already is not None:
         raise SignatureError(f"you already signed {record.id} as {meaning}")
     method = authenticate_signer(
-        user=signer, credential=credential, freshness_minutes=freshness_minutes, now=now
+        session=session,
+        user=signer,
+        credential=credential,
+        freshness_minutes=freshness_minutes,
+        now=now,
+        lockout=lockout,
     )
     return write_signature(
         session=session, record=record, signer=signer, meaning=meaning, method=method, signed_at=now

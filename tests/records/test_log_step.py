@@ -214,3 +214,47 @@ def test_effective_steps_are_engine_facts(session, make_user, make_unit, log):
     assert [(f.step, f.by, f.by_role, dict(f.fields)) for f in facts] == [
         ("thaw_end", "li.na", "nurse", {"temperature_c": 20})
     ]
+
+
+def test_wrong_signature_passwords_count_towards_the_lockout(session, make_user, make_unit, log):
+    """Guessing a colleague's password at the bedside locks their account, as at sign-in."""
+    from qms.accounts import service as accounts
+
+    nurse = make_user("nurse")
+    witness = make_user("nurse")
+    unit = make_unit(by=nurse)
+    identity = {"product_patient_id": "P-1", "wristband_patient_id": "P-1"}
+    lockout = accounts.Lockout(threshold=3, minutes=30)
+    for _ in range(3):
+        with pytest.raises(SignatureError) as refused:
+            log(
+                unit,
+                "identity_check",
+                by=nurse,
+                witness=witness,
+                witness_password="guess",
+                fields=identity,
+                lockout=lockout,
+            )
+        # The caller rolls back the step, then records the failed attempt.
+        assert refused.value.failed_username == witness.username
+        accounts.record_signature_failure(session=session, username=refused.value.failed_username)
+        session.flush()
+    state = accounts.lock_state(session=session, username=witness.username, threshold=3, minutes=30)
+    assert state.locked
+    # Now even the right password does not let the locked account sign...
+    with pytest.raises(SignatureError, match="locked"):
+        log(unit, "identity_check", by=nurse, witness=witness, fields=identity, lockout=lockout)
+    # ...nor sign in.
+    with pytest.raises(accounts.LoginFailed, match="locked"):
+        accounts.authenticate(
+            session=session,
+            username=witness.username,
+            password="correct-horse-battery",
+            threshold=3,
+            minutes=30,
+        )
+    # The performer's own wrong password is named the same way.
+    with pytest.raises(SignatureError) as own:
+        log(unit, "identity_check", by=nurse, credential=PasswordEntry("nope"), fields=identity)
+    assert own.value.failed_username == nurse.username
