@@ -28,6 +28,7 @@ from qms.records.service import (
     check_witness,
     clean_fields,
     effective_records,
+    equipment_check,
     live_check,
     load_unit_and_checklist,
     next_record_id,
@@ -107,7 +108,10 @@ def correct_step(
     )
     current_facts = to_facts([current], names)[0]
     merged = {**current_facts.fields, **dict(fields or {})}
-    values = clean_fields(step_def, merged)
+    # Earlier values are checked again, but a device taken out of use since stays valid.
+    values = clean_fields(
+        step_def, merged, equipment_exists=equipment_check(session, unit.site_id, in_use=False)
+    )
     site = session.get(Site, unit.site_id)
     new_time = performed_at or current.performed_at
     check_time(new_time, unit, site.timezone, now)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,6 +35,7 @@ from qms.records.errors import (
     RecordPermissionError,
     SignatureError,
 )
+from qms.records.fields import parse_field_values
 from qms.records.models import Signature, StepRecord, Unit
 from qms.records.signatures import (
     MEANINGS,
@@ -364,8 +365,30 @@ def check_witness(session: Session, witness: User, performer: User, unit: Unit, 
         )
 
 
-def clean_fields(step_def, fields: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
-    """Drop empty values, refuse unknown or missing required fields, normalise numbers."""
+def equipment_check(session: Session, site_id: str, *, in_use: bool) -> Callable[[str], bool]:
+    """Whether an equipment id names a device of the site (and, for new records, in use)."""
+    from qms.storage.models import Equipment
+
+    def exists(equipment_id: str) -> bool:
+        equipment = session.get(Equipment, equipment_id)
+        return (
+            equipment is not None
+            and equipment.site_id == site_id
+            and (equipment.active or not in_use)
+        )
+
+    return exists
+
+
+def clean_fields(
+    step_def,
+    fields: Mapping[str, Any],
+    *,
+    equipment_exists: Callable[[str], bool],
+    partial: bool = False,
+) -> dict[str, Any]:
+    """Drop empty values, refuse unknown or missing required fields, parse each value as its
+    field's type (numbers, yes/no, choices, scanned identifiers, equipment), normalise."""
     values = {k: v for k, v in dict(fields or {}).items() if v is not None and v != ""}
     unknown = sorted(set(values) - set(step_def.fields))
     if unknown:
@@ -376,6 +399,7 @@ def clean_fields(step_def, fields: Mapping[str, Any], *, partial: bool = False) 
         missing = [n for n, f in step_def.fields.items() if f.required and n not in values]
         if missing:
             raise RecordError(f"{step_def.title}: {', '.join(missing)} is required")
+    values = parse_field_values(step_def, values, equipment_exists=equipment_exists)
     try:
         return normalise(values)
     except CanonicalError as exc:
@@ -524,7 +548,9 @@ def log_step(
         )
     site = session.get(Site, unit.site_id)
     check_time(performed_at, unit, site.timezone, now)
-    values = clean_fields(step_def, fields)
+    values = clean_fields(
+        step_def, fields, equipment_exists=equipment_check(session, unit.site_id, in_use=True)
+    )
     method = authenticate_signer(
         session=session,
         user=by,
