@@ -6,6 +6,7 @@ import logging
 
 from flask import render_template
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,15 @@ def init_app(app) -> None:
         return _render(
             400,
             "The form's security token was missing or has expired. Reload the page and submit the form again.",
+        )
+
+    @app.errorhandler(IntegrityError)
+    def _conflict(error: IntegrityError):
+        # Two people wrote the same thing at once (a username, a record id): the database
+        # kept the first; this request's transaction is rolled back at teardown.
+        log.warning("write conflict: %s", error.orig)
+        return _render(
+            409, "Someone else recorded this at the same moment; your change was not saved."
         )
 
     @app.errorhandler(HTTPException)

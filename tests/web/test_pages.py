@@ -46,3 +46,28 @@ def test_500_page_says_nothing_was_half_saved(app, client):
     assert response.status_code == 500
     text = response.get_data(as_text=True)
     assert "Something went wrong" in text and "boom" not in text
+
+
+def test_a_write_conflict_is_a_409_page_and_nothing_half_saved(app, client, session, make_user):
+    from sqlalchemy import func, select
+
+    from qms.accounts.models import Site
+    from qms.web.database import db_session
+
+    make_user("nurse")
+    session.commit()
+    before = session.scalar(select(func.count()).select_from(Site))
+
+    @app.route("/conflict", methods=["GET"])
+    def conflict():
+        s = db_session()
+        s.add(Site(id="SH-01", name="the same id again"))
+        s.commit()
+        return "saved"
+
+    app.testing = False
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = client.get("/conflict")
+    assert response.status_code == 409
+    assert "at the same moment" in response.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(Site)) == before
