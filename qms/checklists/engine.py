@@ -22,7 +22,7 @@ import json
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from qms.checklists.facts import DueItem, Finding, ReadingFacts, StepFacts, UnitFacts
@@ -1041,12 +1041,39 @@ def _plan(checklist: Checklist, profile: str | None) -> _Plan:
 
 
 def effective_records(steps: Iterable[StepFacts]) -> list[StepFacts]:
-    """The records that count: a corrected record is replaced by its correction."""
+    """The records that count: each corrected record is replaced by its latest correction.
+
+    A record corrected twice has two corrections pointing at it (a correction of a
+    correction targets the same original); the later one, by entry time and then by record
+    number, is what counts, whatever order the records are given in.
+    """
     steps = list(steps)
-    corrected = {s.corrects for s in steps if s.corrects is not None}
-    if not corrected:
+    latest: dict[str, StepFacts] = {}
+    for step in steps:
+        if step.corrects is None:
+            continue
+        kept = latest.get(step.corrects)
+        if kept is None or _entry_order(step) > _entry_order(kept):
+            latest[step.corrects] = step
+    if not latest:
         return steps
-    return [s for s in steps if s.record_id is None or s.record_id not in corrected]
+    originals = [s for s in steps if s.corrects is None]
+    present = {s.record_id for s in originals}
+    # A correction whose original is not in the input still counts (a partial extract).
+    orphans = [c for target, c in latest.items() if target not in present]
+    return [
+        latest.get(s.record_id, s) if s.record_id is not None else s for s in originals
+    ] + orphans
+
+
+def _entry_order(step: StepFacts) -> tuple:
+    # Record ids end in their number within the unit ("U-1#12"): compare it as a number.
+    number = (step.record_id or "").rpartition("#")[2]
+    return (
+        step.recorded_at or datetime.min.replace(tzinfo=UTC),
+        int(number) if number.isdigit() else -1,
+        step.record_id or "",
+    )
 
 
 def _sort_key(rec: StepFacts) -> tuple:

@@ -32,6 +32,7 @@ from sqlmodel import Session, col, select
 from qms.accounts import service as accounts
 from qms.accounts.models import Site, User
 from qms.accounts.roles import Permission, Role
+from qms.checklists.engine import effective_records
 from qms.checklists.facts import StepFacts
 from qms.db import utcnow
 from qms.records.canonical import CanonicalError, normalise
@@ -90,14 +91,6 @@ class ImportSummary:
         if self.created_users:
             text += f"; inactive placeholder accounts created: {', '.join(self.created_users)}"
         return text
-
-
-def _effective(facts: list[StepFacts]) -> list[StepFacts]:
-    latest: dict[str, StepFacts] = {}
-    for fact in facts:
-        if fact.corrects:
-            latest[fact.corrects] = fact
-    return [latest.get(f.record_id, f) for f in facts if not f.corrects]
 
 
 def import_interchange(
@@ -193,7 +186,7 @@ def import_interchange(
         )
         prior = [
             f
-            for f in _effective(history.get(unit.id, []))
+            for f in effective_records(history.get(unit.id, []))
             if f.record_id != step.corrects and (f.corrects is None or f.corrects != step.corrects)
         ]
         findings = live_check(

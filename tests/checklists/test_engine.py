@@ -258,3 +258,52 @@ def test_daily_monitoring_of_a_finished_unit_needs_every_day() -> None:
     findings = evaluate(registry.get("kymriah"), finished, steps)
     monitoring = [f for f in findings if f.rule == "kymriah.daily_monitoring_us"]
     assert [f.actual for f in monitoring] == ["none on days 3, 4, 5, 6, 7"]
+
+
+def test_a_record_corrected_twice_counts_once_with_its_latest_values() -> None:
+    import random
+
+    from qms.checklists.engine import effective_records
+
+    at = datetime.fromisoformat("2026-10-02T09:18:00+08:00")
+    original = StepFacts(
+        "U-1",
+        "infusion_start",
+        at,
+        "li.na",
+        None,
+        {"rate_ml_min": 150},
+        record_id="U-1#9",
+        recorded_at=at,
+    )
+    first = dataclasses.replace(
+        original,
+        fields={"rate_ml_min": 51},
+        record_id="U-1#10",
+        corrects="U-1#9",
+        recorded_at=at + timedelta(minutes=5),
+    )
+    second = dataclasses.replace(
+        original,
+        fields={"rate_ml_min": 15},
+        record_id="U-1#11",
+        corrects="U-1#9",
+        recorded_at=at + timedelta(minutes=9),
+    )
+    other = StepFacts(
+        "U-1",
+        "infusion_end",
+        at + timedelta(minutes=4),
+        "li.na",
+        None,
+        {},
+        record_id="U-1#12",
+        recorded_at=at,
+    )
+    records = [original, first, second, other]
+    for seed in range(5):
+        random.Random(seed).shuffle(records)
+        effective = effective_records(records)
+        starts = [r for r in effective if r.step == "infusion_start"]
+        assert [r.fields["rate_ml_min"] for r in starts] == [15]
+        assert len(effective) == 2
