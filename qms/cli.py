@@ -42,7 +42,12 @@ def cli() -> None:
 
 
 def main() -> None:
-    """The console script: settings are checked first, so a bad one is one clear line."""
+    """The console script: a bad setting or an unusable database is one clear line."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
     from qms.config import Settings, SettingsError
 
     try:
@@ -50,4 +55,19 @@ def main() -> None:
     except SettingsError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
-    cli()
+    try:
+        cli.main(prog_name="qms")
+    except (DBAPIError, sqlite3.Error, psycopg.Error) as exc:  # raw cursors raise the driver's
+        click.echo(f"Error: {database_problem(exc)}", err=True)
+        sys.exit(1)
+
+
+def database_problem(exc: Exception) -> str:
+    """What an operator should do about a database error a command could not handle."""
+    text = str(getattr(exc, "orig", exc))
+    lowered = text.lower()
+    if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
+        return "the database has no qms tables yet, or an older schema: run `qms init-db` first"
+    if any(s in lowered for s in ("connection refused", "could not connect", "unable to open")):
+        return f"cannot reach the database ({text.strip().splitlines()[0]}); check QMS_DATABASE_URL"
+    return f"the database refused the command: {text.strip().splitlines()[0]}"

@@ -139,3 +139,10 @@ def test_flask_app_option_reaches_the_same_commands(env):
     )
     assert result.returncode == 0, result.stderr
     assert "database ready" in result.stdout
+
+
+@pytest.mark.parametrize("command", [["verify"], ["export"], ["demo"], ["serve", "--port", "1"]])
+def test_commands_on_a_database_never_initialised_say_to_run_init_db(env, command):
+    result = _qms(*command, env=env)
+    assert result.returncode != 0
+    assert "qms init-db" in result.stderr and "Traceback" not in result.stderr

@@ -51,8 +51,21 @@ def demo_command(force: bool) -> None:
 @click.option("--threads", default=8, show_default=True, type=int)
 def serve_command(host: str, port: int, threads: int) -> None:
     """Serve the web application with waitress."""
+    from alembic.script import ScriptDirectory
     from waitress import serve
 
+    from qms.db import alembic_config
+
+    database = _database()
+    head = ScriptDirectory.from_config(alembic_config(database.url)).get_current_head()
+    try:
+        current = current_revision(database.url)
+    except OperationalError as exc:
+        raise click.ClickException(f"cannot reach the database: {exc.orig}") from None
+    if current != head:
+        raise click.ClickException(
+            f"the database schema is at {current or 'nothing'}, not {head}: run `qms init-db` first"
+        )
     click.echo(f"qms serving on http://{host}:{port}/ (Ctrl+C stops)")
     serve(current_app._get_current_object(), host=host, port=port, threads=threads, ident="qms")
 
