@@ -56,6 +56,8 @@ class StepFacts:
     corrects: str | None = None
     reason: str | None = None
     recorded_at: datetime | None = None
+    # Who entered the record, when not the performer (a correction by a colleague).
+    recorded_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,7 @@ def export_interchange(
             corrects=r.corrects_id,
             reason=r.reason,
             recorded_at=at(r.recorded_at, site_of_unit[r.unit_id]),
+            recorded_by=names[r.recorded_by_id] if r.recorded_by_id != r.performed_by_id else None,
         )
         for r in records
     ]

@@ -125,7 +125,7 @@ def import_interchange(
     imported_by = actor.name
     # The right to import covers the storage records in the file (equipment, readings).
     storage_actor = accounts.Actor(id=None, name=actor.name, permissions=~Permission(0))
-    usernames = {s.by for s in data.steps if s.by} | {s.witness for s in data.steps if s.witness}
+    usernames = _authors(data)
     users = _users(session, usernames, plan, actor, source, digest, summary)
     for unit in data.units:
         steps = [s for s in data.steps if s.unit == unit.id]
@@ -206,7 +206,7 @@ def import_interchange(
             performer_role=facts.by_role,
             witness=witness,
             witness_role=facts.witness_role,
-            recorded_by=performer,
+            recorded_by=users[step.recorded_by] if step.recorded_by else performer,
             meaning="performed",
             corrects=step.corrects,
             reason=step.reason,
@@ -323,7 +323,11 @@ def _check_against_database(
             problem(step, f"record_id {step.record_id} already exists in this database")
         if not step.by:
             problem(step, "by is required: an imported record must say who performed it")
-        for who, role_hint in ((step.by, step.by_role), (step.witness, step.witness_role)):
+        for who, role_hint in (
+            (step.by, step.by_role),
+            (step.witness, step.witness_role),
+            (step.recorded_by, None),
+        ):
             if who and who not in known_users:
                 if not create_missing_users:
                     problem(
@@ -381,8 +385,13 @@ def _check_against_database(
     return plan
 
 
+def _authors(data: Interchange) -> set[str]:
+    """Every username the file's steps name: performers, witnesses, those who corrected."""
+    return {name for s in data.steps for name in (s.by, s.witness, s.recorded_by) if name}
+
+
 def _known_usernames(session: Session, data: Interchange) -> set[str]:
-    wanted = {s.by for s in data.steps if s.by} | {s.witness for s in data.steps if s.witness}
+    wanted = _authors(data)
     if not wanted:
         return set()
     return set(session.exec(select(User.username).where(col(User.username).in_(wanted))).all())

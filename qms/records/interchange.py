@@ -45,6 +45,7 @@ STEP_KEYS = {
     "corrects": False,
     "reason": False,
     "recorded_at": False,
+    "recorded_by": False,
 }
 EQUIPMENT_KEYS = {"type": True, "id": True, "kind": True, "site": True}
 READING_KEYS = {"type": True, "equipment": True, "at": True, "temperature_c": True}
@@ -164,6 +165,7 @@ def _parse_line(obj: Any) -> UnitFacts | StepFacts | EquipmentFacts | ReadingFac
             recorded_at=_time(obj["recorded_at"], "recorded_at")
             if obj.get("recorded_at") is not None
             else None,
+            recorded_by=_text(obj, "recorded_by", required=False),
         )
     if kind == "equipment":
         return EquipmentFacts(
@@ -382,6 +384,7 @@ def write_interchange(
                 "corrects": step.corrects,
                 "reason": step.reason,
                 "recorded_at": _iso(step.recorded_at) if step.recorded_at is not None else None,
+                "recorded_by": step.recorded_by,
             }
         )
     for reading in readings:

@@ -55,11 +55,11 @@ def recorded(session, registry, make_user, make_unit, log):
         fields={"temperature_c": 28},
         reason="water bath fault",
     ).record
-    correct_step(
+    correct_step(  # by a colleague: the export must say who corrected
         session=session,
         registry=registry,
         record_id=hot.id,
-        by=nurse,
+        by=witness,
         credential=PasswordEntry(PASSWORD),
         freshness_minutes=5,
         reason="read the wrong thermometer",
@@ -103,6 +103,8 @@ def test_export_writes_the_design_format(session, recorded):
     correction = lines[5]
     assert correction["corrects"] == lines[4]["record_id"]
     assert correction["reason"] == "read the wrong thermometer"
+    assert correction["by"] == "li.na" and correction["recorded_by"] == "wang.wei"
+    assert "recorded_by" not in lines[4]  # the performer entered the original herself
     assert correction["fields"] == {"temperature_c": 24}
 
 
@@ -147,6 +149,9 @@ def test_export_import_export_round_trips(session, recorded, registry, backend, 
                 )
             ).one()
             assert json.loads(hot.findings)[0]["kind"] == "limit"
+            fixed = s.exec(select(StepRecord).where(StepRecord.corrects_id == hot.id)).one()
+            corrector = accounts.get_user_by_username(session=s, username="wang.wei")
+            assert fixed.recorded_by_id == corrector.id
     finally:
         target.dispose()
 
@@ -160,8 +165,10 @@ def test_unknown_author_is_refused_with_its_line(session, recorded, registry):
         import_interchange(
             session=session, registry=registry, lines=lines, source="f.jsonl", actor=IMPORTER
         )
+    # The witness of line 3 and the colleague who entered the correction on line 5.
     assert refused.value.problems == [
-        "f.jsonl:3: unknown user 'zhao.unknown' in this database; create the account first or import with --create-missing-users"
+        f"f.jsonl:{n}: unknown user 'zhao.unknown' in this database; create the account first or import with --create-missing-users"
+        for n in (3, 5)
     ]
     assert _counts(session) == before
 

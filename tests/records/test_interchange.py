@@ -60,7 +60,7 @@ def test_every_bad_line_is_reported_with_its_number() -> None:
         "in.jsonl:5: unknown unit 'U-9'; define it with a unit line",
         "in.jsonl:6: bad JSON: Expecting property name enclosed in double quotes at column 2",
         "in.jsonl:7: unknown equipment 'LN2-99'; define it with an equipment line",
-        "in.jsonl:8: unknown key performed_by in a step line; allowed: type, unit, step, at, by, witness, fields, by_role, witness_role, record_id, corrects, reason, recorded_at",
+        "in.jsonl:8: unknown key performed_by in a step line; allowed: type, unit, step, at, by, witness, fields, by_role, witness_role, record_id, corrects, reason, recorded_at, recorded_by",
         'in.jsonl:9: temperature_c must be a number, got "cold"',
         "in.jsonl:10: unit 'U-1' is already defined at line 1",
     ]
