@@ -16,10 +16,11 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from qms.accounts.models import Site, User
-from qms.checklists.facts import EquipmentFacts, ReadingFacts, StepFacts, UnitFacts
+from qms.checklists.facts import EquipmentFacts, ReadingFacts, StepFacts
 from qms.records.clock import zone_of
 from qms.records.interchange import write_interchange
 from qms.records.models import StepRecord, Unit
+from qms.records.service import unit_facts as facts_of_unit
 from qms.storage.models import Equipment, Reading
 
 
@@ -71,19 +72,7 @@ def export_interchange(
     def at(moment: datetime, site_id: str) -> datetime:
         return moment.astimezone(zones[site_id])
 
-    unit_facts = [
-        UnitFacts(
-            id=u.id,
-            checklist=u.checklist_id,
-            site=u.site_id,
-            profile=u.profile,
-            coi_id=u.coi_id,
-            patient=u.patient_ref,
-            attributes=json.loads(u.attributes),
-            checklist_version=u.checklist_version,
-        )
-        for u in units
-    ]
+    unit_facts = [facts_of_unit(u) for u in units]
     step_facts = [
         StepFacts(
             unit=r.unit_id,
