@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
 from qms.accounts.roles import Role
 
@@ -28,6 +28,25 @@ class UserCreateForm(FlaskForm):
     reason = StringField(
         "Reason", default="new account", validators=[DataRequired(), Length(max=500)]
     )
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired(), Length(max=256)]
+    )
+    new_password = PasswordField("New password", validators=[DataRequired(), Length(max=256)])
+    repeat = PasswordField(
+        "New password again",
+        validators=[
+            DataRequired(),
+            EqualTo("new_password", message="The two new passwords differ."),
+        ],
+    )
+
+
+class PasswordResetForm(FlaskForm):
+    new_password = PasswordField("New password", validators=[DataRequired(), Length(max=256)])
+    reason = StringField("Reason", validators=[DataRequired(), Length(max=500)])
 
 
 class ReasonForm(FlaskForm):

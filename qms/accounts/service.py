@@ -182,6 +182,53 @@ def set_user_active(
     return user
 
 
+def change_password(
+    *, session: Session, user: User, current_password: str, new_password: str
+) -> None:
+    """A user changes their own password, proving the current one."""
+    if not verify_password(user.password_hash, current_password or ""):
+        raise AccountError("the current password is wrong; the password was not changed")
+    _set_password(
+        session=session,
+        user=user,
+        password=new_password,
+        actor=Actor.of(user),
+        reason="changed by the user",
+    )
+
+
+def reset_password(
+    *, session: Session, actor: Actor, user: User, new_password: str, reason: str
+) -> None:
+    """An administrator sets a new password (a forgotten one); the user should change it."""
+    actor.require(Permission.MANAGE_USERS)
+    if not reason or not reason.strip():
+        raise AccountError("give a reason: it is kept in the audit trail")
+    _set_password(session=session, user=user, password=new_password, actor=actor, reason=reason)
+
+
+def _set_password(
+    *, session: Session, user: User, password: str, actor: Actor, reason: str
+) -> None:
+    problem = password_problem(password, username=user.username)
+    if problem:
+        raise AccountError(problem)
+    if verify_password(user.password_hash, password):
+        raise AccountError("the new password must differ from the current one")
+    user.password_hash = hash_password(password)
+    session.add(user)
+    # The trail says that the password changed, never what it was or became.
+    record_change(
+        session=session,
+        actor_id=actor.id,
+        actor_name=actor.name,
+        entity="user",
+        entity_id=user.username,
+        action="password",
+        reason=reason,
+    )
+
+
 def unlock_user(*, session: Session, actor: Actor, user: User, reason: str) -> None:
     actor.require(Permission.MANAGE_USERS)
     if not reason or not reason.strip():

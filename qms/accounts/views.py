@@ -19,7 +19,13 @@ from flask_login import LoginManager, current_user, login_required, login_user, 
 from sqlmodel import col, select
 
 from qms.accounts import service
-from qms.accounts.forms import LoginForm, ReasonForm, UserCreateForm
+from qms.accounts.forms import (
+    LoginForm,
+    PasswordChangeForm,
+    PasswordResetForm,
+    ReasonForm,
+    UserCreateForm,
+)
 from qms.accounts.models import LoginEvent, Site, User
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
@@ -152,6 +158,64 @@ def logout():
     s.commit()
     flash("You have signed out.", "info")
     return redirect(url_for("accounts.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def password():
+    form = PasswordChangeForm()
+    status = 200
+    if form.validate_on_submit():
+        s = db_session()
+        user = s.get(User, current_user.id)
+        try:
+            service.change_password(
+                session=s,
+                user=user,
+                current_password=form.current_password.data,
+                new_password=form.new_password.data,
+            )
+        except service.AccountError as exc:
+            s.rollback()
+            flash(str(exc), "error")
+            status = 422
+        else:
+            s.commit()
+            session["password_at"] = datetime.now(UTC).timestamp()
+            flash("Your password was changed.", "success")
+            return redirect(url_for("web.home"))
+    elif request.method == "POST":
+        status = 422
+    return render_template("accounts/password.html", form=form), status
+
+
+@bp.route("/admin/users/<int:user_id>/password", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_USERS)
+def user_password(user_id: int):
+    s = db_session()
+    user = _user_or_404(s, user_id)
+    form = PasswordResetForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            service.reset_password(
+                session=s,
+                actor=service.Actor.of(current_user.row),
+                user=user,
+                new_password=form.new_password.data,
+                reason=form.reason.data,
+            )
+        except service.AccountError as exc:
+            s.rollback()
+            flash(str(exc), "error")
+            status = 422
+        else:
+            s.commit()
+            flash(f"New password set for {user.username}; ask them to change it.", "success")
+            return redirect(url_for("accounts.users"))
+    elif request.method == "POST":
+        status = 422
+    return render_template("accounts/password_reset.html", form=form, user=user), status
 
 
 @bp.route("/site", methods=["POST"])

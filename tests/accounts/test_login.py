@@ -180,3 +180,83 @@ def test_hash_with_old_parameters_is_upgraded_at_sign_in(session, make_user):
         assert "m=2048" in refreshed.password_hash
     finally:
         passwords.use_hasher(previous)
+
+
+def test_user_changes_own_password(client, make_user, login, session, csrf_from):
+    from qms.records.trail import AuditTrailEntry
+
+    user = make_user("nurse")
+    login(user)
+    token = csrf_from(client.get("/account/password").get_data(as_text=True))
+    wrong = client.post(
+        "/account/password",
+        data={
+            "current_password": "not-it",
+            "new_password": "a-new-long-password",
+            "repeat": "a-new-long-password",
+            "csrf_token": token,
+        },
+    )
+    assert wrong.status_code == 422 and "current password is wrong" in wrong.get_data(as_text=True)
+    mismatch = client.post(
+        "/account/password",
+        data={
+            "current_password": "correct-horse-battery",
+            "new_password": "a-new-long-password",
+            "repeat": "another-long-password",
+            "csrf_token": token,
+        },
+    )
+    assert mismatch.status_code == 422 and "differ" in mismatch.get_data(as_text=True)
+    done = client.post(
+        "/account/password",
+        data={
+            "current_password": "correct-horse-battery",
+            "new_password": "a-new-long-password",
+            "repeat": "a-new-long-password",
+            "csrf_token": token,
+        },
+    )
+    assert done.status_code == 302
+    session.expire_all()
+    assert service.authenticate(
+        session=session,
+        username=user.username,
+        password="a-new-long-password",
+        threshold=5,
+        minutes=30,
+    )
+    trail = session.exec(select(AuditTrailEntry).where(AuditTrailEntry.action == "password")).one()
+    assert trail.entity_id == user.username and trail.old_value is None and trail.new_value is None
+
+
+def test_admin_resets_a_forgotten_password(client, make_user, login, session, csrf_from):
+    admin = make_user("admin")
+    nurse = make_user("nurse")
+    login(admin)
+    page = client.get(f"/admin/users/{nurse.id}/password")
+    assert page.status_code == 200
+    token = csrf_from(page.get_data(as_text=True))
+    response = client.post(
+        f"/admin/users/{nurse.id}/password",
+        data={
+            "new_password": "temporary-pass-123",
+            "reason": "forgot it; identity checked in person",
+            "csrf_token": token,
+        },
+    )
+    assert response.status_code == 302
+    session.expire_all()
+    assert service.authenticate(
+        session=session,
+        username=nurse.username,
+        password="temporary-pass-123",
+        threshold=5,
+        minutes=30,
+    )
+
+
+def test_nurse_cannot_reset_someone_elses_password(client, make_user, login):
+    other = make_user("nurse")
+    login(make_user("nurse"))
+    assert client.get(f"/admin/users/{other.id}/password").status_code == 403
