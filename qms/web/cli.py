@@ -27,6 +27,20 @@ def init_db_command() -> None:
     click.echo(
         f"database ready at revision {current_revision(database.url)} ({_redacted(database.url)})"
     )
+    _record_checklists("qms init-db")
+
+
+def _record_checklists(started_by: str) -> None:
+    """Write which checklist versions and site parameters are in force to the audit trail."""
+    from qms.checklists.service import record_active_checklists
+    from qms.web.registry import get_registry
+
+    with _database().transaction() as session:
+        warnings = record_active_checklists(
+            session=session, registry=get_registry(), started_by=f"system ({started_by})"
+        )
+    for warning in warnings:
+        click.echo(f"WARNING: {warning}", err=True)
 
 
 @click.command("demo")
@@ -66,6 +80,7 @@ def serve_command(host: str, port: int, threads: int) -> None:
         raise click.ClickException(
             f"the database schema is at {current or 'nothing'}, not {head}: run `qms init-db` first"
         )
+    _record_checklists("qms serve")
     click.echo(f"qms serving on http://{host}:{port}/ (Ctrl+C stops)")
     serve(current_app._get_current_object(), host=host, port=port, threads=threads, ident="qms")
 
