@@ -18,6 +18,7 @@ from qms.db import utcnow
 from qms.records import corrections
 from qms.records import service as records
 from qms.records.signatures import PasswordEntry, WitnessCredential
+from qms.records.status import set_unit_status
 from qms.storage import service as storage
 
 DEMO_SITE = ("SH-01", "Xuhui Demonstration Hospital, Shanghai")
@@ -179,6 +180,17 @@ def load_demo_records(*, session: Session, registry: Registry, now: datetime) ->
     log(k, "infusion_end", day2 + 62, {"volume_ml": 45}, nurse)
     log(k, "disposal", day2 + 80, {"method": "biohazard_waste"}, nurse)
     log(k, "observation", day2 + 240, {"crs_grade": 0, "icans_grade": 0}, physician)
+    set_unit_status(
+        session=session,
+        registry=registry,
+        unit_id=k,
+        status="complete",
+        by=physician,
+        credential=PasswordEntry(PASSWORDS[physician.username]),
+        freshness_minutes=5,
+        at=start + timedelta(minutes=day2 + 300),
+        now=now,
+    )
 
     y = register("Y-2026-002", "yescarta", "P-0057", "CHG123426YSC002", 51)
     prescription = {"diagnosis": "large B-cell lymphoma", "indication_confirmed": True}

@@ -21,6 +21,7 @@ from qms.records.clock import zone_of
 from qms.records.interchange import write_interchange
 from qms.records.models import StepRecord, Unit
 from qms.records.service import unit_facts as facts_of_unit
+from qms.records.status import IN_PROGRESS, status_of
 from qms.storage.models import Equipment, Reading
 
 
@@ -72,7 +73,11 @@ def export_interchange(
     def at(moment: datetime, site_id: str) -> datetime:
         return moment.astimezone(zones[site_id])
 
-    unit_facts = [facts_of_unit(u) for u in units]
+    statuses = {u.id: status_of(session, u.id) for u in units}
+    # In progress is the default and is not written, so older files read the same.
+    unit_facts = [
+        facts_of_unit(u, statuses[u.id] if statuses[u.id] != IN_PROGRESS else None) for u in units
+    ]
     step_facts = [
         StepFacts(
             unit=r.unit_id,

@@ -32,7 +32,7 @@ from sqlmodel import Session, col, select
 from qms.accounts import service as accounts
 from qms.accounts.models import Site, User
 from qms.accounts.roles import Permission, Role
-from qms.checklists.engine import effective_records
+from qms.checklists.engine import effective_records, evaluate
 from qms.checklists.facts import StepFacts
 from qms.db import utcnow
 from qms.records.canonical import CanonicalError, normalise
@@ -49,6 +49,7 @@ from qms.records.service import (
     PATIENT_REF_RE,
     UNIT_ID_RE,
     create_unit_record,
+    effective_steps,
     live_check,
     next_record_id,
     readings_for,
@@ -56,6 +57,7 @@ from qms.records.service import (
     write_step_record,
 )
 from qms.records.signatures import write_signature
+from qms.records.status import CANCELLED, COMPLETE, write_unit_status
 from qms.records.trail import record_change
 from qms.storage import service as storage
 from qms.storage.models import Equipment, Reading
@@ -243,6 +245,33 @@ def import_interchange(
             imported_at=now,
         )
         summary.readings += 1
+    # A finished or cancelled unit in the file: its status, after its steps and readings.
+    for facts in data.units:
+        if facts.status in (COMPLETE, CANCELLED):
+            unit = session.get(Unit, facts.id)
+            findings = []
+            if facts.status == COMPLETE:
+                steps = effective_steps(session, unit.id)
+                findings = evaluate(
+                    registry.get(unit.checklist_id, unit.checklist_version),
+                    unit_facts(unit, COMPLETE),
+                    steps,
+                    readings_for(session, steps),
+                    profile=unit.profile,
+                )
+            write_unit_status(
+                session=session,
+                unit=unit,
+                status=facts.status,
+                at=now,
+                recorded_at=now,
+                by=None,
+                method="imported",
+                reason=f"status {facts.status} given in {source}",
+                findings=findings,
+                imported_at=now,
+                imported_by=imported_by,
+            )
     record_change(
         session=session,
         actor_id=actor.id,

@@ -50,7 +50,7 @@ STEP_KEYS = {
 EQUIPMENT_KEYS = {"type": True, "id": True, "kind": True, "site": True}
 READING_KEYS = {"type": True, "equipment": True, "at": True, "temperature_c": True}
 TYPES = {"unit": UNIT_KEYS, "step": STEP_KEYS, "equipment": EQUIPMENT_KEYS, "reading": READING_KEYS}
-UNIT_STATUSES = ("in_progress", "complete")
+UNIT_STATUSES = ("in_progress", "complete", "cancelled")
 
 
 class InterchangeError(Exception):

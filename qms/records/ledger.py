@@ -40,7 +40,7 @@ from qms.records.models import LedgerEntry
 LEDGER_LOCK_KEY = 7_347_002
 
 # Tables the database itself keeps append-only (migration 0002 makes the triggers).
-LEDGER_TABLES = ("ledger_entry", "unit", "step_record", "signature", "reading")
+LEDGER_TABLES = ("ledger_entry", "unit", "step_record", "signature", "reading", "unit_status")
 PROTECTED_TABLES = (*LEDGER_TABLES, "login_event", "audit_trail")
 
 
@@ -205,6 +205,39 @@ def signature_content(
         "meaning": meaning,
         "signed_at": _time(signed_at),
         "method": method,
+        "imported_at": _time(imported_at),
+        "imported_by": imported_by,
+    }
+
+
+def unit_status_content(
+    *,
+    id: str,
+    unit: str,
+    status: str,
+    at: datetime,
+    recorded_at: datetime,
+    by: str | None,
+    by_role: str | None,
+    method: str,
+    reason: str | None,
+    findings: Any,
+    imported_at: datetime | None,
+    imported_by: str | None,
+) -> dict[str, Any]:
+    return {
+        "type": "unit_status",
+        "v": CANONICAL_VERSION,
+        "id": id,
+        "unit": unit,
+        "status": status,
+        "at": _time(at),
+        "recorded_at": _time(recorded_at),
+        "by": by,
+        "by_role": by_role,
+        "method": method,
+        "reason": reason,
+        "findings": findings,
         "imported_at": _time(imported_at),
         "imported_by": imported_by,
     }
@@ -556,6 +589,26 @@ TYPED_TABLES: dict[str, tuple[tuple[str, ...], str, list[tuple[str, str, Any]]]]
             ("meaning", "t.meaning", T),
             ("signed_at", "t.signed_at", _TIME),
             ("method", "t.method", T),
+            ("imported_at", "t.imported_at", _TIME),
+            ("imported_by", "t.imported_by", T),
+        ],
+    ),
+    "unit_status": (
+        ("unit_status",),
+        "unit_status t",
+        [
+            ("type", "'unit_status'", T),
+            ("v", str(CANONICAL_VERSION), J),
+            ("id", "t.id", T),
+            ("unit", "t.unit_id", T),
+            ("status", "t.status", T),
+            ("at", "t.at", _TIME),
+            ("recorded_at", "t.recorded_at", _TIME),
+            ("by", "t.by_id", _USER),
+            ("by_role", "t.by_role", T),
+            ("method", "t.method", T),
+            ("reason", "t.reason", T),
+            ("findings", "t.findings", J),
             ("imported_at", "t.imported_at", _TIME),
             ("imported_by", "t.imported_by", T),
         ],

@@ -102,3 +102,27 @@ class Signature(SQLModel, table=True):
     imported_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     imported_by: str | None = Field(default=None, max_length=200)
     ledger_seq: int = Field(sa_column=_ledger_seq_column())
+
+
+class UnitStatus(SQLModel, table=True):
+    """A unit declared complete, cancelled, or back in progress: a signed record, never edited.
+
+    The latest one (in ledger order) is the unit's status; none means in progress.
+    """
+
+    __tablename__ = "unit_status"
+
+    id: str = Field(primary_key=True, max_length=80)  # "<unit id>!<n>"
+    unit_id: str = Field(foreign_key="unit.id", max_length=64, index=True)
+    status: str = Field(max_length=16)  # in_progress | complete | cancelled
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))  # when it took effect
+    recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # None only when imported: the interchange file says the status, not who declared it.
+    by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    by_role: str | None = Field(default=None, max_length=32)
+    method: str = Field(max_length=16)  # how it was signed: password | session | imported
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    findings: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # canonical JSON
+    imported_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    imported_by: str | None = Field(default=None, max_length=200)
+    ledger_seq: int = Field(sa_column=_ledger_seq_column())

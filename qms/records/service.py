@@ -46,6 +46,7 @@ from qms.records.signatures import (
     is_member,
     write_signature,
 )
+from qms.records.status import require_open, status_of
 
 UNIT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # A pseudonymous reference such as P-0042: letters, digits and . _ - : /, at least one
@@ -173,7 +174,7 @@ def create_unit_record(
     return unit
 
 
-def unit_facts(unit: Unit) -> UnitFacts:
+def unit_facts(unit: Unit, status: str | None = None) -> UnitFacts:
     return UnitFacts(
         id=unit.id,
         checklist=unit.checklist_id,
@@ -183,6 +184,7 @@ def unit_facts(unit: Unit) -> UnitFacts:
         patient=unit.patient_ref,
         attributes=json.loads(unit.attributes),
         checklist_version=unit.checklist_version,
+        status=status,
     )
 
 
@@ -273,17 +275,23 @@ class Assessment:
 
     findings: list[Finding]
     due: list[DueItem]
+    status: str = "in_progress"
 
 
 def assess_unit(session: Session, registry, unit: Unit, *, now: datetime) -> Assessment:
     """Judge a unit's effective records (corrections applied) as at `now`."""
     checklist = registry.get(unit.checklist_id, unit.checklist_version)
-    facts = unit_facts(unit)
+    status = status_of(session, unit.id)
+    facts = unit_facts(unit, status)
     steps = effective_steps(session, unit.id)
     readings = readings_for(session, steps)
     findings = engine.evaluate(checklist, facts, steps, readings, profile=unit.profile, now=now)
-    due = engine.due_next(checklist, facts, steps, profile=unit.profile, now=now)
-    return Assessment(findings=findings, due=due)
+    due = (
+        engine.due_next(checklist, facts, steps, profile=unit.profile, now=now)
+        if status == "in_progress"
+        else []
+    )
+    return Assessment(findings=findings, due=due, status=status)
 
 
 def live_check(
@@ -542,6 +550,7 @@ def log_step(
     unit, checklist = load_unit_and_checklist(session, registry, unit_id)
     step_def = step_def_of(checklist, step)
     check_performer(session, by, unit, step_def)
+    require_open(session, unit)
     if meaning not in PERFORMER_MEANINGS:
         raise SignatureError(
             f"the person recording a step signs it as {' or '.join(PERFORMER_MEANINGS)}, not {meaning!r}"

@@ -14,8 +14,9 @@ from qms.accounts.roles import Permission
 from qms.db import utcnow
 from qms.records import service
 from qms.records.clock import local
-from qms.records.models import LedgerEntry, Unit
+from qms.records.models import LedgerEntry, Unit, UnitStatus
 from qms.records.signatures import is_member, signatures_of
+from qms.records.status import STATUS_LABELS
 from qms.web.database import db_session
 from qms.web.registry import get_registry
 
@@ -45,6 +46,7 @@ def units():
             {
                 "unit": unit,
                 "last": history[-1] if history else None,
+                "status": STATUS_LABELS[assessment.status],
                 "findings": sorted(assessment.findings, key=lambda f: SEVERITY_ORDER[f.severity]),
                 "due": [d for d in assessment.due if d.by is not None][:1] or assessment.due[:1],
             }
@@ -112,6 +114,21 @@ def unit_page(unit_id: str):
     ]
     entry = s.get(LedgerEntry, unit.ledger_seq)
     assessment = service.assess_unit(s, get_registry(), unit, now=utcnow())
+    status_history = list(
+        s.exec(
+            select(UnitStatus)
+            .where(UnitStatus.unit_id == unit.id)
+            .order_by(col(UnitStatus.ledger_seq))
+        )
+    )
+    people.update(
+        {
+            u.id: u
+            for u in s.exec(
+                select(User).where(col(User.id).in_({h.by_id for h in status_history} - {None}))
+            )
+        }
+    )
     return render_template(
         "records/unit.html",
         unit=unit,
@@ -122,5 +139,7 @@ def unit_page(unit_id: str):
         entry=entry,
         findings=sorted(assessment.findings, key=lambda f: SEVERITY_ORDER[f.severity]),
         due=assessment.due,
+        status=STATUS_LABELS[assessment.status],
+        status_history=status_history,
         at=lambda moment: local(moment, site.timezone) if moment else "—",
     )

@@ -121,7 +121,22 @@ def test_verify_renders_the_same_keys_as_the_content_builders(dialect):
             imported_at=None,
             imported_by=None,
         ),
+        "unit_status": ledger.unit_status_content(
+            id="U!1",
+            unit="U",
+            status="complete",
+            at=t,
+            recorded_at=t,
+            by="u",
+            by_role="nurse",
+            method="password",
+            reason=None,
+            findings=[],
+            imported_at=None,
+            imported_by=None,
+        ),
     }
+    assert set(built) == set(ledger.TYPED_TABLES)  # every chained record type is covered
     for table, content in built.items():
         _, _, template, _ = ledger._typed_query(dialect, table)
         keys = [part.split('"')[1] for part in template[1:-1].split(",")]

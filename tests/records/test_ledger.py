@@ -352,3 +352,28 @@ def test_appending_needs_a_write_session_on_sqlite(fresh_database_url, backend):
             ledger.append(s, "unit", "U-1", {"type": "unit", "id": "U-1"})
     finally:
         database.dispose()
+
+
+def test_verify_names_an_altered_unit_status(built, registry):
+    from qms.records.status import set_unit_status
+
+    with built.transaction() as s:
+        nurse = accounts.get_user_by_username(session=s, username="li.na")
+        set_unit_status(
+            session=s,
+            registry=registry,
+            unit_id="U-1",
+            status="cancelled",
+            by=nurse,
+            credential=PasswordEntry(PASSWORD),
+            freshness_minutes=5,
+            reason="infusion stopped",
+        )
+    assert _verify(built).ok
+    _unprotect(built, "unit_status")
+    with built.transaction() as s:  # someone turns a cancelled unit into a complete one
+        s.exec(text("UPDATE unit_status SET status = 'complete', reason = NULL"))
+    report = _verify(built)
+    altered = [p for p in report.problems if p.kind == "unit_status"]
+    assert altered and "altered" in altered[0].message and altered[0].ref == "U-1!1"
+    assert any("unit_status is no longer protected" in p.message for p in report.problems)
