@@ -23,7 +23,7 @@ from qms.records.errors import RecordError, RecordNotFound, RecordPermissionErro
 from qms.records.models import StepRecord, Unit
 from qms.records.service import (
     LoggedStep,
-    authenticate_witness,
+    authenticate_signers,
     check_time,
     check_witness,
     clean_fields,
@@ -43,7 +43,6 @@ from qms.records.service import (
 from qms.records.signatures import (
     Credential,
     WitnessCredential,
-    authenticate_signer,
     is_member,
     write_signature,
 )
@@ -117,24 +116,20 @@ def correct_step(
     check_time(new_time, unit, site.timezone, now)
     if values == dict(current_facts.fields) and new_time == current.performed_at:
         raise RecordError("the correction changes nothing: give the new values or the new time")
-    method = authenticate_signer(
+    method, witness_user = authenticate_signers(
         session=session,
-        user=by,
+        by=by,
         credential=credential,
+        witness=witness,
         freshness_minutes=freshness_minutes,
         now=now,
         lockout=lockout,
     )
-    witness_user = None
-    if witness is not None and (witness.username or "").strip():
-        witness_user = authenticate_witness(
-            session=session, credential=witness, now=now, lockout=lockout
-        )
-        performer = session.get(User, current.performed_by_id)
+    performer = session.get(User, current.performed_by_id)
+    if witness_user is not None:
         check_witness(session, witness_user, performer, unit, step_def)
         if witness_user.id == by.id:
             raise RecordError("the witness must be a different person from the one correcting")
-    performer = session.get(User, current.performed_by_id)
     kept_witness = witness_user or (
         session.get(User, current.witness_id) if current.witness_id is not None else None
     )

@@ -429,6 +429,35 @@ def check_time(performed_at: datetime, unit: Unit, site_zone: str | None, now: d
         )
 
 
+def authenticate_signers(
+    *,
+    session: Session,
+    by: User,
+    credential: Credential,
+    witness: WitnessCredential | None,
+    freshness_minutes: int,
+    now: datetime,
+    lockout: Lockout | None,
+) -> tuple[str, User | None]:
+    """The signer's proof, and the witness's own credentials when a witness co-signs.
+
+    Returns the signer's signature method and the witness (None when there is none).
+    """
+    method = authenticate_signer(
+        session=session,
+        user=by,
+        credential=credential,
+        freshness_minutes=freshness_minutes,
+        now=now,
+        lockout=lockout,
+    )
+    if witness is None or not (witness.username or "").strip():
+        return method, None
+    return method, authenticate_witness(
+        session=session, credential=witness, now=now, lockout=lockout
+    )
+
+
 def require_reason(findings: list[Finding], reason: str | None) -> str | None:
     reason = (reason or "").strip() or None
     if findings and reason is None:
@@ -560,19 +589,16 @@ def log_step(
     values = clean_fields(
         step_def, fields, equipment_exists=equipment_check(session, unit.site_id, in_use=True)
     )
-    method = authenticate_signer(
+    method, witness_user = authenticate_signers(
         session=session,
-        user=by,
+        by=by,
         credential=credential,
+        witness=witness,
         freshness_minutes=freshness_minutes,
         now=now,
         lockout=lockout,
     )
-    witness_user = None
-    if witness is not None and (witness.username or "").strip():
-        witness_user = authenticate_witness(
-            session=session, credential=witness, now=now, lockout=lockout
-        )
+    if witness_user is not None:
         check_witness(session, witness_user, by, unit, step_def)
     prior = effective_steps(session, unit.id)
     if not step_def.repeats:
