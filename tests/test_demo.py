@@ -52,3 +52,72 @@ def test_regulator_cannot_open_unit_records(client, session, make_user, login):
     login(make_user("regulator"))
     assert client.get("/units").status_code == 403
     assert client.get("/units/K-2026-001").status_code == 403
+
+
+def _sign_in(client, csrf_from, username, password):
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+
+
+def test_quality_officer_closes_an_unfinished_unit_with_a_signed_reason(client, session, csrf_from):
+    from qms.records.status import status_of
+
+    load_demo(session=session)
+    session.commit()
+    _sign_in(client, csrf_from, "liu.yang", "demo-quality-2026")
+    page = client.get("/units/Y-2026-002").get_data(as_text=True)
+    assert 'data-testid="status-form"' in page
+    token = csrf_from(page)
+    form = {"status": "complete", "password": "demo-quality-2026", "csrf_token": token}
+    refused = client.post("/units/Y-2026-002/status", data=form, follow_redirects=True)
+    assert "breaks" in refused.get_data(as_text=True) and "give a reason" in refused.get_data(
+        as_text=True
+    )
+    session.expire_all()
+    assert status_of(session, "Y-2026-002") == "in_progress"
+    form["reason"] = "product returned to the manufacturer; patient not infused"
+    done = client.post("/units/Y-2026-002/status", data=form, follow_redirects=True)
+    text = done.get_data(as_text=True)
+    assert "Unit Y-2026-002 is now complete." in text
+    assert "Liu Yang" in text and "product returned to the manufacturer" in text
+    session.expire_all()
+    assert status_of(session, "Y-2026-002") == "complete"
+    # The missing steps are now findings of the finished unit.
+    assert "yescarta.storage_out.done" in text and "yescarta.infusion_end.done" in text
+
+
+def test_wrong_signing_passwords_on_the_page_lock_the_account(client, session, csrf_from, app):
+    from sqlmodel import select as sql_select
+
+    from qms.accounts.models import LoginEvent
+
+    load_demo(session=session)
+    session.commit()
+    _sign_in(client, csrf_from, "liu.yang", "demo-quality-2026")
+    token = csrf_from(client.get("/units/Y-2026-002").get_data(as_text=True))
+    threshold = app.extensions["qms_settings"].lockout_threshold
+    for _ in range(threshold):
+        response = client.post(
+            "/units/Y-2026-002/status",
+            data={
+                "status": "cancelled",
+                "reason": "test",
+                "password": "guess",
+                "csrf_token": token,
+            },
+            follow_redirects=True,
+        )
+        assert "wrong password" in response.get_data(as_text=True)
+    kinds = session.exec(sql_select(LoginEvent.kind).where(LoginEvent.username == "liu.yang")).all()
+    assert kinds.count("sign_failure") == threshold
+    locked = client.post(
+        "/units/Y-2026-002/status",
+        data={
+            "status": "cancelled",
+            "reason": "test",
+            "password": "demo-quality-2026",
+            "csrf_token": token,
+        },
+        follow_redirects=True,
+    )
+    assert "locked" in locked.get_data(as_text=True)

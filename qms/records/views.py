@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
-from flask import Blueprint, abort, render_template, session
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user
 from sqlmodel import col, select
 
+from qms.accounts import service as accounts
 from qms.accounts.models import Site, User
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
 from qms.db import utcnow
 from qms.records import service
 from qms.records.clock import local
+from qms.records.errors import RecordError, SignatureError
+from qms.records.forms import UnitStatusForm
 from qms.records.models import LedgerEntry, Unit, UnitStatus
-from qms.records.signatures import is_member, signatures_of
-from qms.records.status import STATUS_LABELS
+from qms.records.signatures import FreshSession, PasswordEntry, is_member, signatures_of
+from qms.records.status import STATUS_LABELS, set_unit_status
 from qms.web.database import db_session
 from qms.web.registry import get_registry
 
@@ -141,5 +155,65 @@ def unit_page(unit_id: str):
         due=assessment.due,
         status=STATUS_LABELS[assessment.status],
         status_history=status_history,
+        status_form=_status_form(assessment.status),
+        freshness=current_app.extensions["qms_settings"].signature_freshness_minutes,
         at=lambda moment: local(moment, site.timezone) if moment else "—",
     )
+
+
+def _status_form(current: str) -> UnitStatusForm | None:
+    """The statuses this user may move the unit to from `current`, or None."""
+    granted = accounts.permissions_of(current_user.role)
+    if Permission.LOG_STEPS not in granted and Permission.AUDIT not in granted:
+        return None
+    form = UnitStatusForm()
+    form.status.choices = [c for c in form.status.choices if c.value != current]
+    return form
+
+
+@bp.route("/units/<unit_id>/status", methods=["POST"])
+@permission_required(Permission.VIEW_RECORDS)
+def unit_status(unit_id: str):
+    """Declare a unit complete or cancelled, or reopen it: a signed record."""
+    form = UnitStatusForm()
+    back = redirect(url_for("records.unit_page", unit_id=unit_id))
+    if not form.validate_on_submit():
+        flash("Choose the new status.", "error")
+        return back
+    s = db_session()
+    user = s.get(User, current_user.id)
+    settings = current_app.extensions["qms_settings"]
+    now = utcnow()
+    if form.password.data:
+        credential = PasswordEntry(form.password.data)
+    else:
+        entered = datetime.fromtimestamp(session.get("password_at", 0), UTC)
+        credential = FreshSession(user.id, entered)
+    try:
+        change = set_unit_status(
+            session=s,
+            registry=get_registry(),
+            unit_id=unit_id,
+            status=form.status.data,
+            by=user,
+            credential=credential,
+            freshness_minutes=settings.signature_freshness_minutes,
+            reason=form.reason.data,
+            now=now,
+            lockout=accounts.Lockout.of(settings),
+        )
+    except RecordError as exc:
+        s.rollback()
+        if isinstance(exc, SignatureError) and exc.failed_username:
+            # A wrong password at a signature counts towards the lockout, like at sign-in.
+            accounts.record_signature_failure(
+                session=s, username=exc.failed_username, remote_addr=request.remote_addr
+            )
+            s.commit()
+        flash(str(exc), "error")
+        return back
+    s.commit()
+    if form.password.data:
+        session["password_at"] = now.timestamp()
+    flash(f"Unit {unit_id} is now {STATUS_LABELS[change.record.status]}.", "success")
+    return back

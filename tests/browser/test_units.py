@@ -26,3 +26,21 @@ def test_nurse_reads_a_unit_with_its_correction(live_server, page):
     # What the ward recorded is on an intact chain.
     verify = live_server.qms("verify")
     assert verify.returncode == 0 and "ledger OK" in verify.stdout
+
+
+def test_quality_officer_signs_a_unit_complete_in_the_browser(live_server, page):
+    page.goto(live_server.url + "/login")
+    page.fill("#username", "liu.yang")
+    page.fill("#password", "demo-quality-2026")
+    page.click("button[type=submit]")
+    page.goto(live_server.url + "/units/Y-2026-002")
+    form = page.locator("[data-testid=status-form]")
+    form.locator("select").select_option("complete")
+    form.locator("textarea").fill("product returned to the manufacturer; patient not infused")
+    form.locator("input[type=password]").fill("demo-quality-2026")
+    form.get_by_role("button").click()
+    assert page.locator(".flash").inner_text() == "Unit Y-2026-002 is now complete."
+    assert "Status: complete" in page.locator("[data-testid=status]").inner_text()
+    assert "Liu Yang" in page.locator("[data-testid=status]").inner_text()
+    assert page.locator("[data-testid=finding]").count() > 0  # its missing steps
+    assert live_server.qms("verify").returncode == 0
