@@ -33,6 +33,7 @@ from qms.records.service import (
     load_unit_and_checklist,
     next_record_id,
     readings_for,
+    sign_step,
     step_def_of,
     step_history,
     to_facts,
@@ -44,7 +45,6 @@ from qms.records.signatures import (
     Credential,
     WitnessCredential,
     is_member,
-    write_signature,
 )
 
 
@@ -170,25 +170,13 @@ def correct_step(
         reason=reason,
         findings=findings,
     )
-    signatures = [
-        write_signature(
-            session=session,
-            record=record,
-            signer=by,
-            meaning="performed",
-            method=method,
-            signed_at=now,
-        )
-    ]
-    if witness_user is not None:
-        signatures.append(
-            write_signature(
-                session=session,
-                record=record,
-                signer=witness_user,
-                meaning="witnessed",
-                method="password",
-                signed_at=now,
-            )
-        )
+    signatures = sign_step(
+        session=session,
+        record=record,
+        by=by,
+        meaning="performed",
+        method=method,
+        witness=witness_user,
+        now=now,
+    )
     return LoggedStep(record=record, findings=findings, signatures=signatures)

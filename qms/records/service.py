@@ -458,6 +458,36 @@ def authenticate_signers(
     )
 
 
+def sign_step(
+    *,
+    session: Session,
+    record: StepRecord,
+    by: User,
+    meaning: str,
+    method: str,
+    witness: User | None,
+    now: datetime,
+) -> list[Signature]:
+    """The performer's signature and, when present, the witness's (who always typed a password)."""
+    signatures = [
+        write_signature(
+            session=session, record=record, signer=by, meaning=meaning, method=method, signed_at=now
+        )
+    ]
+    if witness is not None:
+        signatures.append(
+            write_signature(
+                session=session,
+                record=record,
+                signer=witness,
+                meaning="witnessed",
+                method="password",
+                signed_at=now,
+            )
+        )
+    return signatures
+
+
 def require_reason(findings: list[Finding], reason: str | None) -> str | None:
     reason = (reason or "").strip() or None
     if findings and reason is None:
@@ -642,22 +672,15 @@ def log_step(
         reason=reason,
         findings=findings,
     )
-    signatures = [
-        write_signature(
-            session=session, record=record, signer=by, meaning=meaning, method=method, signed_at=now
-        )
-    ]
-    if witness_user is not None:
-        signatures.append(
-            write_signature(
-                session=session,
-                record=record,
-                signer=witness_user,
-                meaning="witnessed",
-                method="password",
-                signed_at=now,
-            )
-        )
+    signatures = sign_step(
+        session=session,
+        record=record,
+        by=by,
+        meaning=meaning,
+        method=method,
+        witness=witness_user,
+        now=now,
+    )
     return LoggedStep(record=record, findings=findings, signatures=signatures)
 
 
