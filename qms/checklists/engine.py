@@ -552,6 +552,20 @@ def _compile_order(rule: Rule, spec: OrderSpec, cl: Checklist) -> _Check:
 # --------------------------------------------------------------------------- windows
 
 
+def _emit(
+    ctx: _Ctx,
+    rule: Rule,
+    steps: tuple[str, ...],
+    message: str,
+    limit: str | None,
+    actual: str | None,
+) -> None:
+    """Add one finding of `rule` for the unit being judged."""
+    ctx.out.append(
+        Finding(ctx.unit.id, rule.kind, rule.id, rule.severity, steps, message, limit, actual)
+    )
+
+
 _WindowConds = tuple[_Cond | None, _Cond | None, _Cond | None]
 
 
@@ -682,18 +696,7 @@ def _compile_every(rule: Rule, spec: EverySpec, conds: _WindowConds, cl: Checkli
             f"({spec.start}); one is needed every {interval} for {format_duration(spec.span)}. "
             f"{rule.says}"
         )
-        ctx.out.append(
-            Finding(
-                ctx.unit.id,
-                rule.kind,
-                rule.id,
-                rule.severity,
-                steps,
-                message,
-                limit,
-                f"none {placed}",
-            )
-        )
+        _emit(ctx, rule, steps, message, limit, f"none {placed}")
 
     return check
 
@@ -724,18 +727,7 @@ def _compile_window(rule: Rule, spec: WindowSpec, conds: _WindowConds, cl: Check
             for end in ends:
                 if not starts or starts[0].at > end.at:
                     message = f"{end_title} ({end_id}) was recorded with no {start_title} ({start_id}) before it. {rule.says}"
-                    ctx.out.append(
-                        Finding(
-                            ctx.unit.id,
-                            rule.kind,
-                            rule.id,
-                            rule.severity,
-                            steps,
-                            message,
-                            limit,
-                            f"no {start_id} before",
-                        )
-                    )
+                    _emit(ctx, rule, steps, message, limit, f"no {start_id} before")
         if not starts:
             return
         pairs, open_ = _window_pairs(spec, starts, ends)
@@ -747,51 +739,18 @@ def _compile_window(rule: Rule, spec: WindowSpec, conds: _WindowConds, cl: Check
                 message = f"{end_title} ({end_id}) came only {format_duration(took)} after {start_title} ({start_id}); it must be at least {format_duration(low)}. {rule.says}"
             else:
                 continue
-            ctx.out.append(
-                Finding(
-                    ctx.unit.id,
-                    rule.kind,
-                    rule.id,
-                    rule.severity,
-                    steps,
-                    message,
-                    limit,
-                    format_duration(took),
-                )
-            )
+            _emit(ctx, rule, steps, message, limit, format_duration(took))
         for start in open_:
             now = ctx.now
             if now is not None and high is not None and now - start.at > high:
                 waited = format_duration(now - start.at)
                 message = f"{end_title} ({end_id}) is not recorded {waited} after {start_title} ({start_id}); the limit is {format_duration(high)}. {rule.says}"
-                ctx.out.append(
-                    Finding(
-                        ctx.unit.id,
-                        rule.kind,
-                        rule.id,
-                        rule.severity,
-                        steps,
-                        message,
-                        limit,
-                        f"not done after {waited}",
-                    )
-                )
+                _emit(ctx, rule, steps, message, limit, f"not done after {waited}")
             elif ctx.complete and ends:
                 # The step was done for other records but never after this one, e.g. a
                 # second bag thawed and never infused. Never done at all is "missing".
                 message = f"{start_title} ({start_id}) was never followed by {end_title} ({end_id}) in this finished unit. {rule.says}"
-                ctx.out.append(
-                    Finding(
-                        ctx.unit.id,
-                        rule.kind,
-                        rule.id,
-                        rule.severity,
-                        steps,
-                        message,
-                        limit,
-                        "never done",
-                    )
-                )
+                _emit(ctx, rule, steps, message, limit, "never done")
 
     return check
 
@@ -864,11 +823,6 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
                     )
         return None
 
-    def emit(ctx: _Ctx, message: str, actual: str | None) -> None:
-        ctx.out.append(
-            Finding(ctx.unit.id, rule.kind, rule.id, rule.severity, steps, message, limit, actual)
-        )
-
     def check(ctx: _Ctx) -> None:
         if step_id is None:
             if cond is not None and not cond(ctx, ()):
@@ -879,15 +833,18 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
                     return  # a unit with no profile is the checklist's own `.profile` finding
                 # A unit attribute the rule needs was never given at registration (e.g.
                 # which product an institutional checklist is used for): not a pass.
-                emit(
+                _emit(
                     ctx,
+                    rule,
+                    steps,
                     f"{where} was not recorded, so the rule cannot be shown to hold. {rule.says}",
+                    limit,
                     "not recorded",
                 )
                 return
             broken = judge(ctx, value, ())
             if broken:
-                emit(ctx, f"{broken[0]} {rule.says}", broken[1])
+                _emit(ctx, rule, steps, f"{broken[0]} {rule.says}", limit, broken[1])
             return
         records = ctx.by_step.get(step_id)
         if not records:
@@ -901,15 +858,18 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
                 # A required field's absence is the record rule's finding; an optional
                 # field this rule needs (e.g. the EU second tocilizumab dose) is this one's.
                 if optional:
-                    emit(
+                    _emit(
                         ctx,
+                        rule,
+                        steps,
                         f"{where} was not recorded, so the rule cannot be shown to hold. {rule.says}",
+                        limit,
                         "not recorded",
                     )
                 continue
             broken = judge(ctx, value, context)
             if broken:
-                emit(ctx, f"{broken[0]} {rule.says}", broken[1])
+                _emit(ctx, rule, steps, f"{broken[0]} {rule.says}", limit, broken[1])
 
     return check
 
@@ -1009,18 +969,7 @@ def _compile_storage(rule: Rule, spec: StorageSpec, cond: _Cond | None, cl: Chec
                 + "; ".join(reasons)
                 + f". {rule.says}"
             )
-            ctx.out.append(
-                Finding(
-                    ctx.unit.id,
-                    rule.kind,
-                    rule.id,
-                    rule.severity,
-                    steps,
-                    message,
-                    limit,
-                    ", ".join(actual_parts),
-                )
-            )
+            _emit(ctx, rule, steps, message, limit, ", ".join(actual_parts))
 
     return check
 
