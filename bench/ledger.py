@@ -30,10 +30,12 @@ from sqlalchemy import insert, make_url
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qms.accounts import service as accounts  # noqa: E402
+from qms.core import ledger  # noqa: E402
+from qms.core.canonical import GENESIS, canonical_json, chain_hash  # noqa: E402
+from qms.core.verify import VerifyReport, verify
 from qms.db import Database, migrate  # noqa: E402
-from qms.records import ledger  # noqa: E402
-from qms.records.canonical import GENESIS, canonical_json, chain_hash  # noqa: E402
-from qms.records.models import LedgerEntry, Signature, StepRecord, Unit  # noqa: E402
+from qms.core.models import LedgerEntry
+from qms.records.models import Signature, StepRecord, Unit
 from qms.storage import service as storage  # noqa: E402
 from qms.storage.models import Reading  # noqa: E402
 
@@ -289,10 +291,10 @@ def fill(database: Database, people: dict[str, int], records: int) -> int:
     return seq
 
 
-def time_verify(database: Database, *, check_rows: bool) -> tuple[float, ledger.VerifyReport]:
+def time_verify(database: Database, *, check_rows: bool) -> tuple[float, VerifyReport]:
     started = time.perf_counter()
     with database.transaction(write=False) as s:
-        report = ledger.verify(s, check_rows=check_rows)
+        report = verify(s, check_rows=check_rows)
     return time.perf_counter() - started, report
 
 

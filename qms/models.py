@@ -1,7 +1,24 @@
-"""Every table, imported in one place so that migrations and `alembic check` see them all."""
+"""Every table, imported in one place so that migrations, `alembic check` and `qms verify`
+see them all (a model module registers its ledger declarations when imported)."""
 
 from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
-from qms.records.models import LedgerEntry, Signature, StepRecord, Unit, UnitStatus  # noqa: F401
-from qms.records.trail import AuditTrailEntry
+from qms.core.models import LedgerEntry
+from qms.core.trail import AuditTrailEntry
+from qms.records.models import Signature, StepRecord, Unit, UnitStatus
+from qms.storage.models import Equipment, Reading
 
-__all__ = ["AuditTrailEntry", "LoginEvent", "Site", "User", "UserSite", "Ward"]
+__all__ = [
+    "AuditTrailEntry",
+    "Equipment",
+    "LedgerEntry",
+    "LoginEvent",
+    "Reading",
+    "Signature",
+    "Site",
+    "StepRecord",
+    "Unit",
+    "UnitStatus",
+    "User",
+    "UserSite",
+    "Ward",
+]

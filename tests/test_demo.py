@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from qms.core.verify import verify
 from qms.db import utcnow
 from qms.demo import load_demo
-from qms.records import ledger, service
+from qms.records import queries
 from qms.records.models import StepRecord, Unit
 from qms.web.registry import get_registry
 
@@ -14,7 +15,7 @@ from qms.web.registry import get_registry
 def test_demo_records_are_chained_signed_and_pass_their_checklists(app, session):
     load_demo(session=session)
     session.flush()
-    report = ledger.verify(session.connection())
+    report = verify(session.connection())
     assert report.ok, report.problems
     assert report.records > 40
     units = {u.id: u for u in session.exec(select(Unit))}
@@ -23,9 +24,9 @@ def test_demo_records_are_chained_signed_and_pass_their_checklists(app, session)
     assert "typing error" in correction.reason
     with app.app_context():
         registry = get_registry()
-    finished = service.assess_unit(session, registry, units["K-2026-001"], now=utcnow())
+    finished = queries.assess_unit(session, registry, units["K-2026-001"], now=utcnow())
     assert finished.findings == []
-    in_freezer = service.assess_unit(session, registry, units["Y-2026-002"], now=utcnow())
+    in_freezer = queries.assess_unit(session, registry, units["Y-2026-002"], now=utcnow())
     assert in_freezer.findings == []
     assert in_freezer.due[0].step == "storage_out"
 

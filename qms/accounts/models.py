@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from qms.core.ledger import keep_append_only
 from qms.db import UTCDateTime, utcnow
 
 
@@ -59,6 +60,7 @@ class UserSite(SQLModel, table=True):
     site_id: str = Field(foreign_key="site.id", primary_key=True, max_length=32)
 
 
+@keep_append_only
 class LoginEvent(SQLModel, table=True):
     """One sign-in attempt or account event, appended, never changed.
 

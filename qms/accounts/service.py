@@ -14,18 +14,15 @@ from sqlmodel import Session, col, select
 from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
 from qms.accounts.passwords import hash_password, needs_rehash, password_problem, verify_password
 from qms.accounts.roles import Permission, Role, permissions_of
+from qms.core.errors import Denied, Invalid
+from qms.core.trail import record_change
 from qms.db import utcnow
-from qms.records.trail import record_change
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 
 
-class AccountError(ValueError):
+class AccountError(Invalid):
     """A request about accounts that cannot be carried out; the message says why."""
-
-
-class PermissionDenied(AccountError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ class Actor:
 
     def require(self, permission: Permission) -> None:
         if permission not in self.permissions:
-            raise PermissionDenied("you do not have permission to do this")
+            raise Denied("you do not have permission to do this")
 
 
 # --- sites and wards -------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from qms.checklists.language import Checklist, Registry
-from qms.records.trail import AuditTrailEntry, record_change
+from qms.core.trail import AuditTrailEntry, record_change
 
 ENTITY = "checklist_version"
 

@@ -13,8 +13,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from qms.accounts import service as accounts
-from qms.records import ledger
-from qms.records.errors import RecordError
+from qms.core.errors import Invalid
+from qms.core.verify import verify
 from qms.records.exporter import export_interchange
 from qms.records.importer import ImportFileError, import_interchange
 
@@ -71,7 +71,7 @@ def import_command(file: Path, create_missing_users: bool, as_user: str | None) 
         raise click.ClickException(
             f"nothing was imported: {len(exc.problems)} problem(s) in {file.name} (listed above)"
         ) from None
-    except (RecordError, accounts.AccountError) as exc:
+    except (Invalid, accounts.AccountError) as exc:
         raise click.ClickException(f"nothing was imported: {exc}") from None
     click.echo(str(summary))
 
@@ -142,9 +142,7 @@ def verify_command(expect: tuple[str, ...], chain_only: bool) -> None:
             click.echo(f"  … {count} records checked", err=True)
 
     with _database().transaction(write=False) as session:
-        report = ledger.verify(
-            session, check_rows=not chain_only, expect_hashes=expect, progress=progress
-        )
+        report = verify(session, check_rows=not chain_only, expect_hashes=expect, progress=progress)
     elapsed = time.perf_counter() - started
     click.echo(
         f"{report.records} records checked in {elapsed:.2f}s; "

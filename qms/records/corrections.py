@@ -2,7 +2,7 @@
 
 A record is never edited. A correction always points at the original record (correcting
 a correction corrects the same original again); the latest correction is what counts
-(`service.effective_steps`) and every view shows the original, each correction, who,
+(`queries.effective_steps`) and every view shows the original, each correction, who,
 when and why. The person correcting signs the correction (meaning "performed").
 """
 
@@ -15,54 +15,33 @@ from typing import Any
 from sqlmodel import Session
 
 from qms.accounts.models import Site, User
-from qms.accounts.roles import Permission, permissions_of
 from qms.accounts.service import Lockout
 from qms.checklists.facts import StepFacts
+from qms.core.errors import Invalid, NotFound
 from qms.db import utcnow
-from qms.records.errors import RecordError, RecordNotFound, RecordPermissionError
-from qms.records.models import StepRecord, Unit
-from qms.records.service import (
-    LoggedStep,
+from qms.records.guards import (
     authenticate_signers,
+    check_corrector,
     check_time,
     check_witness,
     clean_fields,
-    effective_records,
     equipment_check,
+)
+from qms.records.models import StepRecord
+from qms.records.queries import (
+    effective_records,
     live_check,
     load_unit_and_checklist,
-    next_record_id,
     readings_for,
-    sign_step,
     step_def_of,
     step_history,
     to_facts,
     unit_facts,
     usernames_of,
-    write_step_record,
 )
-from qms.records.signatures import (
-    Credential,
-    WitnessCredential,
-    is_member,
-)
-
-
-def check_corrector(session: Session, user: User, unit: Unit, step_def) -> None:
-    """Who may correct: someone who may record the step at the unit's site, or quality."""
-    granted = permissions_of(user.role)
-    if not user.active:
-        raise RecordPermissionError(f"{user.username} is deactivated")
-    may_record = Permission.LOG_STEPS in granted and (
-        not step_def.roles or user.role in step_def.roles
-    )
-    if not (may_record or Permission.AUDIT in granted):
-        raise RecordPermissionError(
-            f"a {user.role} may not correct {step_def.title}: it is corrected by "
-            f"{', '.join(step_def.roles)} or a quality officer"
-        )
-    if not is_member(session, user, unit.site_id):
-        raise RecordPermissionError(f"{user.username} does not belong to site {unit.site_id}")
+from qms.records.service import LoggedStep
+from qms.records.signatures import Credential, WitnessCredential
+from qms.records.writers import next_record_id, sign_step, write_step_record
 
 
 def correct_step(
@@ -88,11 +67,11 @@ def correct_step(
     now = now or utcnow()
     target = session.get(StepRecord, record_id)
     if target is None:
-        raise RecordNotFound(f"there is no record {record_id}")
+        raise NotFound(f"there is no record {record_id}")
     original_id = target.corrects_id or target.id
     reason = (reason or "").strip()
     if not reason:
-        raise RecordError("a correction needs a reason: it is shown beside the original record")
+        raise Invalid("a correction needs a reason: it is shown beside the original record")
     unit, checklist = load_unit_and_checklist(session, registry, target.unit_id)
     step_def = step_def_of(checklist, target.step)
     check_corrector(session, by, unit, step_def)
@@ -115,7 +94,7 @@ def correct_step(
     new_time = performed_at or current.performed_at
     check_time(new_time, unit, site.timezone, now)
     if values == dict(current_facts.fields) and new_time == current.performed_at:
-        raise RecordError("the correction changes nothing: give the new values or the new time")
+        raise Invalid("the correction changes nothing: give the new values or the new time")
     method, witness_user = authenticate_signers(
         session=session,
         by=by,
@@ -129,7 +108,7 @@ def correct_step(
     if witness_user is not None:
         check_witness(session, witness_user, performer, unit, step_def)
         if witness_user.id == by.id:
-            raise RecordError("the witness must be a different person from the one correcting")
+            raise Invalid("the witness must be a different person from the one correcting")
     kept_witness = witness_user or (
         session.get(User, current.witness_id) if current.witness_id is not None else None
     )

@@ -17,11 +17,11 @@ from sqlmodel import Session, col, select
 
 from qms.accounts.models import Site, User
 from qms.checklists.facts import EquipmentFacts, ReadingFacts, StepFacts
-from qms.records.clock import zone_of
+from qms.core.clock import zone_of
 from qms.records.interchange import write_interchange
-from qms.records.models import StepRecord, Unit
-from qms.records.service import unit_facts as facts_of_unit
-from qms.records.status import IN_PROGRESS, status_of
+from qms.records.models import IN_PROGRESS, StepRecord, Unit
+from qms.records.queries import status_of
+from qms.records.queries import unit_facts as facts_of_unit
 from qms.storage.models import Equipment, Reading
 
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from qms.core.errors import Invalid
 from qms.identifiers import IdentifierError, expect
-from qms.records.errors import RecordError
 
 # Checklist identifier schemes and the identifier kinds they accept.
 SCHEME_KINDS = {"din": "isbt128_din", "coi": "isbt128_coi", "gs1": "gs1"}
@@ -31,7 +31,7 @@ class FieldValueError(ValueError):
 def parse_field_values(
     step_def, values: Mapping[str, Any], *, equipment_exists: Callable[[str], bool]
 ) -> dict[str, Any]:
-    """Each value as its field's type, or one RecordError naming every bad field."""
+    """Each value as its field's type, or one Invalid naming every bad field."""
     parsed: dict[str, Any] = {}
     problems: list[str] = []
     for name, value in values.items():
@@ -41,7 +41,7 @@ def parse_field_values(
         except FieldValueError as exc:
             problems.append(f"{field.label or name} ({name}) {exc}")
     if problems:
-        raise RecordError(f"{step_def.title}: " + "; ".join(problems) + ". Nothing was recorded.")
+        raise Invalid(f"{step_def.title}: " + "; ".join(problems) + ". Nothing was recorded.")
     return parsed
 
 

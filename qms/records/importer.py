@@ -34,36 +34,33 @@ from qms.accounts.models import Site, User
 from qms.accounts.roles import Permission, Role
 from qms.checklists.engine import effective_records, evaluate
 from qms.checklists.facts import StepFacts
+from qms.core.canonical import CanonicalError, normalise
+from qms.core.clock import CLOCK_SKEW
+from qms.core.errors import Denied, Invalid
+from qms.core.trail import record_change
 from qms.db import utcnow
-from qms.records.canonical import CanonicalError, normalise
-from qms.records.clock import CLOCK_SKEW
-from qms.records.errors import RecordError, RecordPermissionError
 from qms.records.interchange import (
     Interchange,
     InterchangeError,
     read_interchange,
     validate_against,
 )
-from qms.records.models import StepRecord, Unit
-from qms.records.service import (
+from qms.records.models import CANCELLED, COMPLETE, StepRecord, Unit
+from qms.records.queries import effective_steps, live_check, readings_for, unit_facts
+from qms.records.writers import (
     PATIENT_REF_RE,
     UNIT_ID_RE,
     create_unit_record,
-    effective_steps,
-    live_check,
     next_record_id,
-    readings_for,
-    unit_facts,
+    write_signature,
     write_step_record,
+    write_unit_status,
 )
-from qms.records.signatures import write_signature
-from qms.records.status import CANCELLED, COMPLETE, write_unit_status
-from qms.records.trail import record_change
 from qms.storage import service as storage
 from qms.storage.models import Equipment, Reading
 
 
-class ImportFileError(RecordError):
+class ImportFileError(Invalid):
     """The file has problems; nothing was imported. `problems` names each bad line."""
 
     def __init__(self, problems: list[str]):
@@ -109,8 +106,8 @@ def import_interchange(
     now = now or utcnow()
     try:
         actor.require(Permission.IMPORT_EXPORT)
-    except accounts.PermissionDenied:
-        raise RecordPermissionError("your role may not import records") from None
+    except Denied:
+        raise Denied("your role may not import records") from None
     lines = list(lines)
     digest = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
     try:

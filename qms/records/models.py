@@ -1,41 +1,27 @@
-"""Record tables: the hash-chained ledger, units, step records (and corrections), signatures.
+"""Record tables: units, step records (and corrections), signatures, unit statuses.
 
 Every row here is written once and never updated or deleted: the database refuses
-UPDATE and DELETE on them (triggers made by migration 0002). Each typed row points at
-its ledger entry (``ledger_seq``), whose canonical JSON covers all of the row's content.
+UPDATE and DELETE on them (triggers its migration installs). Each typed row points at
+its ledger entry (``ledger_seq``), whose canonical JSON covers all of the row's content;
+each table's declaration below says which key comes from which column.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, String, Text
 from sqlmodel import Field, SQLModel
 
+from qms.core.ledger import JSON, TIME, USER, declare
+from qms.core.ledger import Chained as C
+from qms.core.models import ledger_seq_column
 from qms.db import UTCDateTime
 
-# The ledger also chains storage readings: their tables register with the records' ones.
-from qms.storage.models import Equipment, Reading  # noqa: F401
-
-
-class LedgerEntry(SQLModel, table=True):
-    """One link of the chain: hash = sha256(prev_hash + content)."""
-
-    __tablename__ = "ledger_entry"
-    __table_args__ = (UniqueConstraint("kind", "ref"),)
-
-    # Assigned by the ledger under its lock: 1, 2, 3, ... with no gaps.
-    seq: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
-    kind: str = Field(max_length=16)  # unit | step | correction | signature | reading
-    ref: str = Field(max_length=128)  # the typed row's id
-    content: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON
-    # Unique: two entries can never follow the same one (no fork, even by mistake).
-    prev_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
-    hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
-
-
-def _ledger_seq_column() -> Column:
-    return Column(Integer, ForeignKey("ledger_entry.seq"), nullable=False, unique=True)
+# A unit's status: in progress (no status record yet, or reopened), complete, cancelled.
+IN_PROGRESS, COMPLETE, CANCELLED = "in_progress", "complete", "cancelled"
+STATUSES = (IN_PROGRESS, COMPLETE, CANCELLED)
+STATUS_LABELS = {IN_PROGRESS: "in progress", COMPLETE: "complete", CANCELLED: "cancelled"}
 
 
 class Unit(SQLModel, table=True):
@@ -55,7 +41,7 @@ class Unit(SQLModel, table=True):
     registered_by_id: int | None = Field(default=None, foreign_key="app_user.id")
     imported_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     imported_by: str | None = Field(default=None, max_length=200)
-    ledger_seq: int = Field(sa_column=_ledger_seq_column())
+    ledger_seq: int = Field(sa_column=ledger_seq_column())
 
 
 class StepRecord(SQLModel, table=True):
@@ -86,7 +72,7 @@ class StepRecord(SQLModel, table=True):
     findings: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # canonical JSON
     imported_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     imported_by: str | None = Field(default=None, max_length=200)
-    ledger_seq: int = Field(sa_column=_ledger_seq_column())
+    ledger_seq: int = Field(sa_column=ledger_seq_column())
 
 
 class Signature(SQLModel, table=True):
@@ -101,7 +87,7 @@ class Signature(SQLModel, table=True):
     method: str = Field(max_length=16)  # password | session | imported
     imported_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     imported_by: str | None = Field(default=None, max_length=200)
-    ledger_seq: int = Field(sa_column=_ledger_seq_column())
+    ledger_seq: int = Field(sa_column=ledger_seq_column())
 
 
 class UnitStatus(SQLModel, table=True):
@@ -125,4 +111,89 @@ class UnitStatus(SQLModel, table=True):
     findings: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # canonical JSON
     imported_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     imported_by: str | None = Field(default=None, max_length=200)
-    ledger_seq: int = Field(sa_column=_ledger_seq_column())
+    ledger_seq: int = Field(sa_column=ledger_seq_column())
+
+
+# --- what each record chains (qms.core.ledger.declare) ----------------------------------
+
+UNIT = declare(
+    Unit,
+    kind="unit",
+    chained=[
+        C("id"),
+        C("site", "site_id"),
+        C("checklist", "checklist_id"),
+        C("checklist_version"),
+        C("profile"),
+        C("coi_id"),
+        C("patient", "patient_ref"),
+        C("attributes", encoding=JSON),
+        C("registered_at", encoding=TIME),
+        C("registered_by", "registered_by_id", USER),
+        C("imported_at", encoding=TIME),
+        C("imported_by"),
+    ],
+)
+
+STEP_RECORD = declare(
+    StepRecord,
+    kinds=("step", "correction"),
+    kind_of=lambda get: "step" if get("corrects_id") is None else "correction",
+    kind_sql="CASE WHEN t.corrects_id IS NULL THEN 'step' ELSE 'correction' END",
+    chained=[
+        C("id"),
+        C("unit", "unit_id"),
+        C("step"),
+        C("fields", encoding=JSON),
+        C("performed_at", encoding=TIME),
+        C("recorded_at", encoding=TIME),
+        C("performed_by", "performed_by_id", USER),
+        C("performed_by_role"),
+        C("witness", "witness_id", USER),
+        C("witness_role"),
+        C("recorded_by", "recorded_by_id", USER),
+        C("meaning"),
+        C("checklist", "checklist_id"),
+        C("checklist_version"),
+        C("corrects", "corrects_id"),
+        C("reason"),
+        C("findings", encoding=JSON),
+        C("imported_at", encoding=TIME),
+        C("imported_by"),
+    ],
+)
+
+SIGNATURE = declare(
+    Signature,
+    kind="signature",
+    chained=[
+        C("id"),
+        C("record", "record_id"),
+        C("signer", "signer_id", USER),
+        C("printed_name"),
+        C("meaning"),
+        C("signed_at", encoding=TIME),
+        C("method"),
+        C("imported_at", encoding=TIME),
+        C("imported_by"),
+    ],
+)
+
+UNIT_STATUS = declare(
+    UnitStatus,
+    kind="unit_status",
+    chained=[
+        C("id"),
+        C("unit", "unit_id"),
+        C("status"),
+        C("at", encoding=TIME),
+        C("recorded_at", encoding=TIME),
+        C("by", "by_id", USER),
+        C("by_role"),
+        C("method"),
+        C("reason"),
+        C("findings", encoding=JSON),
+        C("imported_at", encoding=TIME),
+        C("imported_by"),
+    ],
+)

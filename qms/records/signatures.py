@@ -12,19 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, select
 
-from qms.accounts.models import User, UserSite
+from qms.accounts.access import require
+from qms.accounts.models import User
 from qms.accounts.passwords import verify_password
-from qms.accounts.roles import Permission, permissions_of
+from qms.accounts.roles import Permission
 from qms.accounts.service import Lockout, lock_state
+from qms.core.clock import CLOCK_SKEW
+from qms.core.errors import Denied, NotFound, SignatureError
 from qms.db import utcnow
-from qms.records import ledger
-from qms.records.clock import CLOCK_SKEW
-from qms.records.errors import RecordNotFound, RecordPermissionError, SignatureError
 from qms.records.models import Signature, StepRecord, Unit
+from qms.records.writers import write_signature
 
-MEANINGS = ("performed", "witnessed", "verified", "reviewed", "approved")
 # What a later signature (sign_record) means, and the permission it needs.
 LATER_MEANINGS = {
     "verified": Permission.LOG_STEPS,
@@ -136,65 +136,6 @@ def authenticate_witness(
     return user
 
 
-def is_member(session: Session, user: User, site_id: str) -> bool:
-    return (
-        session.exec(
-            select(UserSite).where(UserSite.user_id == user.id, UserSite.site_id == site_id)
-        ).first()
-        is not None
-    )
-
-
-def write_signature(
-    *,
-    session: Session,
-    record: StepRecord,
-    signer: User,
-    meaning: str,
-    method: str,
-    signed_at: datetime,
-    imported_at: datetime | None = None,
-    imported_by: str | None = None,
-) -> Signature:
-    """Store one signature and chain it (internal: callers have checked who may sign)."""
-    if meaning not in MEANINGS:
-        raise SignatureError(
-            f"unknown signature meaning {meaning!r}; one of: {', '.join(MEANINGS)}"
-        )
-    ledger.lock(session)
-    count = session.exec(
-        select(func.count()).select_from(Signature).where(Signature.record_id == record.id)
-    ).one()
-    signature_id = f"{record.id}/{count + 1}"
-    content = ledger.signature_content(
-        id=signature_id,
-        record=record.id,
-        signer=signer.username,
-        printed_name=signer.full_name,
-        meaning=meaning,
-        signed_at=signed_at,
-        method=method,
-        imported_at=imported_at,
-        imported_by=imported_by,
-    )
-    entry = ledger.append(session, "signature", signature_id, content)
-    signature = Signature(
-        id=signature_id,
-        record_id=record.id,
-        signer_id=signer.id,
-        printed_name=signer.full_name,
-        meaning=meaning,
-        signed_at=signed_at,
-        method=method,
-        imported_at=imported_at,
-        imported_by=imported_by,
-        ledger_seq=entry.seq,
-    )
-    session.add(signature)
-    session.flush()
-    return signature
-
-
 def sign_record(
     *,
     session: Session,
@@ -215,15 +156,13 @@ def sign_record(
         )
     record = session.get(StepRecord, record_id)
     if record is None:
-        raise RecordNotFound(f"there is no record {record_id}")
+        raise NotFound(f"there is no record {record_id}")
     unit = session.get(Unit, record.unit_id)
-    needed = LATER_MEANINGS[meaning]
-    if needed not in permissions_of(signer.role):
-        raise RecordPermissionError(f"a {signer.role} may not sign a record as {meaning}")
-    if not is_member(session, signer, unit.site_id):
-        raise RecordPermissionError(f"{signer.username} does not belong to site {unit.site_id}")
+    require(
+        session, signer, LATER_MEANINGS[meaning], unit.site_id, action=f"sign a record as {meaning}"
+    )
     if signer.id in (record.performed_by_id, record.recorded_by_id, record.witness_id):
-        raise RecordPermissionError(
+        raise Denied(
             f"{meaning} needs someone other than the people who performed, witnessed or entered the record"
         )
     already = session.exec(
@@ -246,17 +185,3 @@ def sign_record(
     return write_signature(
         session=session, record=record, signer=signer, meaning=meaning, method=method, signed_at=now
     )
-
-
-def signatures_of(session: Session, record_ids: list[str]) -> dict[str, list[Signature]]:
-    out: dict[str, list[Signature]] = {rid: [] for rid in record_ids}
-    if not record_ids:
-        return out
-    rows = session.exec(
-        select(Signature)
-        .where(col(Signature.record_id).in_(record_ids))
-        .order_by(col(Signature.ledger_seq))
-    )
-    for signature in rows:
-        out[signature.record_id].append(signature)
-    return out

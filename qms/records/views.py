@@ -20,16 +20,19 @@ from flask_login import current_user
 from sqlmodel import col, select
 
 from qms.accounts import service as accounts
+from qms.accounts.access import is_member
 from qms.accounts.models import Site, User
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
+from qms.core.clock import local
+from qms.core.errors import Invalid, SignatureError
+from qms.core.models import LedgerEntry
 from qms.db import utcnow
-from qms.records import service
-from qms.records.clock import local
-from qms.records.errors import RecordError, SignatureError
+from qms.records import queries
 from qms.records.forms import UnitStatusForm
-from qms.records.models import LedgerEntry, Unit, UnitStatus
-from qms.records.signatures import FreshSession, PasswordEntry, is_member, signatures_of
+from qms.records.models import Unit, UnitStatus
+from qms.records.queries import signatures_of
+from qms.records.signatures import FreshSession, PasswordEntry
 from qms.records.status import STATUS_LABELS, set_unit_status
 from qms.web.database import db_session
 from qms.web.registry import get_registry
@@ -54,8 +57,8 @@ def units():
     for unit in s.exec(
         select(Unit).where(Unit.site_id == site_id).order_by(col(Unit.registered_at).desc())
     ):
-        assessment = service.assess_unit(s, registry, unit, now=now)
-        history = service.step_history(s, unit.id)
+        assessment = queries.assess_unit(s, registry, unit, now=now)
+        history = queries.step_history(s, unit.id)
         rows.append(
             {
                 "unit": unit,
@@ -85,7 +88,7 @@ def unit_page(unit_id: str):
             403, description=f"Unit {unit_id} belongs to site {unit.site_id}, which is not yours."
         )
     site = s.get(Site, unit.site_id)
-    history = service.step_history(s, unit.id)
+    history = queries.step_history(s, unit.id)
     people = {
         u.id: u
         for u in s.exec(
@@ -104,7 +107,7 @@ def unit_page(unit_id: str):
     for record in history:
         if record.corrects_id:
             corrections.setdefault(record.corrects_id, []).append(record)
-    effective = {r.id for r in service.effective_records(history)}
+    effective = {r.id for r in queries.effective_records(history)}
     rows = [
         {
             "record": record,
@@ -127,7 +130,7 @@ def unit_page(unit_id: str):
         if record.corrects_id is None
     ]
     entry = s.get(LedgerEntry, unit.ledger_seq)
-    assessment = service.assess_unit(s, get_registry(), unit, now=utcnow())
+    assessment = queries.assess_unit(s, get_registry(), unit, now=utcnow())
     status_history = list(
         s.exec(
             select(UnitStatus)
@@ -202,7 +205,7 @@ def unit_status(unit_id: str):
             now=now,
             lockout=accounts.Lockout.of(settings),
         )
-    except RecordError as exc:
+    except Invalid as exc:
         s.rollback()
         if isinstance(exc, SignatureError) and exc.failed_username:
             # A wrong password at a signature counts towards the lockout, like at sign-in.

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Float, ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import Column, Float, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from qms.core.canonical import canonical_time
+from qms.core.ledger import NUMBER, TIME, declare
+from qms.core.ledger import Chained as C
+from qms.core.models import ledger_seq_column
 from qms.db import UTCDateTime, utcnow
 
 
@@ -40,6 +44,30 @@ class Reading(SQLModel, table=True):
     source: str = Field(max_length=16)  # manual | logger | import
     imported_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     imported_by: str | None = Field(default=None, max_length=200)
-    ledger_seq: int = Field(
-        sa_column=Column(Integer, ForeignKey("ledger_entry.seq"), nullable=False, unique=True)
-    )
+    ledger_seq: int = Field(sa_column=ledger_seq_column())
+
+
+def reading_ref(equipment: str, at: datetime) -> str:
+    """A reading's id: its equipment and the time it was measured (unique together)."""
+    return f"{equipment}@{canonical_time(at)}"
+
+
+READING = declare(
+    Reading,
+    kind="reading",
+    chained=[
+        C(
+            "id",
+            value=lambda get: reading_ref(get("equipment_id"), get("at")),
+            sql="(t.equipment_id || '@' || {time:t.at})",
+        ),
+        C("equipment", "equipment_id"),
+        C("at", encoding=TIME),
+        C("temperature_c", encoding=NUMBER),
+        C("recorded_at", encoding=TIME),
+        C("recorded_by"),
+        C("source"),
+        C("imported_at", encoding=TIME),
+        C("imported_by"),
+    ],
+)

@@ -13,15 +13,15 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from qms.accounts.models import Site, User
+from qms.accounts.access import require
+from qms.accounts.models import Site
 from qms.accounts.roles import Permission
-from qms.accounts.service import Actor, PermissionDenied
+from qms.accounts.service import Actor
+from qms.core import ledger
+from qms.core.clock import CLOCK_SKEW, local
+from qms.core.errors import Invalid, NotFound
+from qms.core.trail import record_change
 from qms.db import utcnow
-from qms.records import ledger
-from qms.records.clock import CLOCK_SKEW, local
-from qms.records.errors import RecordError, RecordNotFound, RecordPermissionError
-from qms.records.signatures import is_member
-from qms.records.trail import record_change
 from qms.storage.models import Equipment, Reading
 
 EQUIPMENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -32,16 +32,13 @@ LOWEST_C, HIGHEST_C = -273.15, 100.0
 
 
 def _require(session: Session, actor: Actor, site_id: str) -> None:
-    try:
-        actor.require(Permission.MANAGE_STORAGE)
-    except PermissionDenied:
-        raise RecordPermissionError(
-            "your role may not manage storage equipment or readings"
-        ) from None
-    if actor.id is not None:
-        user = session.get(User, actor.id)
-        if user is None or not is_member(session, user, site_id):
-            raise RecordPermissionError(f"you do not belong to site {site_id}")
+    require(
+        session,
+        actor,
+        Permission.MANAGE_STORAGE,
+        site_id,
+        action="manage storage equipment or readings",
+    )
 
 
 def register_equipment(
@@ -57,16 +54,16 @@ def register_equipment(
 ) -> Equipment:
     equipment_id = (equipment_id or "").strip()
     if not EQUIPMENT_ID_RE.match(equipment_id):
-        raise RecordError(
+        raise Invalid(
             f"equipment id {equipment_id!r} must use only letters, digits, '.', '_' or '-' (at most 64)"
         )
     if not EQUIPMENT_KIND_RE.match(kind or ""):
-        raise RecordError(f"equipment kind {kind!r} must be a lower-case word such as ln2_vapour")
+        raise Invalid(f"equipment kind {kind!r} must be a lower-case word such as ln2_vapour")
     if session.get(Site, site_id) is None:
-        raise RecordNotFound(f"there is no site {site_id}")
+        raise NotFound(f"there is no site {site_id}")
     _require(session, actor, site_id)
     if session.get(Equipment, equipment_id) is not None:
-        raise RecordError(f"equipment {equipment_id} already exists")
+        raise Invalid(f"equipment {equipment_id} already exists")
     equipment = Equipment(
         id=equipment_id,
         site_id=site_id,
@@ -96,12 +93,12 @@ def set_equipment_active(
 ) -> Equipment:
     equipment = session.get(Equipment, equipment_id)
     if equipment is None:
-        raise RecordNotFound(f"there is no equipment {equipment_id}")
+        raise NotFound(f"there is no equipment {equipment_id}")
     _require(session, actor, equipment.site_id)
     if not (reason or "").strip():
-        raise RecordError("give a reason: it is kept in the audit trail")
+        raise Invalid("give a reason: it is kept in the audit trail")
     if equipment.active == active:
-        raise RecordError(f"{equipment_id} is already {'in use' if active else 'out of use'}")
+        raise Invalid(f"{equipment_id} is already {'in use' if active else 'out of use'}")
     old, equipment.active = equipment.active, active
     session.add(equipment)
     record_change(
@@ -134,45 +131,33 @@ def record_reading(
     now = now or utcnow()
     equipment = session.get(Equipment, equipment_id)
     if equipment is None:
-        raise RecordNotFound(f"there is no equipment {equipment_id}")
+        raise NotFound(f"there is no equipment {equipment_id}")
     _require(session, actor, equipment.site_id)
     if source not in READING_SOURCES:
-        raise RecordError(
-            f"unknown reading source {source!r}; one of: {', '.join(READING_SOURCES)}"
-        )
+        raise Invalid(f"unknown reading source {source!r}; one of: {', '.join(READING_SOURCES)}")
     if not equipment.active and imported_at is None:
-        raise RecordError(f"{equipment_id} is out of use: readings are no longer taken from it")
+        raise Invalid(f"{equipment_id} is out of use: readings are no longer taken from it")
     if isinstance(temperature_c, bool) or not isinstance(temperature_c, int | float):
-        raise RecordError(f"the temperature must be a number, not {temperature_c!r}")
+        raise Invalid(f"the temperature must be a number, not {temperature_c!r}")
     temperature = float(temperature_c)
     if not math.isfinite(temperature) or not LOWEST_C <= temperature <= HIGHEST_C:
-        raise RecordError(
+        raise Invalid(
             f"{temperature_c} °C is not a possible reading (check the sensor or the number typed)"
         )
     if at.tzinfo is None or at.utcoffset() is None:
-        raise RecordError("the time of the reading must carry a UTC offset")
+        raise Invalid("the time of the reading must carry a UTC offset")
     site = session.get(Site, equipment.site_id)
     if at > now + CLOCK_SKEW:
-        raise RecordError(
+        raise Invalid(
             f"the reading is dated {local(at, site.timezone)}, in the future (it is now {local(now, site.timezone)})"
         )
+    ledger.lock(session)  # "already recorded" is decided under the lock
     if session.exec(
         select(Reading.id).where(Reading.equipment_id == equipment_id, Reading.at == at)
     ).first():
-        raise RecordError(
+        raise Invalid(
             f"a reading of {equipment_id} at {local(at, site.timezone)} is already recorded"
         )
-    content = ledger.reading_content(
-        equipment=equipment_id,
-        at=at,
-        temperature_c=temperature,
-        recorded_at=now,
-        recorded_by=actor.name,
-        source=source,
-        imported_at=imported_at,
-        imported_by=actor.name if imported_at else None,
-    )
-    entry = ledger.append(session, "reading", content["id"], content)
     reading = Reading(
         equipment_id=equipment_id,
         at=at,
@@ -182,8 +167,5 @@ def record_reading(
         source=source,
         imported_at=imported_at,
         imported_by=actor.name if imported_at else None,
-        ledger_seq=entry.seq,
     )
-    session.add(reading)
-    session.flush()
-    return reading
+    return ledger.write(session, reading)

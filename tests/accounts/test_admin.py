@@ -9,7 +9,8 @@ from sqlmodel import select
 
 from qms.accounts import service
 from qms.accounts.models import User
-from qms.records.trail import AuditTrailEntry
+from qms.core.errors import Denied
+from qms.core.trail import AuditTrailEntry
 
 
 @pytest.mark.parametrize(
@@ -132,7 +133,7 @@ def test_service_rejects_bad_accounts(session, make_site):
     nurse_actor = service.Actor(
         id=None, name="a nurse", permissions=service.permissions_of("nurse")
     )
-    with pytest.raises(service.PermissionDenied):
+    with pytest.raises(Denied):
         service.create_user(
             session=session,
             actor=nurse_actor,

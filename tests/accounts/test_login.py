@@ -183,7 +183,7 @@ def test_hash_with_old_parameters_is_upgraded_at_sign_in(session, make_user):
 
 
 def test_user_changes_own_password(client, make_user, login, session, csrf_from):
-    from qms.records.trail import AuditTrailEntry
+    from qms.core.trail import AuditTrailEntry
 
     user = make_user("nurse")
     login(user)

@@ -9,8 +9,8 @@ from sqlmodel import select
 
 from qms.checklists.language import Registry
 from qms.checklists.service import record_active_checklists
+from qms.core.trail import AuditTrailEntry
 from qms.paths import CHECKLISTS_DIR
-from qms.records.trail import AuditTrailEntry
 
 
 def _entries(session) -> list[AuditTrailEntry]:

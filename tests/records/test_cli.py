@@ -9,8 +9,9 @@ from sqlalchemy import text
 from sqlmodel import func, select
 
 from qms.accounts import service as accounts
-from qms.records import ledger
-from qms.records.models import LedgerEntry
+from qms.core import ledger
+from qms.core.models import LedgerEntry
+from qms.core.verify import verify
 
 UNIT = '{"type": "unit", "id": "U-1", "checklist": "testcart", "site": "SH-01", "patient": "P-0042", "attributes": {"age_years": 34}}'
 RECEIPT = '{"type": "step", "unit": "U-1", "step": "receipt", "at": "2026-10-02T09:00:00+08:00", "by": "li.na", "fields": {"temperature_c": -150}, "record_id": "U-1#1", "recorded_at": "2026-10-02T09:01:00+08:00"}'
@@ -47,7 +48,7 @@ def test_import_then_export_then_verify(cli, session, tmp_path, make_user):
     assert lines[1]["at"] == "2026-10-02T09:00:00+08:00" and lines[1]["by"] == "li.na"
     verified = cli("verify")
     assert verified.exit_code == 0, verified.output
-    head = ledger.verify(session).head_hash
+    head = verify(session).head_hash
     assert f"head: record 5, hash {head}" in verified.output
     assert "ledger OK" in verified.output
 

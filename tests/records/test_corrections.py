@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from qms.records import ledger, service
+from qms.core.errors import Denied, Invalid
+from qms.core.verify import verify
+from qms.records import queries
 from qms.records.corrections import correct_step
-from qms.records.errors import RecordError, RecordPermissionError
 from qms.records.models import StepRecord
 from qms.records.signatures import PasswordEntry
 
@@ -50,17 +51,17 @@ def test_correction_is_a_new_record_and_the_original_stays(
     assert record.recorded_by_id == quality.id and record.performed_by_id == nurse.id
     # The original is untouched and both are in the history; the engine sees the correction.
     assert json.loads(session.get(StepRecord, original.id).fields) == {"temperature_c": 2.1}
-    assert [r.id for r in service.step_history(session, unit.id)] == [original.id, record.id]
-    facts = service.effective_steps(session, unit.id)
+    assert [r.id for r in queries.step_history(session, unit.id)] == [original.id, record.id]
+    facts = queries.effective_steps(session, unit.id)
     assert [(f.record_id, f.corrects, dict(f.fields)) for f in facts] == [
         (record.id, original.id, {"temperature_c": 21})
     ]
     assert json.loads(ledger_content(session, record))["type"] == "correction"
-    assert ledger.verify(session).ok
+    assert verify(session).ok
 
 
 def ledger_content(session, record):
-    from qms.records.models import LedgerEntry
+    from qms.core.models import LedgerEntry
 
     return session.get(LedgerEntry, record.ledger_seq).content
 
@@ -76,7 +77,7 @@ def test_the_latest_correction_counts_and_correcting_a_correction_targets_the_or
         first, by=nurse, fields={"temperature_c": -152}, reason="read the wrong dewar"
     ).record
     assert second.corrects_id == original.id
-    facts = service.effective_steps(session, unit.id)
+    facts = queries.effective_steps(session, unit.id)
     assert [dict(f.fields) for f in facts] == [{"temperature_c": -152}]
 
 
@@ -84,9 +85,9 @@ def test_correction_needs_a_reason_and_a_change(make_user, make_unit, log, corre
     nurse = make_user("nurse")
     unit = make_unit(by=nurse)
     original = log(unit, "receipt", by=nurse, fields={"temperature_c": -150}).record
-    with pytest.raises(RecordError, match="needs a reason"):
+    with pytest.raises(Invalid, match="needs a reason"):
         correct(original, by=nurse, fields={"temperature_c": -151}, reason="  ")
-    with pytest.raises(RecordError, match="changes nothing"):
+    with pytest.raises(Invalid, match="changes nothing"):
         correct(original, by=nurse, fields={"temperature_c": -150})
 
 
@@ -96,7 +97,7 @@ def test_correction_can_fix_the_time_but_not_into_the_future(make_user, make_uni
     original = log(unit, "receipt", by=nurse).record
     earlier = original.performed_at - timedelta(minutes=10)
     assert correct(original, by=nurse, performed_at=earlier).record.performed_at == earlier
-    with pytest.raises(RecordError, match="in the future"):
+    with pytest.raises(Invalid, match="in the future"):
         correct(original, by=nurse, performed_at=datetime.now(UTC) + timedelta(hours=1))
 
 
@@ -104,9 +105,9 @@ def test_who_may_correct(make_user, make_unit, log, correct):
     nurse = make_user("nurse")
     unit = make_unit(by=nurse)
     original = log(unit, "thaw_end", by=nurse, fields={"temperature_c": 20}, reason="r").record
-    with pytest.raises(RecordPermissionError, match="may not correct"):
+    with pytest.raises(Denied, match="may not correct"):
         correct(original, by=make_user("pharmacist"), fields={"temperature_c": 21})
-    with pytest.raises(RecordPermissionError, match="does not belong to site"):
+    with pytest.raises(Denied, match="does not belong to site"):
         correct(original, by=make_user("nurse", sites=("BJ-02",)), fields={"temperature_c": 21})
 
 

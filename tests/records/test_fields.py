@@ -8,8 +8,8 @@ import pytest
 
 from qms.accounts import service as accounts
 from qms.checklists.language import Registry
-from qms.records import service
-from qms.records.errors import RecordError
+from qms.core.errors import Invalid
+from qms.records import queries, service
 from qms.records.fields import parse_field_values
 from qms.records.models import StepRecord
 from qms.records.signatures import PasswordEntry
@@ -47,13 +47,13 @@ def test_form_text_is_read_as_the_field_type():
     ],
 )
 def test_bad_values_are_refused_with_the_field_named(step, values, message):
-    with pytest.raises(RecordError, match=message) as refused:
+    with pytest.raises(Invalid, match=message) as refused:
         parse(step, **values)
     assert "Nothing was recorded" in str(refused.value)
 
 
 def test_every_bad_field_is_named_at_once():
-    with pytest.raises(RecordError) as refused:
+    with pytest.raises(Invalid) as refused:
         parse("infusion_start", rate_ml_min="x", filter="y")
     assert "rate_ml_min" in str(refused.value) and "filter" in str(refused.value)
 
@@ -106,7 +106,7 @@ def test_log_step_checks_types_and_stores_scans_normalised(session, make_user):
     stored = session.get(StepRecord, done.record.id)
     assert '"coi_id":"CHG123426ABC123"' in stored.fields
     assert '"logger_reviewed":true' in stored.fields
-    before = len(service.step_history(session, "K-1"))
-    with pytest.raises(RecordError, match="not storage equipment in use at this site"):
+    before = len(queries.step_history(session, "K-1"))
+    with pytest.raises(Invalid, match="not storage equipment in use at this site"):
         log("storage_in", 20, {"equipment": "LN2-99", "temperature_c": -160})
-    assert len(service.step_history(session, "K-1")) == before
+    assert len(queries.step_history(session, "K-1")) == before

@@ -10,14 +10,15 @@ from sqlmodel import func, select
 
 from qms.accounts import service as accounts
 from qms.accounts.models import User
+from qms.core.models import LedgerEntry
+from qms.core.trail import AuditTrailEntry
+from qms.core.verify import verify
 from qms.db import Database
-from qms.records import ledger
 from qms.records.corrections import correct_step
 from qms.records.exporter import export_interchange
 from qms.records.importer import ImportFileError, import_interchange
-from qms.records.models import LedgerEntry, StepRecord, Unit
+from qms.records.models import StepRecord, Unit
 from qms.records.signatures import PasswordEntry
-from qms.records.trail import AuditTrailEntry
 from qms.storage import service as storage
 
 PASSWORD = "correct-horse-battery"
@@ -128,7 +129,7 @@ def test_export_import_export_round_trips(session, recorded, registry, backend, 
         with target.transaction(write=False) as s:
             second = list(export_interchange(session=s))
             assert second == first
-            assert ledger.verify(s).ok
+            assert verify(s).ok
             record = s.exec(select(StepRecord).where(StepRecord.step == "identity_check")).one()
             assert record.imported_by == "test importer" and record.imported_at is not None
             original = session.exec(

@@ -13,12 +13,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
 from qms.accounts import service as accounts
+from qms.core import ledger
+from qms.core.canonical import GENESIS, canonical_json, chain_hash
+from qms.core.models import LedgerEntry
+from qms.core.verify import VerifyReport, verify
 from qms.db import Database
-from qms.records import ledger, service
-from qms.records.canonical import GENESIS, canonical_json, chain_hash
-from qms.records.models import LedgerEntry
+from qms.records import service
 from qms.records.signatures import PasswordEntry, WitnessCredential
 from qms.storage import service as storage
+from qms.storage.models import Reading
 from tests.conftest import only_on
 
 PASSWORD = "correct-horse-battery"
@@ -99,9 +102,9 @@ def _entries(database: Database) -> list[tuple]:
         ]
 
 
-def _verify(database: Database, **kwargs) -> ledger.VerifyReport:
+def _verify(database: Database, **kwargs) -> VerifyReport:
     with database.transaction(write=False) as s:
-        return ledger.verify(s, **kwargs)
+        return verify(s, **kwargs)
 
 
 def _unprotect(database: Database, *tables: str) -> None:
@@ -265,15 +268,16 @@ def test_verify_names_an_inserted_record(built):
             s.exec(text(f"UPDATE {table} SET {column} = {column} + 1000 WHERE {column} >= 5"))  # noqa: S608
             s.exec(text(f"UPDATE {table} SET {column} = {column} - 999 WHERE {column} >= 1005"))  # noqa: S608
         forged = canonical_json(
-            ledger.reading_content(
-                equipment="LN2-01",
-                at=T0 + timedelta(minutes=6),
-                temperature_c=-150,
-                recorded_at=T0 + timedelta(minutes=6),
-                recorded_by="logger",
-                source="logger",
-                imported_at=None,
-                imported_by=None,
+            ledger.content_of(
+                Reading(
+                    equipment_id="LN2-01",
+                    at=T0 + timedelta(minutes=6),
+                    temperature_c=-150,
+                    recorded_at=T0 + timedelta(minutes=6),
+                    recorded_by="logger",
+                    source="logger",
+                ),
+                usernames={},
             )
         )
         fake_previous = "f" * 64  # the real one is taken: prev_hash is unique

@@ -8,14 +8,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import func, select
 
-from qms.records import ledger, service
-from qms.records.errors import (
+from qms.core.errors import (
+    Conflict,
+    Denied,
     FindingsNeedReason,
-    RecordError,
-    RecordPermissionError,
+    Invalid,
     SignatureError,
 )
-from qms.records.models import LedgerEntry, Signature, StepRecord
+from qms.core.models import LedgerEntry
+from qms.core.verify import verify
+from qms.records import queries
+from qms.records.models import Signature, StepRecord
 from qms.records.signatures import FreshSession, PasswordEntry
 
 
@@ -34,7 +37,7 @@ def test_unit_is_registered_in_the_ledger(session, make_unit):
 
 @pytest.mark.parametrize("patient", ["Li Na", "LiNa", "", "张三"])
 def test_patient_reference_must_be_pseudonymous(make_unit, patient):
-    with pytest.raises(RecordError, match="never a name"):
+    with pytest.raises(Invalid, match="never a name"):
         make_unit(patient_ref=patient)
 
 
@@ -59,7 +62,7 @@ def test_step_with_witness_is_signed_by_both(session, make_user, make_unit, log)
         ("Dr Zhang Min", "witnessed", "password"),
         ("Li Na", "performed", "password"),
     ]
-    assert ledger.verify(session).ok
+    assert verify(session).ok
 
 
 def test_wrong_witness_password_is_refused_and_nothing_stored(session, make_user, make_unit, log):
@@ -95,13 +98,13 @@ def test_performer_role_and_site_are_checked(make_user, make_unit, log):
     nurse = make_user("nurse")
     unit = make_unit(by=nurse)
     pharmacist = make_user("pharmacist")
-    with pytest.raises(RecordPermissionError, match="recorded by nurse, not by a pharmacist"):
+    with pytest.raises(Denied, match="recorded by nurse, not by a pharmacist"):
         log(unit, "thaw_end", by=pharmacist, fields={"temperature_c": 20})
     quality = make_user("quality_officer")
-    with pytest.raises(RecordPermissionError, match="may not record steps"):
+    with pytest.raises(Denied, match="may not record steps"):
         log(unit, "thaw_end", by=quality, fields={"temperature_c": 20})
     elsewhere = make_user("nurse", sites=("BJ-02",))
-    with pytest.raises(RecordPermissionError, match="does not belong to site SH-01"):
+    with pytest.raises(Denied, match="does not belong to site SH-01"):
         log(unit, "thaw_end", by=elsewhere, fields={"temperature_c": 20})
 
 
@@ -133,20 +136,20 @@ def test_out_of_limit_value_needs_a_reason_then_becomes_a_finding(
 def test_unknown_or_missing_fields_are_refused(make_user, make_unit, log):
     nurse = make_user("nurse")
     unit = make_unit(by=nurse)
-    with pytest.raises(RecordError, match="has no field colour"):
+    with pytest.raises(Invalid, match="has no field colour"):
         log(unit, "thaw_end", by=nurse, fields={"temperature_c": 20, "colour": "red"})
-    with pytest.raises(RecordError, match="temperature_c is required"):
+    with pytest.raises(Invalid, match="temperature_c is required"):
         log(unit, "thaw_end", by=nurse, fields={})
-    with pytest.raises(RecordError, match="no step 'thaw'"):
+    with pytest.raises(Invalid, match="no step 'thaw'"):
         log(unit, "thaw", by=nurse, fields={})
 
 
 def test_future_and_pre_registration_times_are_refused(make_user, make_unit, log, now):
     nurse = make_user("nurse")
     unit = make_unit(by=nurse, at=now - timedelta(hours=1))
-    with pytest.raises(RecordError, match="in the future"):
+    with pytest.raises(Invalid, match="in the future"):
         log(unit, "receipt", by=nurse, at=now + timedelta(minutes=10), now=now)
-    with pytest.raises(RecordError, match="before unit .* was registered"):
+    with pytest.raises(Invalid, match="before unit .* was registered"):
         log(unit, "receipt", by=nurse, at=now - timedelta(hours=2), now=now)
     # Within the allowed clock skew a device running a minute ahead is fine.
     assert log(unit, "receipt", by=nurse, at=now + timedelta(minutes=1), now=now).record
@@ -155,7 +158,7 @@ def test_future_and_pre_registration_times_are_refused(make_user, make_unit, log
 def test_times_are_shown_in_the_site_zone_in_messages(make_user, make_unit, log):
     nurse = make_user("nurse")
     unit = make_unit(by=nurse, at=datetime(2026, 10, 2, 1, 0, tzinfo=UTC))
-    with pytest.raises(RecordError, match=r"2026-10-02 08:00:00 \+08:00"):
+    with pytest.raises(Invalid, match=r"2026-10-02 08:00:00 \+08:00"):
         log(unit, "receipt", by=nurse, at=datetime(2026, 10, 2, 0, 0, tzinfo=UTC))
 
 
@@ -185,7 +188,7 @@ def test_a_step_that_does_not_repeat_cannot_be_recorded_twice(make_user, make_un
     nurse = make_user("nurse")
     unit = make_unit(by=nurse)
     first = log(unit, "receipt", by=nurse)
-    with pytest.raises(RecordError, match=f"already recorded .*{first.record.id}.*correct it"):
+    with pytest.raises(Conflict, match=f"already recorded .*{first.record.id}.*correct it"):
         log(unit, "receipt", by=nurse)
 
 
@@ -210,7 +213,7 @@ def test_effective_steps_are_engine_facts(session, make_user, make_unit, log):
     nurse = make_user("nurse", username="li.na")
     unit = make_unit(by=nurse)
     log(unit, "thaw_end", by=nurse, fields={"temperature_c": 20}, reason="no identity check yet")
-    facts = service.effective_steps(session, unit.id)
+    facts = queries.effective_steps(session, unit.id)
     assert [(f.step, f.by, f.by_role, dict(f.fields)) for f in facts] == [
         ("thaw_end", "li.na", "nurse", {"temperature_c": 20})
     ]

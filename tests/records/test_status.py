@@ -10,9 +10,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
+from qms.core.errors import Conflict, Denied, FindingsNeedReason, Invalid
+from qms.core.verify import verify
 from qms.db import Database
-from qms.records import ledger, service
-from qms.records.errors import FindingsNeedReason, RecordError, RecordPermissionError
+from qms.records import queries
 from qms.records.exporter import export_interchange
 from qms.records.importer import import_interchange
 from qms.records.models import UnitStatus
@@ -68,11 +69,11 @@ def test_a_finished_unit_is_declared_complete_and_takes_no_new_step(
     change = close(unit, "complete", by=nurse)
     assert change.findings == [] and change.record.method == "password"
     assert status_of(session, unit.id) == "complete"
-    with pytest.raises(RecordError, match="is complete: reopen it"):
+    with pytest.raises(Invalid, match="is complete: reopen it"):
         log(unit, "infusion_end", by=nurse)
-    assessment = service.assess_unit(session, registry, unit, now=datetime.now(UTC))
+    assessment = queries.assess_unit(session, registry, unit, now=datetime.now(UTC))
     assert assessment.status == "complete" and assessment.due == []
-    assert ledger.verify(session.connection()).ok
+    assert verify(session.connection()).ok
 
 
 def test_closing_an_incomplete_unit_needs_a_reason_and_reports_what_is_missing(
@@ -89,16 +90,16 @@ def test_closing_an_incomplete_unit_needs_a_reason_and_reports_what_is_missing(
     assert {f.rule for f in change.findings} >= {"testcart.infusion_end.done"}
     # The audit sees the missing steps from now on, as for any finished unit.
     now = datetime.now(UTC)
-    missing = [f for f in service.assess_unit(session, registry, unit, now=now).findings]
+    missing = [f for f in queries.assess_unit(session, registry, unit, now=now).findings]
     assert "testcart.infusion_end.done" in {f.rule for f in missing}
 
 
 def test_cancel_and_reopen_need_reasons(session, infused, close):
     unit, nurse = infused
-    with pytest.raises(RecordError, match="cancelling a unit needs a reason"):
+    with pytest.raises(Invalid, match="cancelling a unit needs a reason"):
         close(unit, "cancelled", by=nurse)
     close(unit, "cancelled", by=nurse, reason="infusion stopped by the physician")
-    with pytest.raises(RecordError, match="reopening a unit needs a reason"):
+    with pytest.raises(Invalid, match="reopening a unit needs a reason"):
         close(unit, "in_progress", by=nurse)
     close(unit, "in_progress", by=nurse, reason="the cancellation was entered on the wrong unit")
     history = session.exec(select(UnitStatus).where(UnitStatus.unit_id == unit.id)).all()
@@ -106,17 +107,17 @@ def test_cancel_and_reopen_need_reasons(session, infused, close):
         "cancelled",
         "in_progress",
     ]
-    with pytest.raises(RecordError, match="already in progress"):
+    with pytest.raises(Conflict, match="already in progress"):
         close(unit, "in_progress", by=nurse, reason="again")
 
 
 def test_who_may_close_and_the_password(session, infused, close, make_user, registry):
     unit, _ = infused
-    with pytest.raises(RecordPermissionError):
+    with pytest.raises(Denied):
         close(unit, "complete", by=make_user("regulator"))
-    with pytest.raises(RecordPermissionError, match="does not belong"):
+    with pytest.raises(Denied, match="does not belong"):
         close(unit, "complete", by=make_user("nurse", sites=("SH-02",)))
-    with pytest.raises(RecordError, match="wrong password"):
+    with pytest.raises(Invalid, match="wrong password"):
         set_unit_status(
             session=session,
             registry=registry,
@@ -164,6 +165,6 @@ def test_status_travels_through_export_and_import(
             imported = s.exec(select(UnitStatus)).one()
             assert imported.method == "imported" and imported.by_id is None
             assert list(export_interchange(session=s)) == first
-            assert ledger.verify(s).ok
+            assert verify(s).ok
     finally:
         target.dispose()

@@ -9,10 +9,10 @@ import pytest
 from sqlmodel import select
 
 from qms.accounts.service import Actor
-from qms.records import ledger
-from qms.records.errors import RecordError, RecordPermissionError
-from qms.records.models import LedgerEntry
-from qms.records.trail import AuditTrailEntry
+from qms.core.errors import Denied, Invalid
+from qms.core.models import LedgerEntry
+from qms.core.trail import AuditTrailEntry
+from qms.core.verify import verify
 from qms.storage import service
 
 
@@ -36,7 +36,7 @@ def test_a_reading_is_chained_with_who_and_when(session, pharmacist, dewar):
     content = json.loads(session.get(LedgerEntry, reading.ledger_seq).content)
     assert content["type"] == "reading" and content["temperature_c"] == -151.5
     assert content["recorded_by"] == pharmacist.name and content["source"] == "manual"
-    assert ledger.verify(session).ok
+    assert verify(session).ok
 
 
 def test_equipment_changes_are_in_the_audit_trail(session, pharmacist, dewar):
@@ -54,7 +54,7 @@ def test_equipment_changes_are_in_the_audit_trail(session, pharmacist, dewar):
         "false",
         "sensor failed",
     )
-    with pytest.raises(RecordError, match="out of use"):
+    with pytest.raises(Invalid, match="out of use"):
         service.record_reading(
             session=session,
             actor=pharmacist,
@@ -73,7 +73,7 @@ def test_equipment_changes_are_in_the_audit_trail(session, pharmacist, dewar):
     ],
 )
 def test_impossible_readings_are_refused(session, pharmacist, dewar, shift, value, message):
-    with pytest.raises(RecordError, match=message):
+    with pytest.raises(Invalid, match=message):
         service.record_reading(
             session=session,
             actor=pharmacist,
@@ -88,7 +88,7 @@ def test_the_same_reading_twice_is_refused(session, pharmacist, dewar):
     service.record_reading(
         session=session, actor=pharmacist, equipment_id="LN2-01", at=at, temperature_c=-150
     )
-    with pytest.raises(RecordError, match="already recorded"):
+    with pytest.raises(Invalid, match="already recorded"):
         service.record_reading(
             session=session, actor=pharmacist, equipment_id="LN2-01", at=at, temperature_c=-149
         )
@@ -96,7 +96,7 @@ def test_the_same_reading_twice_is_refused(session, pharmacist, dewar):
 
 def test_who_may_manage_storage(session, make_user, dewar):
     nurse = Actor.of(make_user("nurse"))
-    with pytest.raises(RecordPermissionError, match="may not manage storage"):
+    with pytest.raises(Denied, match="may not manage storage"):
         service.record_reading(
             session=session,
             actor=nurse,
@@ -105,7 +105,7 @@ def test_who_may_manage_storage(session, make_user, dewar):
             temperature_c=-150,
         )
     elsewhere = Actor.of(make_user("pharmacist", sites=("BJ-02",)))
-    with pytest.raises(RecordPermissionError, match="do not belong to site SH-01"):
+    with pytest.raises(Denied, match="not belong to site SH-01"):
         service.record_reading(
             session=session,
             actor=elsewhere,

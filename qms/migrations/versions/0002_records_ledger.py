@@ -12,12 +12,15 @@ import sqlmodel
 from alembic import op
 
 import qms.db
+from qms.core.migration import (
+    append_only,
+    create_refuse_function,
+    drop_append_only,
+    drop_refuse_function,
+)
 
 # Regulated tables the database itself keeps append-only, plus the two account logs.
 # (Kept literally here, not imported: a migration must not change when code does.)
-# Note for later SQLite migrations: batch "move and copy" rebuilds a table and loses its
-# triggers; recreate them after any batch operation on these tables (`qms verify`
-# reports a table whose protection is missing).
 APPEND_ONLY_TABLES = (
     "ledger_entry",
     "unit",
@@ -27,16 +30,6 @@ APPEND_ONLY_TABLES = (
     "login_event",
     "audit_trail",
 )
-
-PG_FUNCTION = """
-CREATE FUNCTION qms_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION '% is append-only: % refused (a correction is a new record with a reason)',
-        TG_TABLE_NAME, TG_OP
-        USING ERRCODE = 'restrict_violation';
-END;
-$$
-"""
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
@@ -209,38 +202,15 @@ def upgrade() -> None:
 
 
 def _protect() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(PG_FUNCTION)
-        for table in APPEND_ONLY_TABLES:
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION qms_refuse_change()"
-            )
-            op.execute(
-                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION qms_refuse_change()"
-            )
-        return
+    create_refuse_function()
     for table in APPEND_ONLY_TABLES:
-        for operation in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {table}_refuse_{operation.lower()} BEFORE {operation} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {operation} refused "
-                "(a correction is a new record with a reason)'); END"
-            )
+        append_only(table)
 
 
 def _unprotect() -> None:
-    postgresql = op.get_bind().dialect.name == "postgresql"
     for table in APPEND_ONLY_TABLES:
-        if postgresql:
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
-        else:
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_refuse_update")
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_refuse_delete")
-    if postgresql:
-        op.execute("DROP FUNCTION IF EXISTS qms_refuse_change()")
+        drop_append_only(table)
+    drop_refuse_function()
 
 
 def downgrade() -> None:

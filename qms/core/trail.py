@@ -13,9 +13,11 @@ from typing import Any
 from sqlalchemy import Column, Index, Text
 from sqlmodel import Field, Session, SQLModel
 
+from qms.core.ledger import keep_append_only
 from qms.db import UTCDateTime, utcnow
 
 
+@keep_append_only
 class AuditTrailEntry(SQLModel, table=True):
     __tablename__ = "audit_trail"
     __table_args__ = (Index("ix_audit_trail_entity", "entity", "entity_id"),)

@@ -1,0 +1,273 @@
+"""The append-only, hash-chained ledger: how a regulated record type is declared, and appends.
+
+Every regulated record (unit, step record, correction, signature, reading, unit status;
+next audit runs, deviations, CAPA, reports, deliveries) is one typed row plus one
+``ledger_entry`` holding the record's canonical JSON (contract: ``qms.core.canonical``)
+and ``hash = sha256(prev_hash + content)``; ``seq`` runs 1, 2, 3, ... without gaps.
+
+A record type is declared once, beside its model, with `declare`: which keys its
+canonical content has and which column (and encoding) each comes from. From that one
+declaration come the content that is hashed (`RecordType.content`), the row that is
+written and chained (`write`), the typed-row check of `qms verify`
+(``qms.core.verify``) and the append-only protection a migration installs
+(``qms.core.migration.append_only``). See docs/architecture.md for the recipe.
+
+Appends are serialised: on PostgreSQL by a transaction-scoped advisory lock taken
+before the head is read; on SQLite by the write transaction itself (BEGIN IMMEDIATE,
+``Database.session(write=True)`` / ``Database.transaction()``). ``prev_hash`` is also
+UNIQUE, so a fork is impossible even if a writer forgot the lock. Once a transaction
+holds the lock its head is kept in the session, so a batch of appends (an import)
+reads the head once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlmodel import Session, SQLModel
+
+from qms.core.canonical import (
+    CANONICAL_VERSION,
+    GENESIS,
+    canonical_json,
+    canonical_time,
+    chain_hash,
+)
+from qms.core.models import LedgerEntry
+
+# pg_advisory_xact_lock key for ledger appends (the migration lock is 7_347_001).
+LEDGER_LOCK_KEY = 7_347_002
+
+# How a chained key's value is written in the canonical content.
+TEXT = "text"  # a string column, as it is
+JSON = "json"  # a column holding canonical JSON, embedded as the value
+TIME = "time"  # an aware time column, as canonical UTC text
+USER = "user"  # a column holding app_user.id, chained as the username (stable everywhere)
+NUMBER = "number"  # a float column, in the canonical number form
+ENCODINGS = (TEXT, JSON, TIME, USER, NUMBER)
+
+
+@dataclass(frozen=True)
+class Chained:
+    """One key of a record type's canonical content and where its value comes from.
+
+    `column` defaults to the key. A key computed from other columns (a reading's id)
+    gives `value` (from a row getter) and `sql` (the same in SQL, for `qms verify`;
+    ``{time:t.col}`` stands for the canonical text of a time column).
+    """
+
+    key: str
+    column: str | None = None
+    encoding: str = TEXT
+    value: Callable[[Callable[[str], Any]], Any] | None = None
+    sql: str | None = None
+
+    @property
+    def attribute(self) -> str:
+        return self.column or self.key
+
+
+@dataclass(frozen=True)
+class RecordType:
+    """A declared ledger record type (see `declare`)."""
+
+    model: type[SQLModel]
+    kinds: tuple[str, ...]
+    chained: tuple[Chained, ...]
+    kind_of: Callable[[Callable[[str], Any]], str]
+    kind_sql: str  # the same as kind_of, as an SQL expression over the typed table `t`
+
+    @property
+    def table(self) -> str:
+        return self.model.__tablename__
+
+    @property
+    def keys(self) -> list[str]:
+        """Every key of the canonical content, sorted (as it is written)."""
+        return sorted(["type", "v", *(c.key for c in self.chained)])
+
+    def content(self, row: Any, username: Callable[[int], str]) -> dict[str, Any]:
+        """The canonical content of a row (a model instance or a mapping of its columns)."""
+        get = row.get if isinstance(row, Mapping) else row.__getattribute__
+        doc: dict[str, Any] = {"type": self.kind_of(get), "v": CANONICAL_VERSION}
+        for chained in self.chained:
+            value = chained.value(get) if chained.value else get(chained.attribute)
+            if value is not None:
+                encoding = chained.encoding
+                if encoding == TIME:
+                    value = canonical_time(value)
+                elif encoding == USER:
+                    value = username(value)
+                elif encoding == JSON and isinstance(value, str):
+                    value = json.loads(value)
+            doc[chained.key] = value
+        return doc
+
+
+RECORD_TYPES: dict[str, RecordType] = {}  # table name -> declaration
+_BY_MODEL: dict[type, RecordType] = {}
+
+
+def declare(
+    model: type[SQLModel],
+    *,
+    chained: Sequence[Chained],
+    kind: str | None = None,
+    kinds: tuple[str, ...] | None = None,
+    kind_of: Callable[[Callable[[str], Any]], str] | None = None,
+    kind_sql: str | None = None,
+) -> RecordType:
+    """Declare a ledger record type, once, beside its model.
+
+    A type with one kind gives `kind`; a type whose rows are of several kinds (a step
+    record or a correction) gives `kinds`, `kind_of` (from a row getter) and `kind_sql`.
+    The model must have a `ledger_seq` column (`qms.core.models.ledger_seq_column`).
+    """
+    if kind is not None:
+        kinds, kind_of, kind_sql = (kind,), (lambda get: kind), f"'{kind}'"
+    if not kinds or kind_of is None or kind_sql is None:
+        raise TypeError(f"{model.__name__}: declare a kind, or kinds with kind_of and kind_sql")
+    keys = [c.key for c in chained]
+    if "id" not in keys or len(set(keys)) != len(keys) or {"type", "v"} & set(keys):
+        raise TypeError(f"{model.__name__}: chained keys must be unique, include id, not type or v")
+    for c in chained:
+        if c.encoding not in ENCODINGS:
+            raise TypeError(f"{model.__name__}.{c.key}: unknown encoding {c.encoding!r}")
+    declaration = RecordType(model, tuple(kinds), tuple(chained), kind_of, kind_sql)
+    RECORD_TYPES[declaration.table] = declaration
+    _BY_MODEL[model] = declaration
+    return declaration
+
+
+def declaration_of(model: type) -> RecordType:
+    try:
+        return _BY_MODEL[model]
+    except KeyError:
+        raise TypeError(f"{model.__name__} is not a declared ledger record type") from None
+
+
+# --- appending -----------------------------------------------------------------------
+
+_HEAD = "qms_ledger_head"  # session.info: (seq, hash) while this transaction holds the lock
+_USERNAMES = "qms_ledger_usernames"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_head(session, transaction) -> None:
+    # A commit or a rollback (of the transaction or a savepoint) ends what we knew.
+    session.info.pop(_HEAD, None)
+    session.info.pop(_USERNAMES, None)
+
+
+def lock(session: Session) -> None:
+    """Serialise ledger appends until the transaction ends (call before reading the head)."""
+    if _HEAD in session.info:
+        return  # this transaction holds the lock already
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY})
+    elif not (
+        connection.get_execution_options().get("qms_write") or connection.in_nested_transaction()
+    ):
+        # A deferred SQLite transaction that has read cannot safely become a writer.
+        raise RuntimeError(
+            "ledger appends on SQLite need a write session (Database.session(write=True))"
+        )
+
+
+def head(session: Session) -> tuple[int, str]:
+    """(seq, hash) of the newest entry; (0, GENESIS) for an empty ledger."""
+    known = session.info.get(_HEAD)
+    if known is not None:
+        return known
+    row = session.connection().execute(
+        text("SELECT seq, hash FROM ledger_entry ORDER BY seq DESC LIMIT 1")
+    )
+    found = row.first()
+    return (found[0], found[1]) if found else (0, GENESIS)
+
+
+def append(session: Session, kind: str, ref: str, content: Mapping[str, Any]) -> LedgerEntry:
+    """Chain one record's canonical content after the current head; the caller commits."""
+    if content.get("type") != kind or str(content.get("id")) != ref:
+        raise ValueError(f"ledger content of {kind} {ref} names another record")
+    lock(session)
+    seq, previous = head(session)
+    body = canonical_json(content)
+    entry = LedgerEntry(
+        seq=seq + 1,
+        kind=kind,
+        ref=ref,
+        content=body,
+        prev_hash=previous,
+        hash=chain_hash(previous, body),
+    )
+    session.add(entry)
+    session.info[_HEAD] = (entry.seq, entry.hash)
+    return entry
+
+
+def _username_lookup(session: Session) -> Callable[[int], str]:
+    known: dict[int, str] = session.info.setdefault(_USERNAMES, {})
+
+    def username(user_id: int) -> str:
+        name = known.get(user_id)
+        if name is None:
+            name = (
+                session.connection()
+                .execute(text("SELECT username FROM app_user WHERE id = :id"), {"id": user_id})
+                .scalar_one()
+            )
+            known[user_id] = name
+        return name
+
+    return username
+
+
+def write(session: Session, row: SQLModel, *, flush: bool = True) -> SQLModel:
+    """Chain a new typed row and add it: its content derives from its declaration.
+
+    The row carries every column but `ledger_seq`; the caller has checked who may write
+    it and commits. `flush=False` lets a batch (an import) flush once at the end.
+    """
+    declaration = declaration_of(type(row))
+    content = declaration.content(row, _username_lookup(session))
+    entry = append(session, content["type"], str(content["id"]), content)
+    row.ledger_seq = entry.seq
+    session.add(row)
+    if flush:
+        session.flush()
+    return row
+
+
+def content_of(row: SQLModel, usernames: Mapping[int, str]) -> dict[str, Any]:
+    """The canonical content of a row, with the usernames of the user ids it names."""
+    return declaration_of(type(row)).content(row, usernames.__getitem__)
+
+
+# Tables the database keeps append-only without chaining them (the account logs).
+APPEND_ONLY_LOGS: set[str] = set()
+
+
+def keep_append_only(model: type[SQLModel]) -> type[SQLModel]:
+    """Mark a table that is never updated or deleted though not chained (a log)."""
+    APPEND_ONLY_LOGS.add(model.__tablename__)
+    return model
+
+
+def protected_tables() -> tuple[str, ...]:
+    """Every table the database must refuse UPDATE and DELETE on, as models declare them."""
+    import qms.models  # noqa: F401  (every model module registers its declarations)
+
+    return ("ledger_entry", *RECORD_TYPES, *sorted(APPEND_ONLY_LOGS))
+
+
+def trigger_names(dialect: str, table: str) -> tuple[str, ...]:
+    """The triggers `qms.core.migration.append_only` makes on a table."""
+    if dialect == "postgresql":
+        return (f"{table}_append_only", f"{table}_no_truncate")
+    return (f"{table}_refuse_update", f"{table}_refuse_delete")

@@ -1,0 +1,27 @@
+"""The ledger's own table: one link of the hash chain per regulated record."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One link of the chain: hash = sha256(prev_hash + content)."""
+
+    __tablename__ = "ledger_entry"
+    __table_args__ = (UniqueConstraint("kind", "ref"),)
+
+    # Assigned by the ledger under its lock: 1, 2, 3, ... with no gaps.
+    seq: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    kind: str = Field(max_length=16)  # one of the declared record types' kinds
+    ref: str = Field(max_length=128)  # the typed row's id
+    content: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON
+    # Unique: two entries can never follow the same one (no fork, even by mistake).
+    prev_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+
+
+def ledger_seq_column() -> Column:
+    """The column by which a typed row points at its ledger entry (one entry, one row)."""
+    return Column(Integer, ForeignKey("ledger_entry.seq"), nullable=False, unique=True)

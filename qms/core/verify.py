@@ -1,0 +1,442 @@
+"""`qms verify`: the whole chain, then every typed row against what the chain covers.
+
+The chain pass hashes the stored bytes with plain cursors (no ORM objects): it names
+the first record altered, removed or inserted. The typed-row pass renders each declared
+table's rows to canonical JSON straight from their columns, with one renderer per table
+derived from its declaration (``qms.core.ledger.declare``), and compares the bytes with
+the chained content. Last, it checks that every protected table still has its
+append-only triggers, enabled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from qms.core.canonical import GENESIS
+from qms.core.ledger import (
+    JSON,
+    NUMBER,
+    RECORD_TYPES,
+    TIME,
+    USER,
+    RecordType,
+    protected_tables,
+    trigger_names,
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    seq: int | None
+    kind: str | None
+    ref: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"record {self.seq}" if self.seq is not None else "ledger"
+        if self.kind:
+            where += f" ({self.kind} {self.ref})"
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class VerifyReport:
+    records: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    problems: list[Problem] = field(default_factory=list)
+    rows_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_problem(self) -> Problem | None:
+        return min(self.problems, key=lambda p: (p.seq is None, p.seq or 0), default=None)
+
+
+BATCH = 20_000
+MAX_PROBLEMS = 100
+
+
+def _raw(session_or_connection: Session | Connection):
+    connection = (
+        session_or_connection.connection()
+        if isinstance(session_or_connection, Session)
+        else session_or_connection
+    )
+    return connection, connection.connection.dbapi_connection
+
+
+def _rows(dbapi, dialect: str, sql: str, pg_types: list[str]) -> Iterator[list[tuple]]:
+    """Batches of the rows of `sql`, streamed with a plain cursor (COPY on PostgreSQL)."""
+    if dialect == "postgresql":
+        cursor = dbapi.cursor()
+        try:
+            with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)") as copy:
+                copy.set_types(pg_types)
+                batch: list[tuple] = []
+                for row in copy.rows():
+                    batch.append(row)
+                    if len(batch) >= BATCH:
+                        yield batch
+                        batch = []
+                if batch:
+                    yield batch
+        finally:
+            cursor.close()
+        return
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(BATCH):
+            yield rows
+    finally:
+        cursor.close()
+
+
+def _name_records(connection: Connection, report: VerifyReport) -> None:
+    """Fill in the kind and ref of the records the chain pass found problems with."""
+    seqs = sorted({p.seq for p in report.problems if p.seq is not None and p.kind is None})
+    if not seqs:
+        return
+    rows = connection.execute(
+        text("SELECT seq, kind, ref FROM ledger_entry WHERE seq IN :seqs").bindparams(
+            bindparam("seqs", expanding=True)
+        ),
+        {"seqs": seqs},
+    )
+    names = {seq: (kind, ref) for seq, kind, ref in rows}
+    report.problems[:] = [
+        Problem(p.seq, *names[p.seq], p.message) if p.kind is None and p.seq in names else p
+        for p in report.problems
+    ]
+
+
+def verify(
+    session_or_connection: Session | Connection,
+    *,
+    check_rows: bool = True,
+    expect_hashes: tuple[str, ...] = (),
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Check the whole chain, then that every typed row matches what the chain covers.
+
+    `expect_hashes` are head hashes quoted earlier (in reports): each must still be in
+    the chain, which catches records removed from the end. Reads with plain cursors and
+    hashes the stored bytes (no ORM objects): this is the hot path of `qms verify`.
+    """
+    connection, dbapi = _raw(session_or_connection)
+    dialect = connection.dialect.name
+    report = VerifyReport()
+    problems = report.problems
+    expected_seq = 1
+    previous = GENESIS.encode()
+    previous_seq = 0
+    # A link that does not hold is judged at the next record: if that one still links
+    # to the record before the break, the record at the break was inserted.
+    pending: tuple | None = None
+    sha256 = hashlib.sha256
+    wanted = {h.encode() for h in expect_hashes}
+    # kind and ref are looked up afterwards for the few records with a problem.
+    sql = "SELECT seq, content, prev_hash, hash FROM ledger_entry ORDER BY seq"
+    # Text as bytes: hashed as stored, without decoding and encoding again.
+    sqlite_factory = None
+    if dialect == "sqlite":
+        sqlite_factory, dbapi.text_factory = dbapi.text_factory, bytes
+    try:
+        for rows in _rows(dbapi, dialect, sql, ["int4", "bytea", "bytea", "bytea"]):
+            for seq, content, prev_hash, stored in rows:
+                if sha256(prev_hash + content).hexdigest().encode() != stored:
+                    problems.append(
+                        Problem(seq, None, None, "altered: its content no longer matches its hash")
+                    )
+                linked = prev_hash == previous
+                if pending is not None:
+                    p_seq, before, b_seq = pending
+                    pending = None
+                    if prev_hash == before:
+                        linked = True
+                        problems.append(
+                            Problem(
+                                p_seq,
+                                None,
+                                None,
+                                f"inserted: it does not follow record {b_seq}, and record {seq} still does",
+                            )
+                        )
+                    else:
+                        problems.append(
+                            Problem(
+                                b_seq,
+                                None,
+                                None,
+                                f"altered: record {p_seq} was chained after a different version of it "
+                                "(or a record between them was removed)",
+                            )
+                        )
+                if seq != expected_seq:
+                    missing = (
+                        f"record {expected_seq}"
+                        if seq == expected_seq + 1
+                        else f"records {expected_seq}–{seq - 1}"
+                    )
+                    problems.append(
+                        Problem(
+                            expected_seq,
+                            None,
+                            None,
+                            f"{missing} removed (the sequence jumps to {seq})",
+                        )
+                    )
+                elif not linked:
+                    pending = (seq, previous, previous_seq)
+                if wanted and stored in wanted:
+                    wanted.discard(stored)
+                previous, previous_seq = stored, seq
+                expected_seq = seq + 1
+            report.records += len(rows)
+            if progress is not None:
+                progress(report.records)
+            if len(problems) >= MAX_PROBLEMS:
+                break
+    finally:
+        if sqlite_factory is not None:
+            dbapi.text_factory = sqlite_factory
+    if pending is not None:
+        problems.append(
+            Problem(
+                pending[0],
+                None,
+                None,
+                f"altered or inserted: it does not follow record {pending[2]}",
+            )
+        )
+    report.head_seq, report.head_hash = previous_seq, previous.decode()
+    _name_records(connection, report)
+    for missing_hash in sorted(wanted):
+        problems.append(
+            Problem(
+                None,
+                None,
+                None,
+                f"the quoted head hash {missing_hash.decode()} is no longer in the chain: "
+                "records were removed or rewritten",
+            )
+        )
+    if check_rows and len(problems) < MAX_PROBLEMS:
+        _check_typed_rows(dbapi, dialect, report)
+    _check_protection(connection, report)
+    return report
+
+
+# --- typed rows: rendered to canonical JSON straight from their columns -------------------
+#
+# The query selects each key's column in sorted key order, so rendering a row is one
+# %-format of encoded values, by a function generated once per table from its
+# declaration. Times are formatted by the database itself on SQLite (an altered time
+# column then no longer matches); PostgreSQL's come as aware datetimes.
+
+_encode_text = json.encoder.encode_basestring  # the encoder json.dumps(ensure_ascii=False) uses
+
+
+def _as_number(value: Any) -> str:
+    if value is None:
+        return "null"
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _as_pg_time(value: datetime | None) -> str:
+    if value is None:
+        return "null"
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return '"' + value.isoformat(timespec="microseconds")[:-6] + 'Z"'
+
+
+def _time_sql(dialect: str, column: str) -> str:
+    if dialect == "postgresql":
+        return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    return f"(replace({column}, ' ', 'T') || 'Z')"  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff'
+
+
+def _version_of(content: str) -> str:
+    # "v" is a top-level key; no key after it holds an object, and a string value
+    # cannot contain an unescaped quote, so the last '"v":' is the record's version.
+    at = content.rfind('"v":') + 4
+    end = at
+    while content[end].isdigit():
+        end += 1
+    return content[at:end]
+
+
+@dataclass(frozen=True)
+class _TypedQuery:
+    sql: str
+    pg_types: list[str]
+    render: Callable[[tuple], str]  # a row of the query -> its canonical JSON
+    type_at: int
+    id_at: int
+
+
+def _typed_query(dialect: str, declaration: RecordType, usernames: dict) -> _TypedQuery:
+    """The SQL, PostgreSQL column types and the generated renderer for one typed table."""
+    columns: list[str] = []
+    types = ["int4", "text", "text", "text"]  # seq, kind, ref, content
+    parts: list[str] = []  # one Python expression per key, over the row `r`
+    by_key = {c.key: c for c in declaration.chained}
+    for key in declaration.keys:
+        at = 4 + len(columns)
+        value = f"r[{at}]"
+        if key == "v":
+            parts.append("V(r[3])")
+            continue
+        if key == "type":
+            columns.append(f"{declaration.kind_sql} AS c_type")
+            types.append("text")
+            parts.append(f"E({value})")
+            continue
+        chained = by_key[key]
+        expression = chained.sql or f"t.{chained.attribute}"
+        if "{time:" in expression:
+            inner = expression.split("{time:")[1].split("}")[0]
+            expression = expression.replace("{time:" + inner + "}", _time_sql(dialect, inner))
+        pg_type = "text"
+        if chained.encoding == TIME and dialect == "postgresql":
+            pg_type, part = "timestamptz", f"PT({value})"
+        elif chained.encoding == TIME:
+            expression = _time_sql(dialect, expression)
+            part = f"('null' if {value} is None else E({value}))"
+        elif chained.encoding == USER:
+            pg_type, part = "int4", f"U({value}, '\"<unknown user>\"')"
+        elif chained.encoding == NUMBER:
+            pg_type, part = "float8", f"N({value})"
+        elif chained.encoding == JSON:
+            part = f"('null' if {value} is None else {value})"
+        else:
+            part = f"('null' if {value} is None else E({value}))"
+        columns.append(f"{expression} AS c_{key}")
+        types.append(pg_type)
+        parts.append(part)
+    template = "{" + ",".join(f'"{key}":%s' for key in declaration.keys) + "}"
+    source = f"lambda r: T % ({', '.join(parts)},)"
+    namespace = {
+        "T": template,
+        "E": _encode_text,
+        "N": _as_number,
+        "PT": _as_pg_time,
+        "U": usernames.get,
+        "V": _version_of,
+    }
+    render = eval(source, namespace)  # noqa: S307 (built from the declaration's constants only)
+    sql = (
+        f"SELECT l.seq, l.kind, l.ref, l.content, {', '.join(columns)} "  # noqa: S608 (constants only)
+        f"FROM {declaration.table} t JOIN ledger_entry l ON l.seq = t.ledger_seq ORDER BY l.seq"
+    )
+    keys = declaration.keys
+    return _TypedQuery(
+        sql, types, render, 4 + _column_index(keys, "type"), 4 + _column_index(keys, "id")
+    )
+
+
+def _column_index(keys: list[str], key: str) -> int:
+    """Where a key's column is among the selected ones ("v" has no column)."""
+    return [k for k in keys if k != "v"].index(key)
+
+
+def _check_typed_rows(dbapi, dialect: str, report: VerifyReport) -> None:
+    problems = report.problems
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute("SELECT id, username FROM app_user")
+        usernames: dict = {user_id: _encode_text(name) for user_id, name in cursor.fetchall()}
+    finally:
+        cursor.close()
+    usernames[None] = "null"
+
+    if dialect == "postgresql":
+        cursor = dbapi.cursor()
+        try:  # times arrive in UTC, ready for isoformat
+            cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+        finally:
+            cursor.close()
+    protected_tables()  # imports every model, so that every declaration is known
+    for table, declaration in RECORD_TYPES.items():
+        query = _typed_query(dialect, declaration, usernames)
+        render, kinds = query.render, declaration.kinds
+        type_at, id_at = query.type_at, query.id_at
+        for rows in _rows(dbapi, dialect, query.sql, query.pg_types):
+            for row in rows:
+                try:
+                    rendered = render(row)
+                except (TypeError, ValueError) as exc:
+                    rendered = f"<unreadable: {exc}>"
+                if rendered != row[3]:
+                    problems.append(
+                        Problem(
+                            row[0],
+                            row[1],
+                            row[2],
+                            f"the {table} row no longer matches what the chain covers (altered)",
+                        )
+                    )
+                elif row[1] not in kinds or row[1] != row[type_at] or row[2] != row[id_at]:
+                    problems.append(
+                        Problem(
+                            row[0],
+                            row[1],
+                            row[2],
+                            f"the ledger index names another record than the {table} row",
+                        )
+                    )
+            report.rows_checked += len(rows)
+            if len(problems) >= MAX_PROBLEMS:
+                return
+        # Every ledger entry of these kinds has its typed row (none deleted or detached).
+        placeholders = ", ".join(f"'{k}'" for k in kinds)
+        orphan_sql = (
+            f"SELECT l.seq, l.kind, l.ref FROM ledger_entry l LEFT JOIN {table} t "  # noqa: S608 (constants only)
+            f"ON t.ledger_seq = l.seq WHERE l.kind IN ({placeholders}) AND t.ledger_seq IS NULL "
+            "ORDER BY l.seq LIMIT 100"
+        )
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(orphan_sql)
+            for seq, kind, ref in cursor.fetchall():
+                problems.append(Problem(seq, kind, ref, f"its {table} row is missing (removed)"))
+        finally:
+            cursor.close()
+
+
+def _check_protection(connection: Connection, report: VerifyReport) -> None:
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        # Enabled in origin mode ('O') or always ('A'): a trigger set to fire only for
+        # replicas ('R') or disabled ('D') lets ordinary sessions change the rows.
+        rows = connection.execute(
+            text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled IN ('O', 'A')")
+        )
+    else:
+        rows = connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+    present = {row[0] for row in rows}
+    for table in protected_tables():
+        missing = [name for name in trigger_names(dialect, table) if name not in present]
+        if missing:
+            report.problems.append(
+                Problem(
+                    None,
+                    None,
+                    None,
+                    f"table {table} is no longer protected against UPDATE/DELETE (missing or disabled trigger {', '.join(missing)})",
+                )
+            )

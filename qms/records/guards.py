@@ -1,0 +1,199 @@
+"""The checks every path that stores a record runs, with the same messages.
+
+Who may record or correct a step (role, the checklist's step roles, site), who may
+witness, the time (not in the future, not before registration), the field values
+(typed and normalised), the reason a rule-breaking record needs, that the unit is open
+and that a once-only step is not recorded twice. Each raises a `QmsError` subclass;
+nothing here writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from qms.accounts.access import is_member, require
+from qms.accounts.models import User
+from qms.accounts.roles import Permission, permissions_of
+from qms.accounts.service import Lockout
+from qms.checklists.facts import Finding, StepFacts
+from qms.core.canonical import CanonicalError, normalise
+from qms.core.clock import CLOCK_SKEW, local
+from qms.core.errors import Conflict, Denied, FindingsNeedReason, Invalid, SignatureError
+from qms.records.fields import parse_field_values
+from qms.records.models import IN_PROGRESS, STATUS_LABELS, Unit
+from qms.records.queries import status_of
+from qms.records.signatures import (
+    Credential,
+    WitnessCredential,
+    authenticate_signer,
+    authenticate_witness,
+)
+from qms.storage.models import Equipment
+
+PERFORMER_MEANINGS = ("performed", "verified")
+
+
+def check_performer(session: Session, user: User, unit: Unit, step_def) -> None:
+    """Who may record a step: the permission, the checklist's roles for it, the unit's site."""
+    require(session, user, Permission.LOG_STEPS, action="record steps")
+    if step_def.roles and user.role not in step_def.roles:
+        raise Denied(
+            f"{step_def.title} ({step_def.id}) is recorded by {', '.join(step_def.roles)}, not by a {user.role}"
+        )
+    require(session, user, None, unit.site_id)
+
+
+def check_corrector(session: Session, user: User, unit: Unit, step_def) -> None:
+    """Who may correct: someone who may record the step at the unit's site, or quality."""
+    require(session, user, None, action="correct records")
+    granted = permissions_of(user.role)
+    may_record = Permission.LOG_STEPS in granted and (
+        not step_def.roles or user.role in step_def.roles
+    )
+    if not (may_record or Permission.AUDIT in granted):
+        raise Denied(
+            f"a {user.role} may not correct {step_def.title}: it is corrected by "
+            f"{', '.join(step_def.roles)} or a quality officer"
+        )
+    require(session, user, None, unit.site_id)
+
+
+def check_witness(session: Session, witness: User, performer: User, unit: Unit, step_def) -> None:
+    if witness.id == performer.id:
+        raise SignatureError(
+            "the witness must be a different person from the one who performed the step"
+        )
+    if Permission.WITNESS not in permissions_of(witness.role):
+        raise SignatureError(f"{witness.username} is a {witness.role} and may not witness steps")
+    if step_def.witness_roles and witness.role not in step_def.witness_roles:
+        raise SignatureError(
+            f"{step_def.title} is witnessed by {', '.join(step_def.witness_roles)}; "
+            f"{witness.username} is a {witness.role}"
+        )
+    if not is_member(session, witness, unit.site_id):
+        raise SignatureError(
+            f"the witness {witness.username} does not belong to site {unit.site_id}"
+        )
+
+
+def equipment_check(session: Session, site_id: str, *, in_use: bool) -> Callable[[str], bool]:
+    """Whether an equipment id names a device of the site (and, for new records, in use)."""
+
+    def exists(equipment_id: str) -> bool:
+        equipment = session.get(Equipment, equipment_id)
+        return (
+            equipment is not None
+            and equipment.site_id == site_id
+            and (equipment.active or not in_use)
+        )
+
+    return exists
+
+
+def clean_fields(
+    step_def,
+    fields: Mapping[str, Any],
+    *,
+    equipment_exists: Callable[[str], bool],
+    partial: bool = False,
+) -> dict[str, Any]:
+    """Drop empty values, refuse unknown or missing required fields, parse each value as its
+    field's type (numbers, yes/no, choices, scanned identifiers, equipment), normalise."""
+    values = {k: v for k, v in dict(fields or {}).items() if v is not None and v != ""}
+    unknown = sorted(set(values) - set(step_def.fields))
+    if unknown:
+        raise Invalid(
+            f"{step_def.id} has no field {', '.join(unknown)}; fields: {', '.join(step_def.fields) or 'none'}"
+        )
+    if not partial:
+        missing = [n for n, f in step_def.fields.items() if f.required and n not in values]
+        if missing:
+            raise Invalid(f"{step_def.title}: {', '.join(missing)} is required")
+    values = parse_field_values(step_def, values, equipment_exists=equipment_exists)
+    try:
+        return normalise(values)
+    except CanonicalError as exc:
+        raise Invalid(f"{step_def.id}: {exc}") from None
+
+
+def check_time(performed_at: datetime, unit: Unit, site_zone: str | None, now: datetime) -> None:
+    if performed_at.tzinfo is None or performed_at.utcoffset() is None:
+        raise Invalid("the time of the step must carry a UTC offset")
+    if performed_at > now + CLOCK_SKEW:
+        raise Invalid(
+            f"the step is dated {local(performed_at, site_zone)}, in the future "
+            f"(it is now {local(now, site_zone)}): record a step once it has happened"
+        )
+    if performed_at < unit.registered_at:
+        raise Invalid(
+            f"the step is dated {local(performed_at, site_zone)}, before unit {unit.id} "
+            f"was registered ({local(unit.registered_at, site_zone)})"
+        )
+
+
+def authenticate_signers(
+    *,
+    session: Session,
+    by: User,
+    credential: Credential,
+    witness: WitnessCredential | None,
+    freshness_minutes: int,
+    now: datetime,
+    lockout: Lockout | None,
+) -> tuple[str, User | None]:
+    """The signer's proof, and the witness's own credentials when a witness co-signs.
+
+    Returns the signer's signature method and the witness (None when there is none).
+    """
+    method = authenticate_signer(
+        session=session,
+        user=by,
+        credential=credential,
+        freshness_minutes=freshness_minutes,
+        now=now,
+        lockout=lockout,
+    )
+    if witness is None or not (witness.username or "").strip():
+        return method, None
+    return method, authenticate_witness(
+        session=session, credential=witness, now=now, lockout=lockout
+    )
+
+
+def require_reason(findings: list[Finding], reason: str | None) -> str | None:
+    reason = (reason or "").strip() or None
+    if findings and reason is None:
+        listed = " ".join(f"[{f.severity}] {f.message}" for f in findings)
+        raise FindingsNeedReason(
+            f"this record breaks {len(findings)} rule(s): {listed} What happened must be "
+            "recorded: give a reason and it will be recorded, and reported as a finding.",
+            findings,
+        )
+    return reason
+
+
+def require_open(session: Session, unit: Unit) -> None:
+    """New step records go only to a unit in progress."""
+    status = status_of(session, unit.id)
+    if status != IN_PROGRESS:
+        raise Invalid(
+            f"unit {unit.id} is {STATUS_LABELS[status]}: reopen it (with a reason) to add a late record"
+        )
+
+
+def require_not_recorded(step_def, unit: Unit, prior: Sequence[StepFacts], site_zone) -> None:
+    """A step that does not repeat is recorded once; a wrong record is corrected instead.
+
+    Call it under the ledger's lock (`ledger.lock`), after reading `prior`."""
+    if step_def.repeats:
+        return
+    done = [s for s in prior if s.step == step_def.id]
+    if done:
+        raise Conflict(
+            f"{step_def.title} is already recorded for unit {unit.id} ({done[0].record_id}, "
+            f"{local(done[0].at, site_zone)}); if that record is wrong, correct it"
+        )

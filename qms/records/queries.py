@@ -1,0 +1,194 @@
+"""Reading a unit's records: its history, the facts the engine judges, its status, signatures.
+
+Read-only: nothing here writes. The guards, the writers and the services build on these.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from qms.accounts.models import User
+from qms.checklists import engine
+from qms.checklists.facts import DueItem, Finding, ReadingFacts, StepFacts, UnitFacts
+from qms.core.errors import Invalid, NotFound
+from qms.records.models import IN_PROGRESS, Signature, StepRecord, Unit, UnitStatus
+from qms.storage.models import Reading
+
+
+def load_unit_and_checklist(session: Session, registry, unit_id: str):
+    unit = session.get(Unit, unit_id)
+    if unit is None:
+        raise NotFound(f"there is no unit {unit_id}")
+    try:
+        checklist = registry.get(unit.checklist_id, unit.checklist_version)
+    except KeyError:
+        raise Invalid(
+            f"unit {unit.id} was registered against checklist {unit.checklist_id} "
+            f"version {unit.checklist_version}, which is not installed on this server"
+        ) from None
+    return unit, checklist
+
+
+def step_def_of(checklist, step: str):
+    if step not in checklist.steps:
+        raise Invalid(
+            f"checklist {checklist.id} {checklist.version} has no step {step!r}; "
+            f"steps: {', '.join(checklist.steps)}"
+        )
+    return checklist.steps[step]
+
+
+def unit_facts(unit: Unit, status: str | None = None) -> UnitFacts:
+    return UnitFacts(
+        id=unit.id,
+        checklist=unit.checklist_id,
+        site=unit.site_id,
+        profile=unit.profile,
+        coi_id=unit.coi_id,
+        patient=unit.patient_ref,
+        attributes=json.loads(unit.attributes),
+        checklist_version=unit.checklist_version,
+        status=status,
+    )
+
+
+def step_history(session: Session, unit_id: str) -> list[StepRecord]:
+    """Every record of a unit, originals and corrections, in ledger order."""
+    return list(
+        session.exec(
+            select(StepRecord)
+            .where(StepRecord.unit_id == unit_id)
+            .order_by(col(StepRecord.ledger_seq))
+        )
+    )
+
+
+def usernames_of(session: Session, ids: set[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = session.exec(select(User.id, User.username).where(col(User.id).in_(wanted)))
+    return dict(rows.all())
+
+
+def to_facts(records: Sequence[StepRecord], names: Mapping[int, str]) -> list[StepFacts]:
+    return [
+        StepFacts(
+            unit=r.unit_id,
+            step=r.step,
+            at=r.performed_at,
+            by=names.get(r.performed_by_id),
+            witness=names.get(r.witness_id) if r.witness_id is not None else None,
+            fields=json.loads(r.fields),
+            by_role=r.performed_by_role,
+            witness_role=r.witness_role,
+            record_id=r.id,
+            corrects=r.corrects_id,
+            reason=r.reason,
+            recorded_at=r.recorded_at,
+        )
+        for r in records
+    ]
+
+
+def effective_records(records: Sequence[StepRecord]) -> list[StepRecord]:
+    """What counts now: each original replaced by its latest correction (history is kept)."""
+    latest: dict[str, StepRecord] = {}
+    for record in records:  # ledger order: a later correction wins
+        if record.corrects_id is not None:
+            latest[record.corrects_id] = record
+    return [latest.get(r.id, r) for r in records if r.corrects_id is None]
+
+
+def effective_steps(session: Session, unit_id: str) -> list[StepFacts]:
+    """The unit's steps as the engine should judge them: corrections applied."""
+    records = effective_records(step_history(session, unit_id))
+    names = usernames_of(
+        session, {r.performed_by_id for r in records} | {r.witness_id for r in records}
+    )
+    return to_facts(records, names)
+
+
+def readings_for(session: Session, steps: Sequence[StepFacts]) -> dict[str, list[ReadingFacts]]:
+    """Readings of the equipment a unit's steps name (for the checklist's storage rules)."""
+    equipment = {s.fields["equipment"] for s in steps if isinstance(s.fields.get("equipment"), str)}
+    out: dict[str, list[ReadingFacts]] = {e: [] for e in equipment}
+    if not equipment:
+        return out
+    rows = session.exec(
+        select(Reading).where(col(Reading.equipment_id).in_(equipment)).order_by(col(Reading.at))
+    )
+    for reading in rows:
+        out[reading.equipment_id].append(
+            ReadingFacts(reading.equipment_id, reading.at, reading.temperature_c)
+        )
+    return out
+
+
+def latest_status(session: Session, unit_id: str) -> UnitStatus | None:
+    return session.exec(
+        select(UnitStatus)
+        .where(UnitStatus.unit_id == unit_id)
+        .order_by(col(UnitStatus.ledger_seq).desc())
+        .limit(1)
+    ).first()
+
+
+def status_of(session: Session, unit_id: str) -> str:
+    latest = latest_status(session, unit_id)
+    return latest.status if latest is not None else IN_PROGRESS
+
+
+def signatures_of(session: Session, record_ids: list[str]) -> dict[str, list[Signature]]:
+    out: dict[str, list[Signature]] = {rid: [] for rid in record_ids}
+    if not record_ids:
+        return out
+    rows = session.exec(
+        select(Signature)
+        .where(col(Signature.record_id).in_(record_ids))
+        .order_by(col(Signature.ledger_seq))
+    )
+    for signature in rows:
+        out[signature.record_id].append(signature)
+    return out
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the engine says of a unit now: findings so far and what is due next."""
+
+    findings: list[Finding]
+    due: list[DueItem]
+    status: str = "in_progress"
+
+
+def assess_unit(session: Session, registry, unit: Unit, *, now: datetime) -> Assessment:
+    """Judge a unit's effective records (corrections applied) as at `now`."""
+    checklist = registry.get(unit.checklist_id, unit.checklist_version)
+    status = status_of(session, unit.id)
+    facts = unit_facts(unit, status)
+    steps = effective_steps(session, unit.id)
+    readings = readings_for(session, steps)
+    findings = engine.evaluate(checklist, facts, steps, readings, profile=unit.profile, now=now)
+    due = (
+        engine.due_next(checklist, facts, steps, profile=unit.profile, now=now)
+        if status == "in_progress"
+        else []
+    )
+    return Assessment(findings=findings, due=due, status=status)
+
+
+def live_check(
+    checklist,
+    unit: UnitFacts,
+    prior: Sequence[StepFacts],
+    new: StepFacts,
+    readings: Mapping[str, Sequence[ReadingFacts]] | None = None,
+) -> list[Finding]:
+    """The findings the new record raises (the engine's check_step)."""
+    return engine.check_step(checklist, unit, list(prior), new, readings=readings)
