@@ -4,8 +4,8 @@
                                      [--databases sqlite,postgresql]
 
 For each database: fill a fresh one with a synthetic chain (units, step records,
-signatures, readings in realistic proportions, written with the ledger's own content
-builders), time `ledger.verify` (chain only, then chain + typed rows), then let several
+signatures, readings in realistic proportions, written with the ledger's own
+declarations), time `ledger.verify` (chain only, then chain + typed rows), then let several
 writers (threads, each with its own connection) append readings through the real
 service and report the latency of each committed append (p50/p95) and the total rate.
 PostgreSQL is reached through QMS_BENCH_POSTGRES_URL (default: the test server).
@@ -30,14 +30,13 @@ from sqlalchemy import insert, make_url
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qms.accounts import service as accounts  # noqa: E402
-from qms.core import ledger  # noqa: E402
 from qms.core.canonical import GENESIS, canonical_json, chain_hash  # noqa: E402
-from qms.core.verify import VerifyReport, verify
+from qms.core.models import LedgerEntry  # noqa: E402
+from qms.core.verify import VerifyReport, verify  # noqa: E402
 from qms.db import Database, migrate  # noqa: E402
-from qms.core.models import LedgerEntry
-from qms.records.models import Signature, StepRecord, Unit
+from qms.records.models import SIGNATURE, STEP_RECORD, UNIT, Signature, StepRecord, Unit  # noqa: E402
 from qms.storage import service as storage  # noqa: E402
-from qms.storage.models import Reading  # noqa: E402
+from qms.storage.models import READING, Reading  # noqa: E402
 
 POSTGRES_URL = os.environ.get(
     "QMS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -137,42 +136,38 @@ def fill(database: Database, people: dict[str, int], records: int) -> int:
                     s.execute(insert(tables[key]), batch[key])
                     batch[key] = []
 
+    names = {user_id: name for name, user_id in people.items()}
+
+    def add(key: str, declaration, row: dict) -> None:
+        """Chain a typed row with the content its declaration derives, as ledger.write does."""
+        content = declaration.content(row, names.__getitem__)
+        row["ledger_seq"] = chain(content["type"], str(content["id"]), content)
+        batch[key].append(row)
+
     unit_no = 0
     reading_no = 0
     while seq < records:
         unit_no += 1
         unit_id = f"U-{unit_no}"
         at = T0 + timedelta(minutes=unit_no)
-        content = ledger.unit_content(
-            id=unit_id,
-            site="SH-01",
-            checklist="testcart",
-            checklist_version="1.0",
-            profile=None,
-            coi_id=f"COI{unit_no:010d}",
-            patient=f"P-{unit_no:06d}",
-            attributes={"age_years": 30 + unit_no % 40},
-            registered_at=at,
-            registered_by="li.na",
-            imported_at=None,
-            imported_by=None,
-        )
-        batch["unit"].append(
+        patient = f"P-{unit_no:06d}"
+        add(
+            "unit",
+            UNIT,
             {
                 "id": unit_id,
                 "site_id": "SH-01",
                 "checklist_id": "testcart",
                 "checklist_version": "1.0",
                 "profile": None,
-                "coi_id": content["coi_id"],
-                "patient_ref": content["patient"],
-                "attributes": canonical_json(content["attributes"]),
+                "coi_id": f"COI{unit_no:010d}",
+                "patient_ref": patient,
+                "attributes": canonical_json({"age_years": 30 + unit_no % 40}),
                 "registered_at": at,
                 "registered_by_id": people["li.na"],
                 "imported_at": None,
                 "imported_by": None,
-                "ledger_seq": chain("unit", unit_id, content),
-            }
+            },
         )
         for n, step in enumerate(STEPS, start=1):
             record_id = f"{unit_id}#{n}"
@@ -180,34 +175,12 @@ def fill(database: Database, people: dict[str, int], records: int) -> int:
             fields = (
                 {"temperature_c": 20.5 + n}
                 if step != "identity_check"
-                else {
-                    "product_patient_id": content["patient"],
-                    "wristband_patient_id": content["patient"],
-                }
+                else {"product_patient_id": patient, "wristband_patient_id": patient}
             )
             witness = "wang.wei" if step == "identity_check" else None
-            step_doc = ledger.step_content(
-                id=record_id,
-                unit=unit_id,
-                step=step,
-                fields=fields,
-                performed_at=performed,
-                recorded_at=performed + timedelta(seconds=30),
-                performed_by="li.na",
-                performed_by_role="nurse",
-                witness=witness,
-                witness_role="nurse" if witness else None,
-                recorded_by="li.na",
-                meaning="performed",
-                checklist="testcart",
-                checklist_version="1.0",
-                corrects=None,
-                reason=None,
-                findings=[],
-                imported_at=None,
-                imported_by=None,
-            )
-            batch["step"].append(
+            add(
+                "step",
+                STEP_RECORD,
                 {
                     "id": record_id,
                     "unit_id": unit_id,
@@ -228,62 +201,39 @@ def fill(database: Database, people: dict[str, int], records: int) -> int:
                     "findings": "[]",
                     "imported_at": None,
                     "imported_by": None,
-                    "ledger_seq": chain("step", record_id, step_doc),
-                }
+                },
             )
-            signature_id = f"{record_id}/1"
-            signed = performed + timedelta(seconds=30)
-            sig_doc = ledger.signature_content(
-                id=signature_id,
-                record=record_id,
-                signer="li.na",
-                printed_name="Li.Na",
-                meaning="performed",
-                signed_at=signed,
-                method="session",
-                imported_at=None,
-                imported_by=None,
-            )
-            batch["signature"].append(
+            add(
+                "signature",
+                SIGNATURE,
                 {
-                    "id": signature_id,
+                    "id": f"{record_id}/1",
                     "record_id": record_id,
                     "signer_id": people["li.na"],
                     "printed_name": "Li.Na",
                     "meaning": "performed",
-                    "signed_at": signed,
+                    "signed_at": performed + timedelta(seconds=30),
                     "method": "session",
                     "imported_at": None,
                     "imported_by": None,
-                    "ledger_seq": chain("signature", signature_id, sig_doc),
-                }
+                },
             )
         for _ in range(6):  # storage readings outnumber step records
             reading_no += 1
-            equipment = f"LN2-{reading_no % 10:02d}"
             measured = T0 + timedelta(seconds=reading_no)
-            doc = ledger.reading_content(
-                equipment=equipment,
-                at=measured,
-                temperature_c=-150 - (reading_no % 7) * 0.5,
-                recorded_at=measured,
-                recorded_by="logger",
-                source="logger",
-                imported_at=None,
-                imported_by=None,
-            )
-            batch["reading"].append(
+            add(
+                "reading",
+                READING,
                 {
-                    "equipment_id": equipment,
+                    "equipment_id": f"LN2-{reading_no % 10:02d}",
                     "at": measured,
-                    "temperature_c": doc["temperature_c"],
+                    "temperature_c": -150 - (reading_no % 7) * 0.5,
                     "recorded_at": measured,
                     "recorded_by": "logger",
                     "source": "logger",
                     "imported_at": None,
                     "imported_by": None,
-                    "ledger_seq": chain("reading", doc["id"], doc),
-                }
+                },
             )
         if len(batch["ledger"]) >= 20_000:
             flush()

@@ -9,6 +9,8 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from qms.core.errors import QmsError
+
 log = logging.getLogger(__name__)
 
 ADVICE = {
@@ -61,6 +63,12 @@ def init_app(app) -> None:
         return _render(
             409, "Someone else recorded this at the same moment; your change was not saved."
         )
+
+    @app.errorhandler(QmsError)
+    def _refused(error: QmsError):
+        # A service refused (denied, not found, a conflict, invalid input) and the view
+        # let it through: the page of its status, with the service's message.
+        return _render(error.http_status, str(error))
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):
