@@ -21,6 +21,11 @@ def use_hasher(hasher: PasswordHasher) -> PasswordHasher:
     return previous
 
 
+# Stored for an account that has no password (an imported author's placeholder): not an
+# Argon2 hash, so no password ever verifies against it.
+NO_PASSWORD = "!no-password"
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

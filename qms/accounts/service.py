@@ -12,7 +12,13 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
-from qms.accounts.passwords import hash_password, needs_rehash, password_problem, verify_password
+from qms.accounts.passwords import (
+    NO_PASSWORD,
+    hash_password,
+    needs_rehash,
+    password_problem,
+    verify_password,
+)
 from qms.accounts.roles import Permission, Role, permissions_of
 from qms.core.errors import Denied, Invalid
 from qms.core.trail import record_change
@@ -95,10 +101,11 @@ def create_user(
     username: str,
     full_name: str,
     role: str,
-    password: str,
+    password: str | None,
     site_ids: list[str],
     reason: str = "new account",
 ) -> User:
+    """Create a user; `password=None` makes an account nobody can sign in to (a placeholder)."""
     actor.require(Permission.MANAGE_USERS)
     username = username.strip().lower()
     full_name = full_name.strip()
@@ -114,7 +121,7 @@ def create_user(
         raise AccountError(
             f"unknown role {role!r}; choose one of: {', '.join(r.value for r in Role)}"
         ) from None
-    problem = password_problem(password, username=username)
+    problem = password_problem(password, username=username) if password is not None else None
     if problem:
         raise AccountError(problem)
     if not site_ids:
@@ -130,7 +137,7 @@ def create_user(
         username=username,
         full_name=full_name,
         role=role,
-        password_hash=hash_password(password),
+        password_hash=hash_password(password) if password is not None else NO_PASSWORD,
         created_by_id=actor.id,
     )
     session.add(user)

@@ -158,9 +158,11 @@ _USERNAMES = "qms_ledger_usernames"
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget_head(session, transaction) -> None:
-    # A commit or a rollback (of the transaction or a savepoint) ends what we knew.
-    session.info.pop(_HEAD, None)
-    session.info.pop(_USERNAMES, None)
+    # The end of the transaction or of a savepoint (committed or rolled back) ends what we
+    # knew; the inner transactions a flush opens do not.
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_HEAD, None)
+        session.info.pop(_USERNAMES, None)
 
 
 def lock(session: Session) -> None:

@@ -22,7 +22,6 @@ by the importer. Findings are recomputed by the engine, record by record.
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,12 +45,18 @@ from qms.records.interchange import (
     validate_against,
 )
 from qms.records.models import CANCELLED, COMPLETE, StepRecord, Unit
-from qms.records.queries import effective_steps, live_check, readings_for, unit_facts
+from qms.records.queries import (
+    effective_steps,
+    equipment_named,
+    live_check,
+    readings_for,
+    readings_of,
+    unit_facts,
+)
 from qms.records.writers import (
     PATIENT_REF_RE,
     UNIT_ID_RE,
     create_unit_record,
-    next_record_id,
     write_signature,
     write_step_record,
     write_unit_status,
@@ -163,12 +168,31 @@ def import_interchange(
         data.steps, key=lambda s: (s.corrects is not None, s.recorded_at or s.at, data.line_of(s))
     )
     history: dict[str, list[StepFacts]] = {}
+    # Every unit is new in this import: its record ids are numbered here as
+    # writers.next_record_id would (count + 1, skipping ids already taken), without a query
+    # per record; the readings of a device are read once (they are written after the steps).
+    written: dict[str, int] = {}
+    taken: set[str] = set()
+    readings_cache: dict[str, list] = {}
+
+    def readings(steps: list[StepFacts]) -> dict[str, list]:
+        wanted = equipment_named(steps)
+        readings_cache.update(readings_of(session, wanted - readings_cache.keys()))
+        return {e: readings_cache[e] for e in wanted}
+
     for step in ordered:
         unit = session.get(Unit, step.unit)
         checklist = registry.get(unit.checklist_id, unit.checklist_version)
         performer = users[step.by]
         witness = users[step.witness] if step.witness else None
-        record_id = step.record_id or next_record_id(session, unit.id)
+        record_id = step.record_id
+        if record_id is None:
+            n = written.get(unit.id, 0) + 1
+            while f"{unit.id}#{n}" in taken:
+                n += 1
+            record_id = f"{unit.id}#{n}"
+        written[unit.id] = written.get(unit.id, 0) + 1
+        taken.add(record_id)
         facts = StepFacts(
             unit=unit.id,
             step=step.step,
@@ -188,9 +212,7 @@ def import_interchange(
             for f in effective_records(history.get(unit.id, []))
             if f.record_id != step.corrects and (f.corrects is None or f.corrects != step.corrects)
         ]
-        findings = live_check(
-            checklist, unit_facts(unit), prior, facts, readings_for(session, [*prior, facts])
-        )
+        findings = live_check(checklist, unit_facts(unit), prior, facts, readings([*prior, facts]))
         recorded_at = step.recorded_at or step.at
         record = write_step_record(
             session=session,
@@ -213,9 +235,11 @@ def import_interchange(
             imported_at=now,
             imported_by=imported_by,
         )
-        for signer, meaning in ((performer, "performed"), (witness, "witnessed")):
+        signers = [(performer, "performed")] + ([(witness, "witnessed")] if witness else [])
+        for number, (signer, meaning) in enumerate(signers, start=1):
             if signer is not None:
                 write_signature(
+                    number=number,
                     session=session,
                     record=record,
                     signer=signer,
@@ -441,8 +465,8 @@ def _users(
             username=username,
             full_name=f"{username} (imported, identity not verified here)",
             role=role_hint or Role.NURSE.value,
-            # Unusable: nobody knows it, and the account is deactivated at once.
-            password=secrets.token_urlsafe(32),
+            # No password (nobody signs in as a placeholder), and deactivated at once.
+            password=None,
             site_ids=[site],
             reason=f"placeholder: {reason}",
         )

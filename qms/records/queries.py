@@ -114,9 +114,17 @@ def effective_steps(session: Session, unit_id: str) -> list[StepFacts]:
     return to_facts(records, names)
 
 
+def equipment_named(steps: Sequence[StepFacts]) -> set[str]:
+    return {s.fields["equipment"] for s in steps if isinstance(s.fields.get("equipment"), str)}
+
+
 def readings_for(session: Session, steps: Sequence[StepFacts]) -> dict[str, list[ReadingFacts]]:
     """Readings of the equipment a unit's steps name (for the checklist's storage rules)."""
-    equipment = {s.fields["equipment"] for s in steps if isinstance(s.fields.get("equipment"), str)}
+    return readings_of(session, equipment_named(steps))
+
+
+def readings_of(session: Session, equipment: set[str]) -> dict[str, list[ReadingFacts]]:
+    """The readings of these devices, in time order, in one query."""
     out: dict[str, list[ReadingFacts]] = {e: [] for e in equipment}
     if not equipment:
         return out

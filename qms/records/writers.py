@@ -155,17 +155,25 @@ def write_signature(
     signed_at: datetime,
     imported_at: datetime | None = None,
     imported_by: str | None = None,
+    number: int | None = None,
 ) -> Signature:
-    """Store one signature and chain it (internal: callers have checked who may sign)."""
+    """Store one signature and chain it (internal: callers have checked who may sign).
+
+    Its id is "<record id>/<n>"; a caller that knows n (the import, for a record it has
+    just written) gives `number` and saves the count."""
     if meaning not in MEANINGS:
         raise SignatureError(
             f"unknown signature meaning {meaning!r}; one of: {', '.join(MEANINGS)}"
         )
     ledger.lock(session)
-    count = session.exec(
-        select(func.count()).select_from(Signature).where(Signature.record_id == record.id)
-    ).one()
-    signature_id = f"{record.id}/{count + 1}"
+    if number is None:
+        number = (
+            1
+            + session.exec(
+                select(func.count()).select_from(Signature).where(Signature.record_id == record.id)
+            ).one()
+        )
+    signature_id = f"{record.id}/{number}"
     signature = Signature(
         id=signature_id,
         record_id=record.id,
