@@ -45,6 +45,9 @@ class Runtime:
 
     @property
     def database(self) -> Database:
+        """The database, with every table on the metadata (so foreign keys resolve)."""
+        import qms.models  # noqa: F401  (registers every table, whichever command runs)
+
         if self._database is None:
             with self._lock:
                 if self._database is None:

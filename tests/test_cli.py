@@ -256,3 +256,73 @@ def test_the_web_app_keeps_one_secret_key_in_its_instance_folder(tmp_path):
     given = Settings.from_env({"QMS_INSTANCE_PATH": str(tmp_path / "x"), "QMS_SECRET_KEY": "k"})
     assert create_app(given.with_(database_url="sqlite://")).config["SECRET_KEY"] == "k"
     assert not (tmp_path / "x").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_records_the_checklists_in_force_and_serves(backend, empty_databases, tmp_path):
+    import time
+    import urllib.request
+
+    from qms.records.trail import AuditTrailEntry
+
+    url = empty_databases.new(backend)  # migrated, no checklist recorded yet
+    env = dict(
+        os.environ,
+        QMS_DATABASE_URL=url,
+        QMS_INSTANCE_PATH=str(tmp_path / "instance"),
+        QMS_SECURE_COOKIES="0",
+    )
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qms", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert process.poll() is None, process.stdout.read()
+                assert time.monotonic() < deadline, "qms serve did not answer"
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    database = Database(url)
+    try:
+        with database.transaction(write=False) as session:
+            entries = session.exec(
+                select(AuditTrailEntry).where(AuditTrailEntry.entity == "checklist_version")
+            ).all()
+    finally:
+        database.dispose()
+    assert entries and {e.actor_name for e in entries} == {"system (qms serve)"}
+    assert "kymriah 2026.1" in {e.entity_id for e in entries}
+    assert (tmp_path / "instance" / "secret_key").is_file()  # the web app made its key
+
+
+def test_serve_refuses_an_older_schema(backend, empty_databases, tmp_path):
+    from alembic import command
+
+    from qms.db import alembic_config
+
+    url = empty_databases.new(backend, migrated=False)
+    command.upgrade(alembic_config(url), "0002")
+    env = dict(os.environ, QMS_DATABASE_URL=url, QMS_INSTANCE_PATH=str(tmp_path / "instance"))
+    result = _qms("serve", "--port", str(_free_port()), env=env)
+    assert result.returncode != 0
+    assert "the database schema is at 0002" in result.stderr and "qms init-db" in result.stderr
+    assert "Traceback" not in result.stderr
