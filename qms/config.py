@@ -17,7 +17,9 @@ class SettingsError(ValueError):
 class Settings:
     instance_path: Path
     database_url: str
-    secret_key: str
+    # QMS_SECRET_KEY, if set; otherwise the web app takes the instance folder's key
+    # (`web_secret_key`), so that commands which are not the web app write nothing.
+    secret_key: str | None = None
     timezone: str = "Asia/Shanghai"
     # Sessions end after this many minutes without a request (Annex 11 / Part 11).
     idle_timeout_minutes: int = 15
@@ -52,14 +54,13 @@ class Settings:
             raise SettingsError(
                 f"QMS_TIMEZONE={timezone!r} is not a known time zone; use an IANA name such as Asia/Shanghai"
             ) from exc
-        secret = env.get("QMS_SECRET_KEY") or _instance_secret(instance)
         site_file = Path(env["QMS_SITE_FILE"]).resolve() if env.get("QMS_SITE_FILE") else None
         if site_file is not None and not site_file.is_file():
             raise SettingsError(f"QMS_SITE_FILE={env['QMS_SITE_FILE']!r} is not a file")
         return cls(
             instance_path=instance,
             database_url=database_url,
-            secret_key=secret,
+            secret_key=env.get("QMS_SECRET_KEY") or None,
             timezone=timezone,
             idle_timeout_minutes=_int(env, "QMS_IDLE_TIMEOUT_MINUTES", 15),
             signature_freshness_minutes=_int(env, "QMS_SIGNATURE_FRESHNESS_MINUTES", 5),
@@ -81,6 +82,11 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise SettingsError(f"{name}={raw!r} must be greater than zero")
     return value
+
+
+def web_secret_key(settings: Settings) -> str:
+    """The key that signs session cookies: QMS_SECRET_KEY, else the instance folder's own."""
+    return settings.secret_key or _instance_secret(settings.instance_path)
 
 
 def _instance_secret(instance: Path) -> str:

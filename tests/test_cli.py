@@ -10,6 +10,7 @@ import pytest
 from sqlmodel import select
 
 from qms.accounts.models import Site, User
+from qms.cli import COMMAND_MODULES
 from qms.db import Database
 
 
@@ -146,3 +147,182 @@ def test_commands_on_a_database_never_initialised_say_to_run_init_db(env, comman
     result = _qms(*command, env=env)
     assert result.returncode != 0
     assert "qms init-db" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- commands that are not the web app ------------------------------------------------
+
+# Runs `qms ARGS...` as the console script does, then writes the names of the modules it
+# loaded to the file named by QMS_TEST_MODULES_REPORT (outside the folder under test).
+_REPORTING_QMS = """
+import atexit, os, sys
+def _report():
+    with open(os.environ["QMS_TEST_MODULES_REPORT"], "w") as out:
+        out.write("\\n".join(sorted(sys.modules)))
+atexit.register(_report)
+sys.argv = ["qms", *sys.argv[1:]]
+from qms.cli import main
+main()
+"""
+
+PURE_COMMANDS = {
+    "identify": ["identify", "=G12341765432170"],
+    "checklist lint": ["checklist", "lint"],
+    "checklist show": ["checklist", "show", "kymriah"],
+    "evaluate": ["evaluate", "compliant.jsonl"],
+}
+
+
+def _tree(folder) -> set[str]:
+    return {str(path.relative_to(folder)) for path in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("instance", ["unset", "absent"])
+@pytest.mark.parametrize("command", PURE_COMMANDS)
+def test_pure_commands_write_nothing_and_load_no_flask(tmp_path, command, instance):
+    from tests.checklists.casebook import EXAMPLES_DIR
+
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    example = (EXAMPLES_DIR / "kymriah" / "compliant.jsonl").read_text(encoding="utf-8")
+    (folder / "compliant.jsonl").write_text(example, encoding="utf-8")
+    before = _tree(folder)
+    report = tmp_path / "modules.txt"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("QMS_INSTANCE_PATH", "QMS_DATABASE_URL", "QMS_SECRET_KEY", "QMS_SITE_FILE")
+    }
+    env["QMS_TEST_MODULES_REPORT"] = str(report)
+    absent = tmp_path / "no-such-instance"
+    if instance == "absent":
+        env["QMS_INSTANCE_PATH"] = str(absent)
+    result = subprocess.run(
+        [sys.executable, "-c", _REPORTING_QMS, *PURE_COMMANDS[command]],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()  # the command did its work
+    assert _tree(folder) == before
+    assert not absent.exists()
+    loaded = set(report.read_text().split())
+    assert "qms.cli" in loaded  # the report comes from the command that ran
+    assert not {"flask", "sqlalchemy", "sqlmodel"} & loaded, sorted(
+        m for m in loaded if m.split(".")[0] in ("flask", "sqlalchemy", "sqlmodel")
+    )
+
+
+def test_every_command_module_is_listed_with_its_commands():
+    from pathlib import Path
+
+    import qms
+    from qms.cli import load_commands
+
+    package = Path(qms.__file__).parent
+    found = {
+        ".".join(("qms", *path.relative_to(package).with_suffix("").parts))
+        for path in package.glob("*/cli.py")
+    }
+    assert set(COMMAND_MODULES) == found
+    for module_name, names in COMMAND_MODULES.items():
+        assert set(load_commands(module_name)) == set(names), module_name
+
+
+def test_help_lists_every_command_without_building_the_app(tmp_path):
+    env = dict(os.environ, QMS_INSTANCE_PATH=str(tmp_path / "instance"))
+    result = _qms("--help", env=env)
+    assert result.returncode == 0, result.stderr
+    for names in COMMAND_MODULES.values():
+        for name in names:
+            assert f"  {name} " in result.stdout
+    assert not (tmp_path / "instance").exists()
+
+
+def test_the_web_app_keeps_one_secret_key_in_its_instance_folder(tmp_path):
+    from qms.config import Settings
+    from qms.web.app import create_app
+
+    instance = tmp_path / "instance"
+    settings = Settings.from_env({"QMS_INSTANCE_PATH": str(instance)})
+    assert not instance.exists()  # reading the settings writes nothing
+    first = create_app(settings.with_(database_url="sqlite://"))
+    key = (instance / "secret_key").read_text().strip()
+    assert first.config["SECRET_KEY"] == key and len(key) == 64
+    second = create_app(settings.with_(database_url="sqlite://"))
+    assert second.config["SECRET_KEY"] == key
+    given = Settings.from_env({"QMS_INSTANCE_PATH": str(tmp_path / "x"), "QMS_SECRET_KEY": "k"})
+    assert create_app(given.with_(database_url="sqlite://")).config["SECRET_KEY"] == "k"
+    assert not (tmp_path / "x").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_records_the_checklists_in_force_and_serves(backend, empty_databases, tmp_path):
+    import time
+    import urllib.request
+
+    from qms.core.trail import AuditTrailEntry
+
+    url = empty_databases.new(backend)  # migrated, no checklist recorded yet
+    env = dict(
+        os.environ,
+        QMS_DATABASE_URL=url,
+        QMS_INSTANCE_PATH=str(tmp_path / "instance"),
+        QMS_SECURE_COOKIES="0",
+    )
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qms", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert process.poll() is None, process.stdout.read()
+                assert time.monotonic() < deadline, "qms serve did not answer"
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    database = Database(url)
+    try:
+        with database.transaction(write=False) as session:
+            entries = session.exec(
+                select(AuditTrailEntry).where(AuditTrailEntry.entity == "checklist_version")
+            ).all()
+    finally:
+        database.dispose()
+    assert entries and {e.actor_name for e in entries} == {"system (qms serve)"}
+    assert "kymriah 2026.1" in {e.entity_id for e in entries}
+    assert (tmp_path / "instance" / "secret_key").is_file()  # the web app made its key
+
+
+def test_serve_refuses_an_older_schema(backend, empty_databases, tmp_path):
+    from alembic import command
+
+    from qms.db import alembic_config
+
+    url = empty_databases.new(backend, migrated=False)
+    command.upgrade(alembic_config(url), "0002")
+    env = dict(os.environ, QMS_DATABASE_URL=url, QMS_INSTANCE_PATH=str(tmp_path / "instance"))
+    result = _qms("serve", "--port", str(_free_port()), env=env)
+    assert result.returncode != 0
+    assert "the database schema is at 0002" in result.stderr and "qms init-db" in result.stderr
+    assert "Traceback" not in result.stderr

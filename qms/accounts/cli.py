@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
 
 from qms.accounts import service
+from qms.core.errors import QmsError
+from qms.runtime import current_runtime
 
 
 @click.group("user")
@@ -32,7 +33,7 @@ def create_user_command(username, full_name, role, sites, site_name, password) -
     """Create a user (for example the first administrator)."""
     from qms.accounts.models import Site
 
-    database = current_app.extensions["qms_database"]
+    database = current_runtime().database
     try:
         with database.transaction() as session:
             for site_id in sites:
@@ -54,7 +55,7 @@ def create_user_command(username, full_name, role, sites, site_name, password) -
                 reason="created from the command line",
             )
             click.echo(f"created {user.username} ({role}) at {', '.join(sites)}")
-    except service.AccountError as exc:
+    except QmsError as exc:
         raise click.ClickException(str(exc)) from None
 
 

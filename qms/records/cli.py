@@ -9,25 +9,22 @@ from datetime import datetime
 from pathlib import Path
 
 import click
-from flask import current_app
-from flask.cli import with_appcontext
 
 from qms.accounts import service as accounts
-from qms.core.errors import Invalid
+from qms.core.errors import QmsError
 from qms.core.verify import verify
 from qms.records.exporter import export_interchange
 from qms.records.importer import ImportFileError, import_interchange
+from qms.runtime import current_runtime
 
 
 def _database():
-    return current_app.extensions["qms_database"]
+    return current_runtime().database
 
 
 def checklist_registry():
-    """The installed checklists, loaded once per app (tests may put their own in place)."""
-    from qms.web.registry import get_registry
-
-    return get_registry()
+    """The installed checklists, loaded once per command (tests may put their own in place)."""
+    return current_runtime().registry
 
 
 def _actor(session, username: str | None) -> accounts.Actor:
@@ -47,7 +44,6 @@ def _actor(session, username: str | None) -> accounts.Actor:
     help="Create inactive placeholder accounts for authors unknown here (kept in the audit trail).",
 )
 @click.option("--as", "as_user", default=None, help="Import in the name of this user.")
-@with_appcontext
 def import_command(file: Path, create_missing_users: bool, as_user: str | None) -> None:
     """Import an interchange file (JSON Lines): all of it, or nothing if any line is wrong."""
     try:
@@ -71,7 +67,7 @@ def import_command(file: Path, create_missing_users: bool, as_user: str | None) 
         raise click.ClickException(
             f"nothing was imported: {len(exc.problems)} problem(s) in {file.name} (listed above)"
         ) from None
-    except (Invalid, accounts.AccountError) as exc:
+    except QmsError as exc:
         raise click.ClickException(f"nothing was imported: {exc}") from None
     click.echo(str(summary))
 
@@ -104,7 +100,6 @@ def _since(value: str | None) -> datetime | None:
     default=None,
     help="Write to this file instead of standard output.",
 )
-@with_appcontext
 def export_command(site: str | None, since: str | None, output: Path | None) -> None:
     """Export units, step records, corrections, equipment and readings as JSON Lines."""
     moment = _since(since)
@@ -130,7 +125,6 @@ def export_command(site: str | None, since: str | None, output: Path | None) -> 
     help="A head hash quoted earlier (e.g. in a report) that must still be in the chain.",
 )
 @click.option("--chain-only", is_flag=True, help="Skip comparing the typed rows with the chain.")
-@with_appcontext
 def verify_command(expect: tuple[str, ...], chain_only: bool) -> None:
     """Check the whole ledger: every link, every record's content, the protections."""
     started = time.perf_counter()

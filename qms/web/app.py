@@ -7,19 +7,31 @@ from datetime import timedelta
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from qms.config import Settings
+from qms.config import Settings, web_secret_key
 from qms.db import Database
 from qms.paths import STATIC_DIR, TEMPLATES_DIR
+from qms.runtime import Runtime
 
 csrf = CSRFProtect()
 
 
-def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    runtime: Runtime | None = None,
+) -> Flask:
     """Build the app. Nothing here opens a database connection.
 
-    `database` lets tests hand in a Database bound to their own transaction.
+    The app gets its settings, database and checklist registry from a `Runtime`, the
+    same way the commands do: `runtime` (e.g. the one `qms serve` checked), or one made
+    from `settings` (default: QMS_* variables) and `database` (tests hand in a Database
+    bound to their own transaction). The `qms` commands are not part of the web app:
+    `qms.create_app` adds them for `flask --app qms ...`.
     """
-    settings = settings or Settings.from_env()
+    if runtime is None:
+        runtime = Runtime(settings or Settings.from_env(), database=database)
+    settings = runtime.settings
     app = Flask(
         "qms",
         template_folder=str(TEMPLATES_DIR),
@@ -27,7 +39,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         instance_path=str(settings.instance_path),
     )
     app.config.update(
-        SECRET_KEY=settings.secret_key,
+        SECRET_KEY=web_secret_key(settings),
         TESTING=settings.testing,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -40,8 +52,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         WTF_CSRF_TIME_LIMIT=None,  # the session's idle timeout bounds the token's life
         MAX_CONTENT_LENGTH=32 * 1024 * 1024,
     )
+    app.extensions["qms_runtime"] = runtime
+    # Views read these two; they are the runtime's own, fixed for the app's life.
     app.extensions["qms_settings"] = settings
-    app.extensions["qms_database"] = database or Database(settings.database_url)
+    app.extensions["qms_database"] = runtime.database
 
     csrf.init_app(app)
 
@@ -61,12 +75,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.register_blueprint(web_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(records_bp)
-
-    from qms.cli import register_commands
-
-    register_commands(app)
     return app
 
 
+def runtime_of(app: Flask) -> Runtime:
+    """The app's settings, database and checklist registry."""
+    return app.extensions["qms_runtime"]
+
+
 def settings_of(app: Flask) -> Settings:
-    return app.extensions["qms_settings"]
+    return runtime_of(app).settings

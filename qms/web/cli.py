@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from qms.db import current_revision, migrate
+from qms.runtime import current_runtime
 
 
 def _database():
-    return current_app.extensions["qms_database"]
+    return current_runtime().database
 
 
 @click.command("init-db")
@@ -33,11 +33,12 @@ def init_db_command() -> None:
 def _record_checklists(started_by: str) -> None:
     """Write which checklist versions and site parameters are in force to the audit trail."""
     from qms.checklists.service import record_active_checklists
-    from qms.web.registry import get_registry
 
     with _database().transaction() as session:
         warnings = record_active_checklists(
-            session=session, registry=get_registry(), started_by=f"system ({started_by})"
+            session=session,
+            registry=current_runtime().registry,
+            started_by=f"system ({started_by})",
         )
     for warning in warnings:
         click.echo(f"WARNING: {warning}", err=True)
@@ -69,6 +70,7 @@ def serve_command(host: str, port: int, threads: int) -> None:
     from waitress import serve
 
     from qms.db import alembic_config
+    from qms.web.app import create_app
 
     database = _database()
     head = ScriptDirectory.from_config(alembic_config(database.url)).get_current_head()
@@ -81,8 +83,10 @@ def serve_command(host: str, port: int, threads: int) -> None:
             f"the database schema is at {current or 'nothing'}, not {head}: run `qms init-db` first"
         )
     _record_checklists("qms serve")
+    # The app serves the same runtime: the checklists just recorded are the ones it judges by.
+    app = create_app(runtime=current_runtime())
     click.echo(f"qms serving on http://{host}:{port}/ (Ctrl+C stops)")
-    serve(current_app._get_current_object(), host=host, port=port, threads=threads, ident="qms")
+    serve(app, host=host, port=port, threads=threads, ident="qms")
 
 
 def _redacted(url: str) -> str:

@@ -10,12 +10,18 @@ from flask import current_app, g, request
 from sqlmodel import Session
 
 from qms.db import Database
+from qms.runtime import Runtime
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def app_runtime() -> Runtime:
+    """The current app's settings, database and checklist registry."""
+    return current_app.extensions["qms_runtime"]
+
+
 def get_database() -> Database:
-    return current_app.extensions["qms_database"]
+    return app_runtime().database
 
 
 def db_session() -> Session:

@@ -11,6 +11,7 @@ import pytest
 from qms.checklists.language import Registry
 from qms.records import service
 from qms.records.signatures import PasswordEntry, WitnessCredential
+from qms.web.app import runtime_of
 
 DEFAULT_PASSWORD = "correct-horse-battery"  # the root conftest's make_user default
 
@@ -82,5 +83,5 @@ def log(session, registry) -> Callable:
 @pytest.fixture
 def app(app, registry):
     """The app judges units with the same checklists as the records the test wrote."""
-    app.extensions["qms_registry"] = registry
+    runtime_of(app).registry = registry
     return app

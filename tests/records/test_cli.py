@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import text
 from sqlmodel import func, select
 
 from qms.accounts import service as accounts
+from qms.cli import cli as qms_cli
 from qms.core import ledger
 from qms.core.models import LedgerEntry
 from qms.core.verify import verify
+from qms.runtime import Runtime
 
 UNIT = '{"type": "unit", "id": "U-1", "checklist": "testcart", "site": "SH-01", "patient": "P-0042", "attributes": {"age_years": 34}}'
 RECEIPT = '{"type": "step", "unit": "U-1", "step": "receipt", "at": "2026-10-02T09:00:00+08:00", "by": "li.na", "fields": {"temperature_c": -150}, "record_id": "U-1#1", "recorded_at": "2026-10-02T09:01:00+08:00"}'
@@ -19,13 +22,14 @@ THAW = '{"type": "step", "unit": "U-1", "step": "thaw_end", "at": "2026-10-02T09
 
 
 @pytest.fixture
-def cli(app, registry, make_site):
+def cli(settings, database, registry, make_site):
+    """The `qms` command line, on the test's database and checklists, without a web app."""
     make_site("SH-01")
-    app.extensions["qms_registry"] = registry
-    runner = app.test_cli_runner()
+    runtime = Runtime(settings, database=database, registry=registry)
+    runner = CliRunner()
 
     def run(*args):
-        return runner.invoke(args=list(args))
+        return runner.invoke(qms_cli, list(args), obj=runtime)
 
     return run
 
