@@ -175,24 +175,22 @@ def load_units(
     """
     filter = filter or UnitFilter()
     page = max(1, page)
-    query, status, activity = _units_query(site_id=site_id)
+    units = _UnitsQuery(site_id=site_id)
     conditions = [Unit.site_id == site_id]
     if filter.status is not None:
-        conditions.append(status == filter.status)
+        conditions.append(units.status == filter.status)
     if filter.checklist is not None:
         conditions.append(Unit.checklist_id == filter.checklist)
     if filter.ward is not None:
         conditions.append(_ward_of(session) == filter.ward)
-    counted, _, _ = _units_query(
-        site_id=site_id, with_activity=False, columns=lambda status: [func.count()]
-    )
-    total = session.exec(counted.where(*conditions)).one()
+    total = session.exec(units.count().where(*conditions)).one()
     rows = []
     if (page - 1) * per_page < total:
-        open_first = case((status == IN_PROGRESS, 0), else_=1)
+        open_first = case((units.status == IN_PROGRESS, 0), else_=1)
         rows = session.exec(
-            query.where(*conditions)
-            .order_by(open_first, activity.desc(), col(Unit.id))
+            units.units()
+            .where(*conditions)
+            .order_by(open_first, units.activity.desc(), col(Unit.id))
             .offset((page - 1) * per_page)
             .limit(per_page)
         ).all()
@@ -213,8 +211,8 @@ def load_units_by_id(
     ids = list(dict.fromkeys(unit_ids))
     if not ids:
         return UnitBatch(units=[], readings=engine.ReadingIndex({}))
-    query, _, _ = _units_query(ids)
-    found = {row[0].id: row for row in session.exec(query.where(col(Unit.id).in_(ids))).all()}
+    query = _UnitsQuery(ids).units().where(col(Unit.id).in_(ids))
+    found = {row[0].id: row for row in session.exec(query).all()}
     batch = _complete(session, [found[i] for i in ids if i in found], also_steps)
     batch.total = len(batch.units)
     batch.per_page = max(1, batch.total)
@@ -268,53 +266,48 @@ def site_checklists(session: Session, site_id: str) -> list[str]:
 # --- the pieces of the queries -----------------------------------------------------------------
 
 
-def _units_query(
-    ids: Collection[str] | None = None,
-    *,
-    site_id: str | None = None,
-    with_activity: bool = True,
-    columns=None,
-):
-    """SELECT units with their status (the latest status record's, else in progress) and
-    their last activity (the latest record entered, else registration).
+class _UnitsQuery:
+    """SELECTs of units with their status (the latest status record's, else in progress)
+    and their last activity (the latest record entered, else registration).
 
-    Returns the query and the two columns (activity None without it); `ids` narrows the
-    per-unit aggregates to those units, `site_id` to the site's.
+    `ids` narrows the per-unit aggregates to those units, `site_id` to the site's (else
+    they would span every site's records).
     """
-    if ids is None and site_id is not None:
-        ids = select(Unit.id).where(Unit.site_id == site_id).scalar_subquery()
-    latest = select(UnitStatus.unit_id, func.max(UnitStatus.ledger_seq).label("seq"))
-    if ids is not None:
-        latest = latest.where(col(UnitStatus.unit_id).in_(ids))
-    latest = latest.group_by(UnitStatus.unit_id).subquery("latest_status")
-    current = aliased(UnitStatus, name="current_status")
-    status = func.coalesce(current.status, literal(IN_PROGRESS)).label("unit_status")
-    activity = None
-    joins = []
-    if with_activity:
+
+    def __init__(self, ids: Collection[str] | None = None, *, site_id: str | None = None):
+        if ids is None and site_id is not None:
+            ids = select(Unit.id).where(Unit.site_id == site_id).scalar_subquery()
+        latest = select(UnitStatus.unit_id, func.max(UnitStatus.ledger_seq).label("seq"))
         steps = select(StepRecord.unit_id.label("unit_id"), StepRecord.recorded_at.label("at"))
         statuses = select(UnitStatus.unit_id.label("unit_id"), UnitStatus.recorded_at.label("at"))
         if ids is not None:
+            latest = latest.where(col(UnitStatus.unit_id).in_(ids))
             steps = steps.where(col(StepRecord.unit_id).in_(ids))
             statuses = statuses.where(col(UnitStatus.unit_id).in_(ids))
+        self._latest = latest.group_by(UnitStatus.unit_id).subquery("latest_status")
+        self._current = aliased(UnitStatus, name="current_status")
         entered = union_all(steps, statuses).subquery("entered")
-        last = (
+        self._last = (
             select(entered.c.unit_id, func.max(entered.c.at).label("at"))
             .group_by(entered.c.unit_id)
             .subquery("activity")
         )
-        activity = func.coalesce(last.c.at, Unit.registered_at).label("last_activity")
-        joins.append(last)
-    selected = columns(status) if columns else [Unit, status, activity]
-    query = (
-        select(*selected)
-        .select_from(Unit)
-        .outerjoin(latest, latest.c.unit_id == Unit.id)
-        .outerjoin(current, current.ledger_seq == latest.c.seq)
-    )
-    for last in joins:
-        query = query.outerjoin(last, last.c.unit_id == Unit.id)
-    return query, status, activity
+        self.status = func.coalesce(self._current.status, literal(IN_PROGRESS)).label("unit_status")
+        self.activity = func.coalesce(self._last.c.at, Unit.registered_at).label("last_activity")
+
+    def count(self):
+        """The number of units (the status joined, for a filter on it; no activity)."""
+        return self._with_status(select(func.count()).select_from(Unit))
+
+    def units(self):
+        """Rows of (unit, status, last activity)."""
+        query = self._with_status(select(Unit, self.status, self.activity).select_from(Unit))
+        return query.outerjoin(self._last, self._last.c.unit_id == Unit.id)
+
+    def _with_status(self, query):
+        return query.outerjoin(self._latest, self._latest.c.unit_id == Unit.id).outerjoin(
+            self._current, self._current.ledger_seq == self._latest.c.seq
+        )
 
 
 def _ward_of(session: Session):
