@@ -12,8 +12,9 @@ from pathlib import Path
 
 import click
 
-from qms.checklists.engine import ReadingIndex, describe_rules, due_next, evaluate
+from qms.checklists.engine import describe_rules
 from qms.checklists.facts import DueItem, Finding
+from qms.checklists.judging import COMPLETE, UnitCase, judge_many
 from qms.checklists.language import ChecklistError, Registry, lint
 from qms.records.interchange import InterchangeError, read_interchange, validate_against
 
@@ -174,35 +175,20 @@ def evaluate_command(
     problems = validate_against(interchange, registry)
     if problems:
         _fail(problems, source)
-    readings = ReadingIndex(interchange.readings)
     steps_of: dict[str, list] = {}
     for step in interchange.steps:
         steps_of.setdefault(step.unit, []).append(step)
-    findings: list[Finding] = []
-    due_items: list[DueItem] = []
-    for unit in interchange.units:
-        checklist = registry.get(unit.checklist, unit.checklist_version)
-        if due and not complete and unit.status != "complete":
-            due_items.extend(
-                due_next(
-                    checklist,
-                    unit,
-                    steps_of.get(unit.id, []),
-                    profile=profile or unit.profile,
-                    now=now,
-                )
-            )
-        findings.extend(
-            evaluate(
-                checklist,
-                unit,
-                steps_of.get(unit.id, []),
-                readings,
-                profile=profile,
-                now=now,
-                complete=True if complete else None,
-            )
-        )
+    judged = judge_many(
+        [UnitCase(unit, tuple(steps_of.get(unit.id, ()))) for unit in interchange.units],
+        lambda unit: registry.get(unit.checklist, unit.checklist_version),
+        interchange.readings,
+        now=now,
+        status=COMPLETE if complete else None,
+        profile=profile,
+        due=due,
+    )
+    findings: list[Finding] = [f for j in judged.values() for f in j.findings]
+    due_items: list[DueItem] = [d for j in judged.values() for d in j.due]
     if fmt == "json":
         result = {"units": len(interchange.units), "findings": [f.to_json() for f in findings]}
         if due:

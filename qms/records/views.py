@@ -21,15 +21,17 @@ from sqlmodel import col, select
 
 from qms.accounts import service as accounts
 from qms.accounts.access import is_member
-from qms.accounts.models import Site, User
+from qms.accounts.models import Site, User, Ward
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
+from qms.checklists.judging import counted_record_ids
 from qms.core.clock import local
 from qms.core.errors import Invalid, SignatureError
 from qms.core.models import LedgerEntry
 from qms.db import utcnow
-from qms.records import queries
+from qms.records import loading
 from qms.records.forms import UnitStatusForm
+from qms.records.loading import UnitFilter
 from qms.records.models import Unit, UnitStatus
 from qms.records.queries import signatures_of
 from qms.records.signatures import FreshSession, PasswordEntry
@@ -39,41 +41,70 @@ from qms.web.registry import get_registry
 
 bp = Blueprint("records", __name__)
 
-SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2}
-
 
 @bp.route("/units")
 @permission_required(Permission.VIEW_RECORDS)
 def units():
-    """The units of the site the user is working at, with what the engine says of each now."""
+    """The units of the site the user is working at, a page at a time, open units first,
+    with what the rules say of each now."""
     s = db_session()
     site_id = session.get("site_id")
     if site_id is None or not is_member(s, current_user.row, site_id):
         abort(403, description="Choose a site you belong to first.")
     site = s.get(Site, site_id)
-    now = utcnow()
-    registry = get_registry()
-    rows = []
-    for unit in s.exec(
-        select(Unit).where(Unit.site_id == site_id).order_by(col(Unit.registered_at).desc())
-    ):
-        assessment = queries.assess_unit(s, registry, unit, now=now)
-        history = queries.step_history(s, unit.id)
-        rows.append(
-            {
-                "unit": unit,
-                "last": history[-1] if history else None,
-                "status": STATUS_LABELS[assessment.status],
-                "findings": sorted(assessment.findings, key=lambda f: SEVERITY_ORDER[f.severity]),
-                "due": [d for d in assessment.due if d.by is not None][:1] or assessment.due[:1],
-            }
+    page = _page_number(request.args.get("page"))
+    chosen = UnitFilter(
+        status=request.args.get("status") or None,
+        checklist=request.args.get("product") or None,
+        ward=request.args.get("ward") or None,
+    )
+    if chosen.status is not None and chosen.status not in STATUS_LABELS:
+        abort(
+            400,
+            description=f"There is no status {chosen.status!r}: choose one of "
+            + ", ".join(STATUS_LABELS.values())
+            + ".",
         )
+    batch = loading.load_units(s, site_id=site_id, filter=chosen, page=page)
+    judged = batch.judge(get_registry(), now=utcnow())
+    rows = [
+        {
+            "unit": loaded.row,
+            "ward": loaded.ward,
+            "last": loaded.records[-1] if loaded.records else None,
+            "status": STATUS_LABELS[loaded.status],
+            "judgement": judged[loaded.row.id],
+        }
+        for loaded in batch.units
+    ]
+    wards = s.exec(select(Ward).where(Ward.site_id == site_id).order_by(col(Ward.code))).all()
+    filters = {
+        "status": chosen.status or "",
+        "product": chosen.checklist or "",
+        "ward": chosen.ward or "",
+    }
     return render_template(
         "records/units.html",
         site=site,
         rows=rows,
+        batch=batch,
+        filters=filters,
+        statuses=STATUS_LABELS,
+        products=loading.site_checklists(s, site_id),
+        wards=wards,
+        page_url=lambda n: url_for(
+            "records.units", page=n, **{k: v for k, v in filters.items() if v}
+        ),
         at=lambda moment: local(moment, site.timezone) if moment else "—",
     )
+
+
+def _page_number(text: str | None) -> int:
+    if text is None or text == "":
+        return 1
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        abort(400, description=f"Page {text!r} is not a page number: pages count from 1.")
+    return int(text)
 
 
 @bp.route("/units/<unit_id>")
@@ -88,7 +119,16 @@ def unit_page(unit_id: str):
             403, description=f"Unit {unit_id} belongs to site {unit.site_id}, which is not yours."
         )
     site = s.get(Site, unit.site_id)
-    history = queries.step_history(s, unit.id)
+    loaded = loading.load_units_by_id(s, [unit.id])
+    (this,) = loaded.units
+    history = this.records
+    judgement = loaded.judge(get_registry(), now=utcnow())[unit.id]
+    if judgement is None:
+        abort(
+            409,
+            description=f"Unit {unit.id} was registered against checklist {unit.checklist_id} "
+            f"version {unit.checklist_version}, which is not installed on this server.",
+        )
     people = {
         u.id: u
         for u in s.exec(
@@ -107,7 +147,7 @@ def unit_page(unit_id: str):
     for record in history:
         if record.corrects_id:
             corrections.setdefault(record.corrects_id, []).append(record)
-    effective = {r.id for r in queries.effective_records(history)}
+    effective = counted_record_ids(this.case.steps)
     rows = [
         {
             "record": record,
@@ -130,7 +170,6 @@ def unit_page(unit_id: str):
         if record.corrects_id is None
     ]
     entry = s.get(LedgerEntry, unit.ledger_seq)
-    assessment = queries.assess_unit(s, get_registry(), unit, now=utcnow())
     status_history = list(
         s.exec(
             select(UnitStatus)
@@ -154,11 +193,11 @@ def unit_page(unit_id: str):
         people=people,
         attributes=json.loads(unit.attributes),
         entry=entry,
-        findings=sorted(assessment.findings, key=lambda f: SEVERITY_ORDER[f.severity]),
-        due=assessment.due,
-        status=STATUS_LABELS[assessment.status],
+        findings=judgement.worst_first(),
+        due=judgement.due,
+        status=STATUS_LABELS[judgement.status],
         status_history=status_history,
-        status_form=_status_form(assessment.status),
+        status_form=_status_form(judgement.status),
         freshness=current_app.extensions["qms_settings"].signature_freshness_minutes,
         at=lambda moment: local(moment, site.timezone) if moment else "—",
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pytest
 
 from qms.records.corrections import correct_step
@@ -63,3 +66,67 @@ def test_regulators_do_not_see_unit_records(client, login, make_user, corrected_
     unit, _, _ = corrected_unit
     login(make_user("regulator"))
     assert client.get(f"/units/{unit.id}").status_code == 403
+
+
+@pytest.fixture
+def unit_with_findings(session, registry, make_user, make_unit, log, now):
+    """Findings that stay after a correction, one that a correction removes, a window overdue."""
+    nurse = make_user("nurse", username="li.na", full_name="Li Na")
+    witness = make_user("physician", username="zhang.min", full_name="Dr Zhang Min")
+    quality = make_user("quality_officer", username="liu.yang", full_name="Liu Yang")
+    unit = make_unit(by=nurse, unit_id="U-88", at=now - timedelta(hours=5))
+    log(
+        unit,
+        "identity_check",
+        by=nurse,
+        witness=witness,
+        at=now - timedelta(hours=4),
+        fields={"product_patient_id": "P-0042", "wristband_patient_id": "P-0043"},
+        reason="wristband replaced after the check",
+    )
+    first = log(
+        unit,
+        "thaw_end",
+        by=nurse,
+        at=now - timedelta(hours=3),
+        fields={"temperature_c": 30},
+        reason="bath too warm",
+    ).record
+    for value, why in ((28, "misread the display"), (27, "misread it again")):
+        correct_step(
+            session=session,
+            registry=registry,
+            record_id=first.id,
+            by=quality,
+            credential=PasswordEntry(PASSWORD),
+            freshness_minutes=5,
+            reason=why,
+            fields={"temperature_c": value},
+        )
+    log(unit, "receipt", by=nurse, at=now - timedelta(hours=4, minutes=30), fields={})
+    return unit, nurse
+
+
+def test_unit_page_shows_the_findings_and_due_items_of_the_records_that_count(
+    client, login, unit_with_findings
+):
+    unit, nurse = unit_with_findings
+    login(nurse)
+    html = client.get(f"/units/{unit.id}").get_data(as_text=True)
+    checks = html.split('data-testid="assessment"')[1].split("</section>")[0]
+    shown = re.findall(r'data-testid="finding"><strong>(\w+)</strong> ([\w.]+) — ', checks)
+    # Critical first; the thaw temperature judged on the latest correction (27 °C); the
+    # infusion is late (its window is open past its limit).
+    assert shown == [
+        ("critical", "testcart.same_patient"),
+        ("major", "testcart.thaw_temperature"),
+        ("major", "testcart.thaw_to_infusion"),
+    ]
+    assert "actual 27" in checks and "actual 30" not in checks and "actual 28" not in checks
+    due = re.findall(r'<li data-testid="due">(.*?)</li>', checks)
+    assert len(due) == 1 and due[0].startswith("Infusion finished (infusion_end) by ")
+    assert "(overdue by 2h30m" in due[0]
+    # The original and both corrections stay on the page; the last correction counts.
+    assert html.count('data-testid="correction"') == 2
+    assert html.count('class="superseded"') == 1  # the original
+    assert html.count(", superseded</div>") == 1  # the first correction
