@@ -55,22 +55,22 @@ class _Plan:
         for rule in cl.rules:
             if not rule.generated and rule.when is not None and rule.when.profiles is not None:
                 self.profile_rules.append(rule.id)
-        for step in cl.steps.values():
-            if step.when is not None and step.when.profiles is not None:
-                self.profile_rules.append(f"{cl.id}.{step.id}.done")
+        # A step's `when` decides only whether it is due: its done rule depends on the profile.
+        for rule in cl.rules:
+            if rule.concerns == "done" and rule.when is not None and rule.when.profiles is not None:
+                self.profile_rules.append(rule.id)
         self._order_graph()
         by_step_rules: dict[str, dict[str, Rule]] = {}
         for rule in cl.rules:
-            if rule.generated and rule.step is not None:
-                by_step_rules.setdefault(rule.step, {})[rule.id.rsplit(".", 1)[1]] = rule
+            if rule.step is not None and rule.concerns is not None:
+                by_step_rules.setdefault(rule.step, {})[rule.concerns] = rule
         for rule in cl.rules:
             if rule.generated:
-                if rule.step is None:  # the `<checklist>.profile` rule
+                if rule.concerns == "profile":
                     self.checks.append(_compile_profile(rule, tuple(self.profile_rules)))
                     continue
-                suffix = rule.id.rsplit(".", 1)[1]
                 step = cl.steps[rule.step]
-                if suffix == "done":
+                if rule.concerns == "done":
                     if self._applies(rule.when):
                         self.done_rules.append((rule, step, _compile_condition(rule.when)))
                         self.checks.append(
@@ -78,7 +78,7 @@ class _Plan:
                                 rule, step, tuple(sorted(self.successors.get(step.id, ())))
                             )
                         )
-                elif suffix == "record":
+                elif rule.concerns == "record":
                     # role, witness and record checks of a step run in one pass over its records
                     self.checks.append(_compile_step_checks(step, by_step_rules[step.id]))
                 continue

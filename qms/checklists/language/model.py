@@ -36,6 +36,9 @@ WINDOW_PAIRS = {
     "first_end": "each `from` record is measured to the first `to` record after it",
     "first_start": "each `to` record is measured from the first `from` record of the unit",
 }
+# What the rules a checklist implies check: a step's record, who did it, its witness,
+# that it was done at all; and that the unit names the profile some rules depend on.
+CONCERNS = ("done", "role", "witness", "record", "profile")
 UNIT_FIELDS = ("id", "site", "coi_id", "patient", "profile")  # `unit.<name>`; else attributes
 STANDARD_STEPS = (
     "prescription_check",
@@ -142,7 +145,8 @@ class Rule:
     """One checkable requirement with its id, severity and source.
 
     Rules written in `rules:` have ids like `kymriah.thaw_to_infusion`; the rules every
-    step implies (done, witness, role, record) have ids like `kymriah.identity_check.done`.
+    step implies (done, witness, role, record) have ids like `kymriah.identity_check.done`,
+    and say which of those they are in `concerns`; the engine reads `concerns`, never the id.
     """
 
     id: str
@@ -156,6 +160,8 @@ class Rule:
     spec: OrderSpec | WindowSpec | EverySpec | FieldSpec | StorageSpec | None
     generated: bool
     line: int
+    # What a generated rule checks: one of CONCERNS; None for a rule written in `rules:`.
+    concerns: str | None = None
 
     @property
     def limit_text(self) -> str | None:

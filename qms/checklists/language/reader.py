@@ -865,6 +865,7 @@ class _ChecklistBuilder:
                     spec=None,
                     generated=True,
                     line=step.line,
+                    concerns=suffix,
                 )
 
             if step.required:
@@ -908,6 +909,7 @@ class _ChecklistBuilder:
                     spec=None,
                     generated=True,
                     line=self.doc.line,
+                    concerns="profile",
                 )
             )
         return out
