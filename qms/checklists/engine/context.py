@@ -1,0 +1,143 @@
+"""What every check reads: a unit's records by step, its readings, and the `when` tests."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from qms.checklists.facts import Finding, ReadingFacts, StepFacts, UnitFacts
+from qms.checklists.language import UNIT_FIELDS, Checklist, Condition, FieldRef, Rule, Test
+from qms.checklists.quantities import format_quantity
+
+_Check = Callable[["_Ctx"], None]
+_Cond = Callable[["_Ctx", tuple[StepFacts, ...]], bool]
+
+
+class ReadingIndex:
+    """Readings per equipment, sorted once, for many units (audits, `qms evaluate`)."""
+
+    __slots__ = ("_by_equipment",)
+
+    def __init__(self, readings: Mapping[str, Sequence[ReadingFacts]] | Iterable[ReadingFacts]):
+        grouped: dict[str, list[ReadingFacts]] = {}
+        if isinstance(readings, Mapping):
+            for equipment, items in readings.items():
+                grouped.setdefault(equipment, []).extend(items)
+        else:
+            for reading in readings:
+                grouped.setdefault(reading.equipment, []).append(reading)
+        self._by_equipment: dict[str, tuple[list[datetime], list[float]]] = {}
+        for equipment, items in grouped.items():
+            items.sort(key=lambda r: (r.at, r.temperature_c))
+            self._by_equipment[equipment] = (
+                [r.at for r in items],
+                [float(r.temperature_c) for r in items],
+            )
+
+    def series(self, equipment: str) -> tuple[list[datetime], list[float]] | None:
+        return self._by_equipment.get(equipment)
+
+
+class _Ctx:
+    __slots__ = ("unit", "by_step", "records", "readings", "now", "complete", "out", "profile")
+
+    def __init__(self, unit, by_step, records, readings, now, complete, profile):
+        self.unit: UnitFacts = unit
+        self.by_step: dict[str, list[StepFacts]] = by_step
+        self.records: list[StepFacts] = records
+        self.readings: ReadingIndex | None = readings
+        self.now: datetime | None = now
+        self.complete: bool = complete
+        self.profile: str | None = profile
+        self.out: list[Finding] = []
+
+
+def _is_number(value: Any) -> bool:
+    # type() rather than isinstance: bool is an int subclass and must not count (hot path).
+    kind = type(value)
+    return (kind is float and math.isfinite(value)) or kind is int
+
+
+def _value_of(ctx: _Ctx, ref: FieldRef, context: tuple[StepFacts, ...]) -> Any:
+    if ref.step is None:
+        unit = ctx.unit
+        if ref.name in UNIT_FIELDS:
+            return ctx.profile if ref.name == "profile" else getattr(unit, ref.name)
+        return unit.attributes.get(ref.name)
+    for rec in context:
+        if rec.step == ref.step:
+            return rec.fields.get(ref.name)
+    records = ctx.by_step.get(ref.step)
+    if not records:
+        return None
+    # Another step's field: the latest record of it counts (e.g. a re-done check).
+    return records[-1].fields.get(ref.name)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # true == 1 in Python; in a checklist a yes/no is never a number.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a is b
+    if _is_number(a) and _is_number(b):
+        return float(a) == float(b)
+    return a == b
+
+
+def _compile_condition(when: Condition | None) -> _Cond | None:
+    if when is None:
+        return None
+    return _compile_tests(when.field_tests)
+
+
+def _compile_tests(field_tests: Sequence[Test]) -> _Cond | None:
+    if not field_tests:
+        return None
+    tests = []
+    for test in field_tests:
+        ref, op, expected = test.ref, test.op, test.value
+        assert ref is not None
+        if op == "equals":
+            tests.append((ref, lambda v, e=expected: v is not None and _same(v, e)))
+        elif op == "one_of":
+            tests.append((ref, lambda v, e=expected: v is not None and any(_same(v, x) for x in e)))
+        elif op == "at_least":
+            tests.append((ref, lambda v, e=expected: _is_number(v) and v >= e))
+        elif op == "at_most":
+            tests.append((ref, lambda v, e=expected: _is_number(v) and v <= e))
+        else:  # present
+            tests.append((ref, lambda v, e=expected: (v is not None and v != "") == e))
+
+    def cond(ctx: _Ctx, context: tuple[StepFacts, ...]) -> bool:
+        return all(ok(_value_of(ctx, ref, context)) for ref, ok in tests)
+
+    return cond
+
+
+def _show(value: Any, unit: str | None = None) -> str:
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    if _is_number(value):
+        return format_quantity(float(value), unit)
+    return str(value)
+
+
+def _title(checklist: Checklist, step: str) -> str:
+    return checklist.steps[step].title
+
+
+def _emit(
+    ctx: _Ctx,
+    rule: Rule,
+    steps: tuple[str, ...],
+    message: str,
+    limit: str | None,
+    actual: str | None,
+) -> None:
+    """Add one finding of `rule` for the unit being judged."""
+    ctx.out.append(
+        Finding(ctx.unit.id, rule.kind, rule.id, rule.severity, steps, message, limit, actual)
+    )

@@ -1,0 +1,66 @@
+"""Order rules: each record of a step follows its turn of the steps that must come before it."""
+
+from __future__ import annotations
+
+from qms.checklists.engine.context import _Check, _Ctx, _title
+from qms.checklists.facts import Finding
+from qms.checklists.language import Checklist, OrderSpec, Rule
+from qms.checklists.quantities import format_duration
+
+
+def _compile_order(rule: Rule, spec: OrderSpec, cl: Checklist) -> _Check:
+    """Each record of a step must follow its turn of the earlier step.
+
+    Repeating steps go in turn (bags): the 2nd infusion start follows the 2nd thaw end
+    (or the last one, if the earlier step was done fewer times). A step done once
+    follows every record of the earlier step: disposal after the last infusion end.
+    """
+    seq = spec.steps
+    titles = {s: _title(cl, s) for s in seq}
+    repeats = {s: cl.steps[s].repeats for s in seq}
+
+    def check(ctx: _Ctx) -> None:
+        by_step = ctx.by_step
+        for j in range(1, len(seq)):
+            later = seq[j]
+            records = by_step.get(later)
+            if not records:
+                continue
+            # Compare with the nearest earlier step that was recorded at all; steps never
+            # recorded are reported once, as missing (and here only if none was recorded).
+            pred = next((seq[i] for i in range(j - 1, -1, -1) if seq[i] in by_step), None)
+            for k, rec in enumerate(records):
+                if pred is None:
+                    names = ", ".join(seq[:j])
+                    ctx.out.append(
+                        Finding(
+                            ctx.unit.id,
+                            rule.kind,
+                            rule.id,
+                            rule.severity,
+                            (*seq[:j], later),
+                            f"{titles[later]} ({later}) was recorded with no {names} recorded before it. {rule.says}",
+                            f"{' before '.join(seq[: j + 1])}",
+                            f"no {names} before {later}",
+                        )
+                    )
+                    continue
+                earlier = by_step[pred]
+                target = earlier[min(k, len(earlier) - 1)] if repeats[later] else earlier[-1]
+                if target.at <= rec.at:
+                    continue
+                gap = format_duration(target.at - rec.at)
+                ctx.out.append(
+                    Finding(
+                        ctx.unit.id,
+                        rule.kind,
+                        rule.id,
+                        rule.severity,
+                        (pred, later),
+                        f"{titles[later]} ({later}) was recorded {gap} before {titles[pred]} ({pred}). {rule.says}",
+                        f"{pred} before {later}",
+                        f"{pred} {gap} after {later}",
+                    )
+                )
+
+    return check

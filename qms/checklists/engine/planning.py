@@ -1,0 +1,135 @@
+"""Planning: a checklist compiled once per profile into the list of checks a unit runs through."""
+
+from __future__ import annotations
+
+from qms.checklists.engine.context import _Check, _compile_condition, _Cond
+from qms.checklists.engine.fields import _compile_field
+from qms.checklists.engine.order import _compile_order
+from qms.checklists.engine.steps import _compile_done, _compile_profile, _compile_step_checks
+from qms.checklists.engine.storage import _compile_storage
+from qms.checklists.engine.windows import (
+    _compile_every,
+    _compile_window,
+    _window_conditions,
+    _WindowConds,
+)
+from qms.checklists.language import (
+    Checklist,
+    Condition,
+    EverySpec,
+    FieldSpec,
+    OrderSpec,
+    Rule,
+    StepDef,
+    StorageSpec,
+    WindowSpec,
+)
+
+
+class _Plan:
+    """A checklist compiled for one profile."""
+
+    def __init__(self, checklist: Checklist, profile: str | None):
+        self.checklist = checklist
+        self.profile = profile
+        self.checks: list[_Check] = []
+        self.windows: list[tuple[Rule, WindowSpec, _WindowConds]] = []
+        self.periodic: list[tuple[Rule, EverySpec, _WindowConds]] = []
+        self.step_ids = frozenset(checklist.steps)
+        self.profile_rules: list[str] = []
+        self.predecessors: dict[str, set[str]] = {}
+        self.successors: dict[str, set[str]] = {}
+        self.done_rules: list[tuple[Rule, StepDef, _Cond | None]] = []
+        self._compile()
+
+    # -- compilation
+    def _applies(self, when: Condition | None) -> bool:
+        """Profile tests are settled at compile time; field tests are left for run time."""
+        if when is None:
+            return True
+        profiles = when.profiles
+        return profiles is None or (self.profile is not None and self.profile in profiles)
+
+    def _compile(self) -> None:
+        cl = self.checklist
+        for rule in cl.rules:
+            if not rule.generated and rule.when is not None and rule.when.profiles is not None:
+                self.profile_rules.append(rule.id)
+        # A step's `when` decides only whether it is due: its done rule depends on the profile.
+        for rule in cl.rules:
+            if rule.concerns == "done" and rule.when is not None and rule.when.profiles is not None:
+                self.profile_rules.append(rule.id)
+        self._order_graph()
+        by_step_rules: dict[str, dict[str, Rule]] = {}
+        for rule in cl.rules:
+            if rule.step is not None and rule.concerns is not None:
+                by_step_rules.setdefault(rule.step, {})[rule.concerns] = rule
+        for rule in cl.rules:
+            if rule.generated:
+                if rule.concerns == "profile":
+                    self.checks.append(_compile_profile(rule, tuple(self.profile_rules)))
+                    continue
+                step = cl.steps[rule.step]
+                if rule.concerns == "done":
+                    if self._applies(rule.when):
+                        self.done_rules.append((rule, step, _compile_condition(rule.when)))
+                        self.checks.append(
+                            _compile_done(
+                                rule, step, tuple(sorted(self.successors.get(step.id, ())))
+                            )
+                        )
+                elif rule.concerns == "record":
+                    # role, witness and record checks of a step run in one pass over its records
+                    self.checks.append(_compile_step_checks(step, by_step_rules[step.id]))
+                continue
+            if not self._applies(rule.when):
+                continue
+            cond = _compile_condition(rule.when)
+            spec = rule.spec
+            if isinstance(spec, OrderSpec):
+                self.checks.append(_compile_order(rule, spec, cl))
+            elif isinstance(spec, WindowSpec):
+                conds = _window_conditions(rule.when, spec)
+                self.windows.append((rule, spec, conds))
+                self.checks.append(_compile_window(rule, spec, conds, cl))
+            elif isinstance(spec, EverySpec):
+                conds = _window_conditions(rule.when, spec)
+                self.periodic.append((rule, spec, conds))
+                self.checks.append(_compile_every(rule, spec, conds, cl))
+            elif isinstance(spec, FieldSpec):
+                self.checks.append(_compile_field(rule, spec, cond, cl))
+            elif isinstance(spec, StorageSpec):
+                self.checks.append(_compile_storage(rule, spec, cond, cl))
+
+    def _order_graph(self) -> None:
+        direct: dict[str, set[str]] = {}
+        for rule in self.checklist.rules:
+            if isinstance(rule.spec, OrderSpec) and self._applies(rule.when):
+                seq = rule.spec.steps
+                for i, a in enumerate(seq):
+                    for b in seq[i + 1 :]:
+                        direct.setdefault(a, set()).add(b)
+                        self.predecessors.setdefault(b, set()).add(a)
+        # Transitive closure: the lint guarantees no cycles, and checklists are small.
+        for start in direct:
+            seen: set[str] = set()
+            stack = list(direct[start])
+            while stack:
+                nxt = stack.pop()
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.extend(direct.get(nxt, ()))
+            self.successors[start] = seen
+
+
+_PLANS: dict[tuple[str, str | None], _Plan] = {}
+
+
+def _plan(checklist: Checklist, profile: str | None) -> _Plan:
+    key = (checklist.digest, profile)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) > 512:  # many site overrides over a long-running process
+            _PLANS.clear()
+        plan = _PLANS[key] = _Plan(checklist, profile)
+    return plan

@@ -1,0 +1,91 @@
+"""The records that count (corrections applied) and their index by step, in time order."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from qms.checklists.engine.planning import _Plan
+from qms.checklists.facts import StepFacts, UnitFacts
+
+
+def effective_records(steps: Iterable[StepFacts]) -> list[StepFacts]:
+    """The records that count: each corrected record is replaced by its latest correction.
+
+    A record corrected twice has two corrections pointing at it (a correction of a
+    correction targets the same original); the later one, by entry time and then by record
+    number, is what counts, whatever order the records are given in.
+    """
+    steps = list(steps)
+    latest: dict[str, StepFacts] = {}
+    for step in steps:
+        if step.corrects is None:
+            continue
+        kept = latest.get(step.corrects)
+        if kept is None or _entry_order(step) > _entry_order(kept):
+            latest[step.corrects] = step
+    if not latest:
+        return steps
+    originals = [s for s in steps if s.corrects is None]
+    present = {s.record_id for s in originals}
+    # A correction whose original is not in the input still counts (a partial extract).
+    orphans = [c for target, c in latest.items() if target not in present]
+    return [
+        latest.get(s.record_id, s) if s.record_id is not None else s for s in originals
+    ] + orphans
+
+
+def _entry_order(step: StepFacts) -> tuple:
+    # Record ids end in their number within the unit ("U-1#12"): compare it as a number.
+    number = (step.record_id or "").rpartition("#")[2]
+    return (
+        step.recorded_at or datetime.min.replace(tzinfo=UTC),
+        int(number) if number.isdigit() else -1,
+        step.record_id or "",
+    )
+
+
+def _sort_key(rec: StepFacts) -> tuple:
+    return (rec.at, rec.step, rec.record_id or "", rec.by or "", rec.witness or "")
+
+
+def _index(
+    plan: _Plan, unit: UnitFacts, steps: Sequence[StepFacts]
+) -> tuple[list[StepFacts], dict[str, list[StepFacts]]]:
+    records = effective_records(steps)
+    known = plan.step_ids
+    unit_id = unit.id
+    for rec in records:
+        if rec.unit != unit_id or rec.step not in known or rec.at.tzinfo is None:
+            if rec.unit != unit_id:
+                raise ValueError(
+                    f"record of step {rec.step!r} belongs to unit {rec.unit!r}, not {unit_id!r}"
+                )
+            if rec.step not in known:
+                raise ValueError(
+                    f"step {rec.step!r} is not part of checklist {plan.checklist.id!r} version {plan.checklist.version}"
+                )
+            raise ValueError(f"record of step {rec.step!r} has a time without a UTC offset")
+    records.sort(key=_sort_key)
+    by_step: dict[str, list[StepFacts]] = {}
+    previous = None
+    tie = False
+    for rec in records:
+        if previous is not None and previous.at == rec.at and previous.step == rec.step:
+            tie = tie or _sort_key(previous) == _sort_key(rec)
+        previous = rec
+        bucket = by_step.get(rec.step)
+        if bucket is None:
+            by_step[rec.step] = [rec]
+        else:
+            bucket.append(rec)
+    if tie:
+        # Input order must never change a finding: break the rare remaining ties by content.
+        records.sort(
+            key=lambda r: (_sort_key(r), json.dumps(dict(r.fields), sort_keys=True, default=str))
+        )
+        by_step = {}
+        for rec in records:
+            by_step.setdefault(rec.step, []).append(rec)
+    return records, by_step

@@ -1,0 +1,98 @@
+"""The entry points: judge a unit, check one new record, describe a checklist's rules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from qms.checklists.engine.context import ReadingIndex, _Ctx
+from qms.checklists.engine.planning import _plan
+from qms.checklists.engine.records import _index
+from qms.checklists.facts import Finding, ReadingFacts, StepFacts, UnitFacts
+from qms.checklists.language import Checklist, Profile
+
+
+def _profile_name(unit: UnitFacts, profile: Profile | str | None) -> str | None:
+    if profile is None:
+        return unit.profile
+    return profile if isinstance(profile, str) else profile.id
+
+
+def _reading_index(
+    readings: Mapping[str, Sequence[ReadingFacts]] | ReadingIndex | None,
+) -> ReadingIndex | None:
+    if readings is None or isinstance(readings, ReadingIndex):
+        return readings
+    return ReadingIndex(readings)
+
+
+def evaluate(
+    checklist: Checklist,
+    unit: UnitFacts,
+    steps: Sequence[StepFacts],
+    readings: Mapping[str, Sequence[ReadingFacts]] | ReadingIndex | None = None,
+    *,
+    profile: Profile | str | None = None,
+    now: datetime | None = None,
+    complete: bool | None = None,
+) -> list[Finding]:
+    """Every finding for one unit, in the checklist's rule order.
+
+    `profile` overrides the unit's own; `complete=None` means "complete when the unit's
+    status is 'complete'". Readings are needed only for storage rules (skipped if None);
+    pass a ReadingIndex when evaluating many units against the same readings.
+    """
+    if now is not None and now.tzinfo is None:
+        raise ValueError("now must carry a UTC offset")
+    name = _profile_name(unit, profile)
+    plan = _plan(checklist, name)
+    records, by_step = _index(plan, unit, steps)
+    done = unit.status == "complete" if complete is None else complete
+    ctx = _Ctx(unit, by_step, records, _reading_index(readings), now, done, name)
+    for check in plan.checks:
+        check(ctx)
+    return ctx.out
+
+
+def check_step(
+    checklist: Checklist,
+    unit: UnitFacts,
+    prior_steps: Sequence[StepFacts],
+    new_step: StepFacts,
+    *,
+    profile: Profile | str | None = None,
+    readings: Mapping[str, Sequence[ReadingFacts]] | ReadingIndex | None = None,
+) -> list[Finding]:
+    """The findings a new record would raise (for a form, before it is signed)."""
+    index = _reading_index(readings)
+    before = evaluate(checklist, unit, prior_steps, index, profile=profile, complete=False)
+    after = evaluate(
+        checklist, unit, [*prior_steps, new_step], index, profile=profile, complete=False
+    )
+    seen: dict[Finding, int] = {}
+    for finding in before:
+        seen[finding] = seen.get(finding, 0) + 1
+    out = []
+    for finding in after:
+        if seen.get(finding):
+            seen[finding] -= 1
+        else:
+            out.append(finding)
+    return out
+
+
+def describe_rules(checklist: Checklist) -> list[dict[str, Any]]:
+    """The rules of a checklist as plain data (for `qms checklist show` and documentation)."""
+    return [
+        {
+            "rule": r.id,
+            "kind": r.kind,
+            "severity": r.severity,
+            "source": r.source,
+            "says": r.says,
+            "when": r.when.text if r.when else None,
+            "limit": r.limit_text,
+        }
+        for r in checklist.rules
+    ]

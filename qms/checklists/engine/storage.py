@@ -1,0 +1,108 @@
+"""Storage rules: the equipment's readings while a unit was in it, with any tolerance and MKT."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from datetime import timedelta
+
+from qms.checklists.engine.context import _Check, _Cond, _Ctx, _emit
+from qms.checklists.language import Checklist, Rule, StorageSpec
+from qms.checklists.mkt import mean_kinetic_temperature
+from qms.checklists.quantities import format_duration, format_number, format_quantity
+
+
+def _compile_storage(rule: Rule, spec: StorageSpec, cond: _Cond | None, cl: Checklist) -> _Check:
+    low, high = spec.min, spec.max
+    up_to, tolerate_for, mkt_max = spec.tolerate_up_to, spec.tolerate_for, spec.mkt_max
+    tolerant = up_to is not None and tolerate_for is not None and mkt_max is not None
+    limit = spec.limit_text
+    if tolerant:
+        limit += f" (above {format_number(high or 0)} °C tolerated up to {format_number(up_to)} °C for ≤ {format_duration(tolerate_for)} if MKT ≤ {format_number(mkt_max)} °C)"
+    steps = ("storage_in", "storage_out")
+
+    def check(ctx: _Ctx) -> None:
+        if ctx.readings is None:
+            return
+        ins = ctx.by_step.get("storage_in")
+        if not ins:
+            return
+        outs = ctx.by_step.get("storage_out") or []
+        for rec in ins:
+            if cond is not None and not cond(ctx, (rec,)):
+                continue
+            equipment = rec.fields.get("equipment")
+            if not isinstance(equipment, str):
+                continue
+            series = ctx.readings.series(equipment)
+            if series is None:
+                continue
+            start = rec.at
+            end = next((o.at for o in outs if o.at >= start), None)
+            if end is None:
+                # Still in storage as far as the records say: up to `now`, else up to the
+                # unit's last record (an audit without `now` cannot know more).
+                end = ctx.now if ctx.now is not None else max(start, ctx.records[-1].at)
+            times, temps = series
+            # The reading in effect when the unit went in counts, then every reading until out.
+            i0 = max(bisect_right(times, start) - 1, 0)
+            i1 = bisect_right(times, end)
+            if i0 >= i1 or times[i0] > end:
+                continue
+            period_temps = temps[i0:i1]
+            warmest = max(period_temps)
+            coldest = min(period_temps)
+            if (high is None or warmest <= high) and (low is None or coldest >= low):
+                continue  # the usual case: nothing to weigh
+            held = []
+            for i in range(i0, i1):
+                begin = max(times[i], start)
+                stop = min(times[i + 1], end) if i + 1 < len(times) else end
+                held.append(max(stop - begin, timedelta(0)))
+            stored_for = end - start
+            reasons = []
+            too_cold = [t for t in period_temps if low is not None and t < low]
+            too_warm_time = sum(
+                (
+                    h
+                    for t, h in zip(period_temps, held, strict=True)
+                    if high is not None and t > high
+                ),
+                timedelta(0),
+            )
+            if too_cold:
+                reasons.append(
+                    f"read as low as {format_quantity(coldest, '°C')}, below {format_quantity(low, '°C')}"
+                )
+            if high is not None and warmest > high:
+                if not tolerant:
+                    reasons.append(
+                        f"read up to {format_quantity(warmest, '°C')}, above {format_quantity(high, '°C')}, for {format_duration(too_warm_time)}"
+                    )
+                else:
+                    if warmest > up_to:
+                        reasons.append(
+                            f"read up to {format_quantity(warmest, '°C')}, above the tolerated {format_quantity(up_to, '°C')}"
+                        )
+                    if too_warm_time > tolerate_for:
+                        reasons.append(
+                            f"spent {format_duration(too_warm_time)} above {format_quantity(high, '°C')}, more than the tolerated {format_duration(tolerate_for)}"
+                        )
+                    weights = [h.total_seconds() for h in held]
+                    mkt = mean_kinetic_temperature(period_temps, weights)
+                    if mkt > mkt_max + 1e-9:
+                        reasons.append(
+                            f"had a mean kinetic temperature of {format_number(round(mkt, 2))} °C, above {format_quantity(mkt_max, '°C')}"
+                        )
+            if not reasons:
+                continue
+            actual_parts = [f"max {format_quantity(warmest, '°C')}"] if high is not None else []
+            if low is not None:
+                actual_parts.append(f"min {format_quantity(coldest, '°C')}")
+            message = (
+                f"While the unit was stored in {equipment} ({format_duration(stored_for)}), the equipment "
+                + "; ".join(reasons)
+                + f". {rule.says}"
+            )
+            _emit(ctx, rule, steps, message, limit, ", ".join(actual_parts))
+
+    return check

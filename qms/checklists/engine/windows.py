@@ -1,0 +1,199 @@
+"""Windows between two steps (pairs of records, open windows) and `every` (periodic) rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from qms.checklists.engine.context import _Check, _compile_tests, _Cond, _Ctx, _emit, _title
+from qms.checklists.facts import StepFacts
+from qms.checklists.language import Checklist, Condition, EverySpec, Rule, WindowSpec
+from qms.checklists.quantities import format_duration
+
+_WindowConds = tuple[_Cond | None, _Cond | None, _Cond | None]
+
+
+def _window_conditions(when: Condition | None, spec: WindowSpec) -> _WindowConds:
+    """Split `when` into (unit gate, filter on `from` records, filter on `to` records).
+
+    A test on a field of the `from` step chooses which `from` records the window measures
+    from (e.g. only premedication given for a restart); likewise for `to`. Any other test
+    decides whether the window applies to the unit at all.
+    """
+    if when is None:
+        return None, None, None
+    tests = when.field_tests
+    on_start = [t for t in tests if t.ref is not None and t.ref.step == spec.start]
+    on_end = [t for t in tests if t.ref is not None and t.ref.step == spec.end]
+    rest = [t for t in tests if t not in on_start and t not in on_end]
+    return _compile_tests(rest), _compile_tests(on_start), _compile_tests(on_end)
+
+
+def _window_records(
+    ctx: _Ctx, spec: WindowSpec, conds: _WindowConds
+) -> tuple[list[StepFacts], list[StepFacts]] | None:
+    gate, start_filter, end_filter = conds
+    if gate is not None and not gate(ctx, ()):
+        return None
+    starts = ctx.by_step.get(spec.start) or []
+    ends = ctx.by_step.get(spec.end) or []
+    if start_filter is not None:
+        starts = [r for r in starts if start_filter(ctx, (r,))]
+    if end_filter is not None:
+        ends = [r for r in ends if end_filter(ctx, (r,))]
+    return starts, ends
+
+
+def _window_pairs(
+    spec: WindowSpec, starts: list[StepFacts], ends: list[StepFacts]
+) -> tuple[list[tuple[StepFacts, StepFacts]], list[StepFacts]]:
+    """(from, to) pairs measured, and `from` records still waiting for their `to`."""
+    pairs: list[tuple[StepFacts, StepFacts]] = []
+    open_: list[StepFacts] = []
+    if not starts:
+        return pairs, open_
+    if spec.pair == "last_start":
+        for end in ends:
+            start = None
+            for candidate in starts:
+                if candidate.at <= end.at:
+                    start = candidate
+                else:
+                    break
+            if start is not None:
+                pairs.append((start, end))
+        last = starts[-1]
+        if not any(e.at >= last.at for e in ends):
+            open_.append(last)
+    elif spec.pair == "in_turn":
+        waiting: list[StepFacts] = []
+        pending = list(starts)
+        for end in ends:
+            while pending and pending[0].at <= end.at:
+                waiting.append(pending.pop(0))
+            if waiting:
+                pairs.append((waiting.pop(0), end))
+        open_.extend(waiting + pending)
+    elif spec.pair == "first_end":
+        for start in starts:
+            end = next((e for e in ends if e.at >= start.at), None)
+            if end is None:
+                open_.append(start)
+            else:
+                pairs.append((start, end))
+    else:  # first_start
+        first = starts[0]
+        later = [e for e in ends if e.at >= first.at]
+        pairs.extend((first, e) for e in later)
+        if not later:
+            open_.append(first)
+    return pairs, open_
+
+
+def _periods(spec: EverySpec, anchor: datetime) -> Iterator[tuple[int, datetime, datetime]]:
+    """(number from 1, start, end) of each period after the anchor; the last may be shorter."""
+    finish = anchor + spec.span
+    for k in range(spec.periods):
+        begin = anchor + k * spec.interval
+        yield k + 1, begin, min(begin + spec.interval, finish)
+
+
+def _compile_every(rule: Rule, spec: EverySpec, conds: _WindowConds, cl: Checklist) -> _Check:
+    start_title, end_title = _title(cl, spec.start), _title(cl, spec.end)
+    steps = (spec.start, spec.end)
+    limit = spec.limit_text
+    interval = format_duration(spec.interval)
+    daily = spec.interval == timedelta(days=1)  # "day 4" reads better than "72h–96h"
+
+    def check(ctx: _Ctx) -> None:
+        chosen = _window_records(ctx, spec, conds)
+        if chosen is None or not chosen[0]:
+            return
+        starts, ends = chosen
+        # Measured from the last `from` record: monitoring follows the last bag.
+        anchor = starts[-1].at
+        # Only periods that are over are judged: as at `now`, or in full for a finished
+        # unit, or otherwise up to the unit's latest record (an audit of a file).
+        if ctx.now is not None:
+            horizon = ctx.now
+        elif ctx.complete:
+            horizon = anchor + spec.span
+        else:
+            horizon = max(r.at for r in ctx.records)
+        missed = [
+            number
+            if daily
+            else f"{format_duration(begin - anchor)}–{format_duration(end - anchor)}"
+            for number, begin, end in _periods(spec, anchor)
+            if end <= horizon and not any(begin <= r.at < end for r in ends)
+        ]
+        if not missed:
+            return
+        if daily:
+            where = f"day{'s' if len(missed) > 1 else ''} {', '.join(map(str, missed))}"
+            placed = f"on {where}"
+        else:
+            where = ", ".join(missed)
+            placed = f"in the period{'s' if len(missed) > 1 else ''} {where}"
+        message = (
+            f"No {end_title} ({spec.end}) was recorded {placed} after {start_title} "
+            f"({spec.start}); one is needed every {interval} for {format_duration(spec.span)}. "
+            f"{rule.says}"
+        )
+        _emit(ctx, rule, steps, message, limit, f"none {placed}")
+
+    return check
+
+
+def _compile_window(rule: Rule, spec: WindowSpec, conds: _WindowConds, cl: Checklist) -> _Check:
+    start_id, end_id = spec.start, spec.end
+    low, high = spec.min, spec.max
+    limit = spec.limit_text
+    start_title, end_title = _title(cl, start_id), _title(cl, end_id)
+    steps = (start_id, end_id)
+    require_from = spec.require_from
+    simple = conds == (None, None, None)
+
+    def check(ctx: _Ctx) -> None:
+        by_step = ctx.by_step
+        if simple:
+            if start_id not in by_step:
+                if not require_from or end_id not in by_step:
+                    return
+            starts = by_step.get(start_id) or []
+            ends = by_step.get(end_id) or []
+        else:
+            chosen = _window_records(ctx, spec, conds)
+            if chosen is None:
+                return
+            starts, ends = chosen
+        if require_from:
+            for end in ends:
+                if not starts or starts[0].at > end.at:
+                    message = f"{end_title} ({end_id}) was recorded with no {start_title} ({start_id}) before it. {rule.says}"
+                    _emit(ctx, rule, steps, message, limit, f"no {start_id} before")
+        if not starts:
+            return
+        pairs, open_ = _window_pairs(spec, starts, ends)
+        for start, end in pairs:
+            took = end.at - start.at
+            if high is not None and took > high:
+                message = f"{end_title} ({end_id}) came {format_duration(took)} after {start_title} ({start_id}); the limit is {format_duration(high)}. {rule.says}"
+            elif low is not None and took < low:
+                message = f"{end_title} ({end_id}) came only {format_duration(took)} after {start_title} ({start_id}); it must be at least {format_duration(low)}. {rule.says}"
+            else:
+                continue
+            _emit(ctx, rule, steps, message, limit, format_duration(took))
+        for start in open_:
+            now = ctx.now
+            if now is not None and high is not None and now - start.at > high:
+                waited = format_duration(now - start.at)
+                message = f"{end_title} ({end_id}) is not recorded {waited} after {start_title} ({start_id}); the limit is {format_duration(high)}. {rule.says}"
+                _emit(ctx, rule, steps, message, limit, f"not done after {waited}")
+            elif ctx.complete and ends:
+                # The step was done for other records but never after this one, e.g. a
+                # second bag thawed and never infused. Never done at all is "missing".
+                message = f"{start_title} ({start_id}) was never followed by {end_title} ({end_id}) in this finished unit. {rule.says}"
+                _emit(ctx, rule, steps, message, limit, "never done")
+
+    return check
