@@ -23,11 +23,12 @@ reads the head once.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, insert, text
 from sqlmodel import Session, SQLModel
 
 from qms.core.canonical import (
@@ -154,6 +155,7 @@ def declaration_of(model: type) -> RecordType:
 
 _HEAD = "qms_ledger_head"  # session.info: (seq, hash) while this transaction holds the lock
 _USERNAMES = "qms_ledger_usernames"
+_BATCH = "qms_ledger_batch"
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -230,20 +232,83 @@ def _username_lookup(session: Session) -> Callable[[int], str]:
     return username
 
 
-def write(session: Session, row: SQLModel, *, flush: bool = True) -> SQLModel:
+def write(session: Session, row: SQLModel) -> SQLModel:
     """Chain a new typed row and add it: its content derives from its declaration.
 
     The row carries every column but `ledger_seq`; the caller has checked who may write
-    it and commits. `flush=False` lets a batch (an import) flush once at the end.
+    it and commits. The row is flushed at once, except inside `batch(session)`.
     """
     declaration = declaration_of(type(row))
     content = declaration.content(row, _username_lookup(session))
-    entry = append(session, content["type"], str(content["id"]), content)
-    row.ledger_seq = entry.seq
-    session.add(row)
-    if flush:
+    pending: _Batch | None = session.info.get(_BATCH)
+    if pending is None:
+        entry = append(session, content["type"], str(content["id"]), content)
+        row.ledger_seq = entry.seq
+        session.add(row)
         session.flush()
+        return row
+    lock(session)
+    seq, previous = head(session)
+    body = canonical_json(content)
+    digest = chain_hash(previous, body)
+    pending.entries.append(
+        {
+            "seq": seq + 1,
+            "kind": content["type"],
+            "ref": str(content["id"]),
+            "content": body,
+            "prev_hash": previous,
+            "hash": digest,
+        }
+    )
+    session.info[_HEAD] = (seq + 1, digest)
+    row.ledger_seq = seq + 1
+    pending.rows.setdefault(declaration.table, []).append(row)
     return row
+
+
+@dataclass
+class _Batch:
+    entries: list[dict] = field(default_factory=list)
+    rows: dict[str, list[SQLModel]] = field(default_factory=dict)
+
+
+@contextmanager
+def batch(session: Session) -> Iterator[None]:
+    """Many appends at once (an import): inside the block `write` chains each row as
+    usual but inserts nothing; `flush_batch` (and the end of the block) inserts the
+    ledger entries and then each table's rows, one multi-row INSERT per table, in
+    foreign-key order. The rows are not loaded into the session: read them back with a
+    query after a flush."""
+    session.info[_BATCH] = _Batch()
+    try:
+        yield
+        flush_batch(session)
+    finally:
+        session.info.pop(_BATCH, None)
+
+
+def flush_batch(session: Session) -> None:
+    """Insert what `batch` holds so far (queries then see it)."""
+    pending: _Batch | None = session.info.get(_BATCH)
+    if pending is None or not pending.entries:
+        return
+    session.flush()  # whatever the ORM holds (users, equipment) goes first
+    session.execute(insert(LedgerEntry.__table__), pending.entries)
+    for table in SQLModel.metadata.sorted_tables:
+        rows = pending.rows.get(table.name)
+        if rows:
+            session.execute(insert(table), [_columns_of(table, row) for row in rows])
+    pending.entries.clear()
+    pending.rows.clear()
+
+
+def _columns_of(table, row: SQLModel) -> dict[str, Any]:
+    values = {column.name: getattr(row, column.name) for column in table.columns}
+    for column in table.primary_key.columns:  # an autoincrement id the database assigns
+        if values.get(column.name) is None:
+            values.pop(column.name)
+    return values
 
 
 def content_of(row: SQLModel, usernames: Mapping[int, str]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from qms.accounts.models import Site, User
 from qms.accounts.roles import Permission, Role
 from qms.checklists.engine import effective_records, evaluate
 from qms.checklists.facts import StepFacts
+from qms.core import ledger
 from qms.core.canonical import CanonicalError, normalise
 from qms.core.clock import CLOCK_SKEW
 from qms.core.errors import Denied, Invalid
@@ -129,170 +130,181 @@ def import_interchange(
     imported_by = actor.name
     # The right to import covers the storage records in the file (equipment, readings).
     storage_actor = accounts.Actor(id=None, name=actor.name, permissions=~Permission(0))
-    usernames = _authors(data)
-    users = _users(session, usernames, plan, actor, source, digest, summary)
-    for unit in data.units:
-        steps = [s for s in data.steps if s.unit == unit.id]
-        times = [s.at for s in steps] + [s.recorded_at for s in steps if s.recorded_at]
-        create_unit_record(
-            session=session,
-            registry=registry,
-            unit_id=unit.id,
-            checklist_id=unit.checklist,
-            checklist_version=unit.checklist_version,
-            site_id=unit.site,
-            patient_ref=unit.patient,
-            coi_id=unit.coi_id,
-            profile=unit.profile,
-            attributes=unit.attributes,
-            registered_at=min(times) if times else now,
-            registered_by=None,
-            imported_at=now,
-            imported_by=imported_by,
-        )
-        summary.units += 1
-    for item in data.equipment:
-        storage.register_equipment(
-            session=session,
-            actor=storage_actor,
-            equipment_id=item.id,
-            kind=item.kind,
-            site_id=item.site,
-            reason=f"imported from {source} (sha256 {digest})",
-            imported_at=now,
-        )
-        summary.equipment += 1
-    session.flush()
-    # Originals before corrections (a correction points at its original), then by time.
-    ordered = sorted(
-        data.steps, key=lambda s: (s.corrects is not None, s.recorded_at or s.at, data.line_of(s))
-    )
-    history: dict[str, list[StepFacts]] = {}
-    # Every unit is new in this import: its record ids are numbered here as
-    # writers.next_record_id would (count + 1, skipping ids already taken), without a query
-    # per record; the readings of a device are read once (they are written after the steps).
-    written: dict[str, int] = {}
-    taken: set[str] = set()
-    readings_cache: dict[str, list] = {}
-
-    def readings(steps: list[StepFacts]) -> dict[str, list]:
-        wanted = equipment_named(steps)
-        readings_cache.update(readings_of(session, wanted - readings_cache.keys()))
-        return {e: readings_cache[e] for e in wanted}
-
-    for step in ordered:
-        unit = session.get(Unit, step.unit)
-        checklist = registry.get(unit.checklist_id, unit.checklist_version)
-        performer = users[step.by]
-        witness = users[step.witness] if step.witness else None
-        record_id = step.record_id
-        if record_id is None:
-            n = written.get(unit.id, 0) + 1
-            while f"{unit.id}#{n}" in taken:
-                n += 1
-            record_id = f"{unit.id}#{n}"
-        written[unit.id] = written.get(unit.id, 0) + 1
-        taken.add(record_id)
-        facts = StepFacts(
-            unit=unit.id,
-            step=step.step,
-            at=step.at,
-            by=performer.username,
-            witness=witness.username if witness else None,
-            fields=plan.fields[id(step)],
-            by_role=step.by_role or performer.role,
-            witness_role=(step.witness_role or witness.role) if witness else None,
-            record_id=record_id,
-            corrects=step.corrects,
-            reason=step.reason,
-            recorded_at=step.recorded_at,
-        )
-        prior = [
-            f
-            for f in effective_records(history.get(unit.id, []))
-            if f.record_id != step.corrects and (f.corrects is None or f.corrects != step.corrects)
-        ]
-        findings = live_check(checklist, unit_facts(unit), prior, facts, readings([*prior, facts]))
-        recorded_at = step.recorded_at or step.at
-        record = write_step_record(
-            session=session,
-            record_id=record_id,
-            unit=unit,
-            checklist=checklist,
-            step=step.step,
-            fields=facts.fields,
-            performed_at=step.at,
-            recorded_at=recorded_at,
-            performer=performer,
-            performer_role=facts.by_role,
-            witness=witness,
-            witness_role=facts.witness_role,
-            recorded_by=users[step.recorded_by] if step.recorded_by else performer,
-            meaning="performed",
-            corrects=step.corrects,
-            reason=step.reason,
-            findings=findings,
-            imported_at=now,
-            imported_by=imported_by,
-        )
-        signers = [(performer, "performed")] + ([(witness, "witnessed")] if witness else [])
-        for number, (signer, meaning) in enumerate(signers, start=1):
-            if signer is not None:
-                write_signature(
-                    number=number,
-                    session=session,
-                    record=record,
-                    signer=signer,
-                    meaning=meaning,
-                    method="imported",
-                    signed_at=recorded_at,
-                    imported_at=now,
-                    imported_by=imported_by,
-                )
-        history.setdefault(unit.id, []).append(facts)
-        if step.corrects:
-            summary.corrections += 1
-        else:
-            summary.steps += 1
-    for reading in sorted(data.readings, key=lambda r: (r.equipment, r.at)):
-        storage.record_reading(
-            session=session,
-            actor=storage_actor,
-            equipment_id=reading.equipment,
-            at=reading.at,
-            temperature_c=reading.temperature_c,
-            source="import",
-            now=now,
-            imported_at=now,
-        )
-        summary.readings += 1
-    # A finished or cancelled unit in the file: its status, after its steps and readings.
-    for facts in data.units:
-        if facts.status in (COMPLETE, CANCELLED):
-            unit = session.get(Unit, facts.id)
-            findings = []
-            if facts.status == COMPLETE:
-                steps = effective_steps(session, unit.id)
-                findings = evaluate(
-                    registry.get(unit.checklist_id, unit.checklist_version),
-                    unit_facts(unit, COMPLETE),
-                    steps,
-                    readings_for(session, steps),
-                    profile=unit.profile,
-                )
-            write_unit_status(
+    # Rows are inserted together (ledger.batch), not one round trip each.
+    with ledger.batch(session):
+        usernames = _authors(data)
+        users = _users(session, usernames, plan, actor, source, digest, summary)
+        units: dict[str, Unit] = {}  # the rows written here (not reloaded from the session)
+        steps_of: dict[str, list] = {}
+        for step in data.steps:
+            steps_of.setdefault(step.unit, []).append(step)
+        for unit in data.units:
+            steps = steps_of.get(unit.id, [])
+            times = [s.at for s in steps] + [s.recorded_at for s in steps if s.recorded_at]
+            units[unit.id] = create_unit_record(
                 session=session,
+                registry=registry,
+                unit_id=unit.id,
+                checklist_id=unit.checklist,
+                checklist_version=unit.checklist_version,
+                site_id=unit.site,
+                patient_ref=unit.patient,
+                coi_id=unit.coi_id,
+                profile=unit.profile,
+                attributes=unit.attributes,
+                registered_at=min(times) if times else now,
+                registered_by=None,
+                imported_at=now,
+                imported_by=imported_by,
+            )
+            summary.units += 1
+        for item in data.equipment:
+            storage.register_equipment(
+                session=session,
+                actor=storage_actor,
+                equipment_id=item.id,
+                kind=item.kind,
+                site_id=item.site,
+                reason=f"imported from {source} (sha256 {digest})",
+                imported_at=now,
+            )
+            summary.equipment += 1
+        ledger.flush_batch(session)  # the units, before their steps look them up
+        # Originals before corrections (a correction points at its original), then by time.
+        ordered = sorted(
+            data.steps,
+            key=lambda s: (s.corrects is not None, s.recorded_at or s.at, data.line_of(s)),
+        )
+        history: dict[str, list[StepFacts]] = {}
+        # Every unit is new in this import: its record ids are numbered here as
+        # writers.next_record_id would (count + 1, skipping ids already taken), without a query
+        # per record; the readings of a device are read once (they are written after the steps).
+        written: dict[str, int] = {}
+        taken: set[str] = set()
+        readings_cache: dict[str, list] = {}
+
+        def readings(steps: list[StepFacts]) -> dict[str, list]:
+            wanted = equipment_named(steps)
+            readings_cache.update(readings_of(session, wanted - readings_cache.keys()))
+            return {e: readings_cache[e] for e in wanted}
+
+        for step in ordered:
+            unit = units[step.unit]
+            checklist = registry.get(unit.checklist_id, unit.checklist_version)
+            performer = users[step.by]
+            witness = users[step.witness] if step.witness else None
+            record_id = step.record_id
+            if record_id is None:
+                n = written.get(unit.id, 0) + 1
+                while f"{unit.id}#{n}" in taken:
+                    n += 1
+                record_id = f"{unit.id}#{n}"
+            written[unit.id] = written.get(unit.id, 0) + 1
+            taken.add(record_id)
+            facts = StepFacts(
+                unit=unit.id,
+                step=step.step,
+                at=step.at,
+                by=performer.username,
+                witness=witness.username if witness else None,
+                fields=plan.fields[id(step)],
+                by_role=step.by_role or performer.role,
+                witness_role=(step.witness_role or witness.role) if witness else None,
+                record_id=record_id,
+                corrects=step.corrects,
+                reason=step.reason,
+                recorded_at=step.recorded_at,
+            )
+            prior = [
+                f
+                for f in effective_records(history.get(unit.id, []))
+                if f.record_id != step.corrects
+                and (f.corrects is None or f.corrects != step.corrects)
+            ]
+            findings = live_check(
+                checklist, unit_facts(unit), prior, facts, readings([*prior, facts])
+            )
+            recorded_at = step.recorded_at or step.at
+            record = write_step_record(
+                session=session,
+                record_id=record_id,
                 unit=unit,
-                status=facts.status,
-                at=now,
-                recorded_at=now,
-                by=None,
-                method="imported",
-                reason=f"status {facts.status} given in {source}",
+                checklist=checklist,
+                step=step.step,
+                fields=facts.fields,
+                performed_at=step.at,
+                recorded_at=recorded_at,
+                performer=performer,
+                performer_role=facts.by_role,
+                witness=witness,
+                witness_role=facts.witness_role,
+                recorded_by=users[step.recorded_by] if step.recorded_by else performer,
+                meaning="performed",
+                corrects=step.corrects,
+                reason=step.reason,
                 findings=findings,
                 imported_at=now,
                 imported_by=imported_by,
             )
+            signers = [(performer, "performed")] + ([(witness, "witnessed")] if witness else [])
+            for number, (signer, meaning) in enumerate(signers, start=1):
+                if signer is not None:
+                    write_signature(
+                        number=number,
+                        session=session,
+                        record=record,
+                        signer=signer,
+                        meaning=meaning,
+                        method="imported",
+                        signed_at=recorded_at,
+                        imported_at=now,
+                        imported_by=imported_by,
+                    )
+            history.setdefault(unit.id, []).append(facts)
+            if step.corrects:
+                summary.corrections += 1
+            else:
+                summary.steps += 1
+        for reading in sorted(data.readings, key=lambda r: (r.equipment, r.at)):
+            storage.record_reading(
+                session=session,
+                actor=storage_actor,
+                equipment_id=reading.equipment,
+                at=reading.at,
+                temperature_c=reading.temperature_c,
+                source="import",
+                now=now,
+                imported_at=now,
+            )
+            summary.readings += 1
+        ledger.flush_batch(session)  # the steps and readings, which the status reads back
+        # A finished or cancelled unit in the file: its status, after its steps and readings.
+        for facts in data.units:
+            if facts.status in (COMPLETE, CANCELLED):
+                unit = units[facts.id]
+                findings = []
+                if facts.status == COMPLETE:
+                    steps = effective_steps(session, unit.id)
+                    findings = evaluate(
+                        registry.get(unit.checklist_id, unit.checklist_version),
+                        unit_facts(unit, COMPLETE),
+                        steps,
+                        readings_for(session, steps),
+                        profile=unit.profile,
+                    )
+                write_unit_status(
+                    session=session,
+                    unit=unit,
+                    status=facts.status,
+                    at=now,
+                    recorded_at=now,
+                    by=None,
+                    method="imported",
+                    reason=f"status {facts.status} given in {source}",
+                    findings=findings,
+                    imported_at=now,
+                    imported_by=imported_by,
+                )
     record_change(
         session=session,
         actor_id=actor.id,
