@@ -20,6 +20,7 @@ from qms.accounts.roles import Permission, permissions_of
 from qms.accounts.service import Lockout
 from qms.checklists import engine
 from qms.checklists.facts import Finding
+from qms.core.i18n import _l
 from qms.db import utcnow
 from qms.records import ledger
 from qms.records.canonical import canonical_json
@@ -29,7 +30,11 @@ from qms.records.signatures import Credential, authenticate_signer, is_member
 
 IN_PROGRESS, COMPLETE, CANCELLED = "in_progress", "complete", "cancelled"
 STATUSES = (IN_PROGRESS, COMPLETE, CANCELLED)
-STATUS_LABELS = {IN_PROGRESS: "in progress", COMPLETE: "complete", CANCELLED: "cancelled"}
+STATUS_LABELS = {
+    IN_PROGRESS: _l("in progress"),
+    COMPLETE: _l("complete"),
+    CANCELLED: _l("cancelled"),
+}
 
 
 @dataclass
