@@ -424,6 +424,21 @@ def test_switching_language_on_the_account_page(client, session, make_user, logi
     assert {e.actor_id for e in trail} == {user.id} and {e.action for e in trail} == {"change"}
 
 
+def test_signing_out_is_said_in_the_language_the_user_chose(client, session, make_user, login):
+    user = make_user("nurse", full_name="测试 护士")
+    service.set_language(session=session, user=user, language="zh_CN")
+    login(user)
+    with client.session_transaction() as browser_session:
+        browser_session["last_seen"] -= 16 * 60
+    timed_out = client.get("/", follow_redirects=True).get_data(as_text=True)
+    assert "您已 15 分钟无操作，系统已自动退出登录。" in timed_out
+    login(user)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").get_data(as_text=True))
+    signed_out = client.post("/logout", data={"csrf_token": token.group(1)}, follow_redirects=True)
+    # The sign-in page after it follows the browser again (none here: English).
+    assert "您已退出登录。" in signed_out.get_data(as_text=True)
+
+
 def test_an_unknown_language_is_refused_with_a_message(
     client, session, make_user, login, csrf_from
 ):

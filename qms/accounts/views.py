@@ -90,18 +90,17 @@ def _enforce_idle_timeout():
     limit = _settings().idle_timeout_minutes * 60
     if last_seen is not None and now - last_seen > limit:
         user = current_user.row
+        # Said in the user's language: worded before the sign-out forgets who they were.
+        message = _(
+            "You were signed out after %(minutes)s minutes without activity.",
+            minutes=_settings().idle_timeout_minutes,
+        )
         logout_user()
         session.clear()
         s = db_session()
         service.record_logout(session=s, user=user, kind="timeout")
         s.commit()
-        flash(
-            _(
-                "You were signed out after %(minutes)s minutes without activity.",
-                minutes=_settings().idle_timeout_minutes,
-            ),
-            "warning",
-        )
+        flash(message, "warning")
         return redirect(
             url_for("accounts.login", next=request.full_path if request.method == "GET" else None)
         )
@@ -160,12 +159,13 @@ def login():
 @login_required
 def logout():
     user = current_user.row
+    message = _("You have signed out.")  # in the user's language, before it is forgotten
     logout_user()
     session.clear()
     s = db_session()
     service.record_logout(session=s, user=user)
     s.commit()
-    flash(_("You have signed out."), "info")
+    flash(message, "info")
     return redirect(url_for("accounts.login"))
 
 
