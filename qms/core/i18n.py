@@ -76,7 +76,7 @@ def format_datetime(
 ) -> str:
     """A stored time in the site's zone, in the locale's medium format, with the zone's offset.
 
-    `2 Oct 2026, 9:30 AM +08:00` in English, `2026年10月2日 09:30 +08:00` in Chinese. The zone
+    `Oct 2, 2026, 9:30 AM +08:00` in English, `2026年10月2日 09:30 +08:00` in Chinese. The zone
     is `zone` if given, else the request's site zone (qms.web.language), else UTC.
     """
     if value is None:
