@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint format bench clean-venv
+.PHONY: run test lint format bench i18n clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,18 @@ lint: $(VENV)/.installed-test
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .
+
+# Translations: extract every message from qms/ and templates/ (babel.cfg), merge the new
+# ones into the en and zh_CN catalogs, and compile them. The compiled .mo files are
+# committed, so a fresh clone and the wheel need no step of their own; tests/test_i18n.py
+# fails when a .mo is older than its .po or a zh_CN entry is missing or untranslated.
+I18N_KEYWORDS := -k _ -k _l -k ngettext:1,2 -k N_ -k gettext -k lazy_gettext
+i18n: $(VENV)/.installed-app
+	$(BIN)/pybabel -q extract -F babel.cfg $(I18N_KEYWORDS) --no-wrap --sort-by-file \
+		--project qms -o qms/translations/messages.pot .
+	$(BIN)/pybabel -q update -i qms/translations/messages.pot -d qms/translations \
+		--no-wrap --ignore-obsolete
+	$(BIN)/pybabel compile -d qms/translations --statistics
 
 bench: $(VENV)/.installed-test
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -37,7 +37,8 @@ DEMO_USERS = [
 
 def load_demo(*, session: Session) -> str:
     site_id, site_name = DEMO_SITE
-    service.create_site(session=session, site_id=site_id, name=site_name)
+    # A Shanghai hospital: pages in Chinese unless the user or the browser asks otherwise.
+    service.create_site(session=session, site_id=site_id, name=site_name, language="zh_CN")
     session.flush()
     for code, name in DEMO_WARDS:
         service.create_ward(session=session, site_id=site_id, code=code, name=name)

@@ -18,3 +18,4 @@ TEMPLATES_DIR = _find("templates")
 CHECKLISTS_DIR = _find("checklists")
 STATIC_DIR = _PACKAGE / "web" / "static"
 MIGRATIONS_DIR = _PACKAGE / "migrations"
+TRANSLATIONS_DIR = _PACKAGE / "translations"

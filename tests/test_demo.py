@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 
 from qms.core.verify import verify
@@ -10,6 +11,13 @@ from qms.demo import load_demo
 from qms.records import queries
 from qms.records.models import StepRecord, Unit
 from qms.web.registry import get_registry
+
+
+@pytest.fixture(autouse=True)
+def _english_browser(client):
+    # The demonstration site's pages are in Chinese by default; these tests read them as a
+    # browser set to English does (tests/test_i18n.py covers the Chinese pages).
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
 
 
 def test_demo_records_are_chained_signed_and_pass_their_checklists(app, session):

@@ -1,4 +1,4 @@
-"""A wheel built from the project carries its templates and checklists."""
+"""A wheel built from the project carries its templates, checklists and translations."""
 
 from __future__ import annotations
 
@@ -33,3 +33,6 @@ def test_wheel_carries_templates_and_checklists(tmp_path):
     )
     assert "qms/web/static/qms.css" in names
     assert any(n.startswith("qms/_bundled/checklists/") and n.endswith(".yaml") for n in names)
+    # The compiled catalogs are committed beside their .po files and ship as they are.
+    assert "qms/translations/zh_CN/LC_MESSAGES/messages.mo" in names
+    assert "qms/translations/en/LC_MESSAGES/messages.mo" in names

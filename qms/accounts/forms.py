@@ -1,4 +1,9 @@
-"""Account forms (Flask-WTF: every form carries a CSRF token)."""
+"""Account forms (Flask-WTF: every form carries a CSRF token).
+
+Labels and our own messages are lazy (`_l`): the form classes are built at import time
+and shown later in the reader's language. WTForms' own messages ("This field is
+required.") come translated from WTForms' catalogs through Flask-WTF.
+"""
 
 from __future__ import annotations
 
@@ -8,48 +13,63 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from qms.accounts.roles import Role
+from qms.core.i18n import LANGUAGE_NAMES, LANGUAGES, _l
 
 
 class LoginForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=256)])
 
 
 class UserCreateForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
     full_name = StringField(
-        "Full name (printed on signatures)", validators=[DataRequired(), Length(max=200)]
+        _l("Full name (printed on signatures)"), validators=[DataRequired(), Length(max=200)]
     )
-    role = SelectField("Role", choices=[SelectChoice(r.value, r.label) for r in Role])
+    role = SelectField(_l("Role"), choices=[SelectChoice(r.value, r.label) for r in Role])
     sites = SelectMultipleField(
-        "Sites", validators=[DataRequired(message="Choose at least one site.")]
+        _l("Sites"), validators=[DataRequired(message=_l("Choose at least one site."))]
     )
-    password = PasswordField("Initial password", validators=[DataRequired(), Length(max=256)])
+    password = PasswordField(_l("Initial password"), validators=[DataRequired(), Length(max=256)])
     reason = StringField(
-        "Reason", default="new account", validators=[DataRequired(), Length(max=500)]
+        _l("Reason"), default=_l("new account"), validators=[DataRequired(), Length(max=500)]
     )
 
 
 class PasswordChangeForm(FlaskForm):
     current_password = PasswordField(
-        "Current password", validators=[DataRequired(), Length(max=256)]
+        _l("Current password"), validators=[DataRequired(), Length(max=256)]
     )
-    new_password = PasswordField("New password", validators=[DataRequired(), Length(max=256)])
+    new_password = PasswordField(_l("New password"), validators=[DataRequired(), Length(max=256)])
     repeat = PasswordField(
-        "New password again",
+        _l("New password again"),
         validators=[
             DataRequired(),
-            EqualTo("new_password", message="The two new passwords differ."),
+            EqualTo("new_password", message=_l("The two new passwords differ.")),
         ],
     )
 
 
 class PasswordResetForm(FlaskForm):
-    new_password = PasswordField("New password", validators=[DataRequired(), Length(max=256)])
-    reason = StringField("Reason", validators=[DataRequired(), Length(max=500)])
+    new_password = PasswordField(_l("New password"), validators=[DataRequired(), Length(max=256)])
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
 
 
 class ReasonForm(FlaskForm):
     reason = TextAreaField(
-        "Reason", validators=[DataRequired(message="A reason is required."), Length(max=500)]
+        _l("Reason"),
+        validators=[DataRequired(message=_l("A reason is required.")), Length(max=500)],
+    )
+
+
+# The user has not chosen: the browser's language, else the site's.
+AUTOMATIC = ""
+
+
+class LanguageForm(FlaskForm):
+    # Each language is named in itself, so that anyone can find theirs on any page.
+    language = SelectField(
+        _l("Language of the pages"),
+        choices=[SelectChoice(AUTOMATIC, _l("Automatic: the browser's language, else the site's"))]
+        + [SelectChoice(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
     )

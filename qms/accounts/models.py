@@ -17,6 +17,8 @@ class Site(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=32)  # e.g. SH-01
     name: str = Field(max_length=200)
     timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    # The language pages are shown in when neither the user nor the browser chooses one.
+    language: str = Field(default="en", max_length=16, sa_column_kwargs={"server_default": "en"})
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
@@ -45,6 +47,8 @@ class User(SQLModel, table=True):
     role: str = Field(max_length=32)
     password_hash: str = Field(max_length=255)
     active: bool = Field(default=True)
+    # The language the user chose for pages; None: the browser's, else the site's.
+    language: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from qms.core.i18n import _
+
 # argon2id with the library's recommended parameters (RFC 9106 low-memory profile).
 _hasher = PasswordHasher()
 
@@ -42,9 +44,11 @@ def needs_rehash(password_hash: str) -> bool:
 
 
 def password_problem(password: str, *, username: str = "") -> str | None:
-    """A plain-English reason the password is unacceptable, or None."""
+    """The reason the password is unacceptable, in the reader's language, or None."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        return f"the password must be at least {MIN_PASSWORD_LENGTH} characters long"
+        return _(
+            "the password must be at least %(length)s characters long", length=MIN_PASSWORD_LENGTH
+        )
     if username and username.lower() in password.lower():
-        return "the password must not contain the username"
+        return _("the password must not contain the username")
     return None

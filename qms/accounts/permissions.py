@@ -7,7 +7,8 @@ from functools import wraps
 from flask import abort
 from flask_login import current_user, login_required
 
-from qms.accounts.roles import Permission, permissions_of
+from qms.accounts.roles import Permission, permission_label, permissions_of
+from qms.core.i18n import _
 
 
 def has_permission(permission: Permission) -> bool:
@@ -24,7 +25,10 @@ def permission_required(permission: Permission):
             if not has_permission(permission):
                 abort(
                     403,
-                    description=f"Your role may not do this (it needs the '{permission.name.lower()}' permission).",
+                    description=_(
+                        "Your role may not do this (it needs the '%(permission)s' permission).",
+                        permission=permission_label(permission),
+                    ),
                 )
             return view(*args, **kwargs)
 

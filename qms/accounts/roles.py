@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from qms.core.i18n import _l
+
 
 class Role(enum.StrEnum):
     NURSE = "nurse"
@@ -19,12 +21,12 @@ class Role(enum.StrEnum):
 
 
 ROLE_LABELS = {
-    Role.NURSE: "Nurse",
-    Role.PHYSICIAN: "Physician",
-    Role.PHARMACIST: "Pharmacist",
-    Role.QUALITY_OFFICER: "Quality officer",
-    Role.REGULATOR: "Regulator",
-    Role.ADMIN: "Administrator",
+    Role.NURSE: _l("Nurse"),
+    Role.PHYSICIAN: _l("Physician"),
+    Role.PHARMACIST: _l("Pharmacist"),
+    Role.QUALITY_OFFICER: _l("Quality officer"),
+    Role.REGULATOR: _l("Regulator"),
+    Role.ADMIN: _l("Administrator"),
 }
 
 
@@ -39,6 +41,25 @@ class Permission(enum.Flag):
     MANAGE_USERS = enum.auto()
     MANAGE_CHECKLISTS = enum.auto()  # activate checklist versions, site parameters
     IMPORT_EXPORT = enum.auto()
+
+
+PERMISSION_LABELS = {
+    Permission.VIEW_RECORDS: _l("view records"),
+    Permission.LOG_STEPS: _l("log steps"),
+    Permission.WITNESS: _l("witness"),
+    Permission.MANAGE_STORAGE: _l("manage storage"),
+    Permission.AUDIT: _l("audit"),
+    Permission.SIGN_REPORTS: _l("sign reports"),
+    Permission.VIEW_REPORTS: _l("view reports"),
+    Permission.MANAGE_USERS: _l("manage users"),
+    Permission.MANAGE_CHECKLISTS: _l("manage checklists"),
+    Permission.IMPORT_EXPORT: _l("import export"),
+}
+
+
+def permission_label(permission: Permission) -> str:
+    """A single permission's name in the reader's language."""
+    return str(PERMISSION_LABELS[permission])
 
 
 ROLE_PERMISSIONS: dict[Role, Permission] = {

@@ -21,6 +21,7 @@ from qms.accounts.passwords import (
 )
 from qms.accounts.roles import Permission, Role, permissions_of
 from qms.core.errors import Denied, Invalid
+from qms.core.i18n import LANGUAGES, _, format_datetime
 from qms.core.trail import record_change
 from qms.db import utcnow
 
@@ -53,25 +54,38 @@ class Actor:
 
     def require(self, permission: Permission) -> None:
         if permission not in self.permissions:
-            raise Denied("you do not have permission to do this")
+            raise Denied(_("you do not have permission to do this"))
 
 
 # --- sites and wards -------------------------------------------------------------
 
 
 def create_site(
-    *, session: Session, site_id: str, name: str, timezone: str = "Asia/Shanghai"
+    *,
+    session: Session,
+    site_id: str,
+    name: str,
+    timezone: str = "Asia/Shanghai",
+    language: str = "en",
 ) -> Site:
     if session.get(Site, site_id) is not None:
-        raise AccountError(f"site {site_id} already exists")
-    site = Site(id=site_id, name=name, timezone=timezone)
+        raise AccountError(_("site %(site)s already exists", site=site_id))
+    if language not in LANGUAGES:
+        raise AccountError(
+            _(
+                "unknown language %(language)r; choose one of: %(choices)s",
+                language=language,
+                choices=", ".join(LANGUAGES),
+            )
+        )
+    site = Site(id=site_id, name=name, timezone=timezone, language=language)
     session.add(site)
     return site
 
 
 def create_ward(*, session: Session, site_id: str, code: str, name: str) -> Ward:
     if session.get(Site, site_id) is None:
-        raise AccountError(f"site {site_id} does not exist")
+        raise AccountError(_("site %(site)s does not exist", site=site_id))
     ward = Ward(site_id=site_id, code=code, name=name)
     session.add(ward)
     return ward
@@ -111,28 +125,36 @@ def create_user(
     full_name = full_name.strip()
     if not USERNAME_RE.match(username):
         raise AccountError(
-            "the username must start with a letter and use only lowercase letters, digits, '.', '_' or '-' (2–64 characters)"
+            _(
+                "the username must start with a letter and use only lowercase letters, digits, '.', '_' or '-' (2–64 characters)"
+            )
         )
     if not full_name:
-        raise AccountError("the full name is required: it is printed on every signature")
+        raise AccountError(_("the full name is required: it is printed on every signature"))
     try:
         role = Role(role).value
     except ValueError:
         raise AccountError(
-            f"unknown role {role!r}; choose one of: {', '.join(r.value for r in Role)}"
+            _(
+                "unknown role %(role)r; choose one of: %(choices)s",
+                role=role,
+                choices=", ".join(r.value for r in Role),
+            )
         ) from None
     problem = password_problem(password, username=username) if password is not None else None
     if problem:
         raise AccountError(problem)
     if not site_ids:
-        raise AccountError("a user must belong to at least one site")
+        raise AccountError(_("a user must belong to at least one site"))
     if len(site_ids) > 1 and role != Role.REGULATOR and role != Role.ADMIN:
-        raise AccountError("only regulators and administrators may belong to several sites")
+        raise AccountError(_("only regulators and administrators may belong to several sites"))
     for site_id in site_ids:
         if session.get(Site, site_id) is None:
-            raise AccountError(f"site {site_id} does not exist")
+            raise AccountError(_("site %(site)s does not exist", site=site_id))
     if get_user_by_username(session=session, username=username) is not None:
-        raise AccountError(f"the username {username} is taken (usernames are never reused)")
+        raise AccountError(
+            _("the username %(username)s is taken (usernames are never reused)", username=username)
+        )
     user = User(
         username=username,
         full_name=full_name,
@@ -163,11 +185,15 @@ def set_user_active(
     """Deactivate or reactivate a user. Users are never deleted: records point at them."""
     actor.require(Permission.MANAGE_USERS)
     if not reason or not reason.strip():
-        raise AccountError("give a reason: it is kept in the audit trail")
+        raise AccountError(_("give a reason: it is kept in the audit trail"))
     if actor.id is not None and actor.id == user.id and not active:
-        raise AccountError("you cannot deactivate your own account")
+        raise AccountError(_("you cannot deactivate your own account"))
     if user.active == active:
-        raise AccountError(f"{user.username} is already {'active' if active else 'inactive'}")
+        raise AccountError(
+            _("%(username)s is already active", username=user.username)
+            if active
+            else _("%(username)s is already inactive", username=user.username)
+        )
     old = user.active
     user.active = active
     session.add(user)
@@ -191,7 +217,7 @@ def change_password(
 ) -> None:
     """A user changes their own password, proving the current one."""
     if not verify_password(user.password_hash, current_password or ""):
-        raise AccountError("the current password is wrong; the password was not changed")
+        raise AccountError(_("the current password is wrong; the password was not changed"))
     _set_password(
         session=session,
         user=user,
@@ -207,7 +233,7 @@ def reset_password(
     """An administrator sets a new password (a forgotten one); the user should change it."""
     actor.require(Permission.MANAGE_USERS)
     if not reason or not reason.strip():
-        raise AccountError("give a reason: it is kept in the audit trail")
+        raise AccountError(_("give a reason: it is kept in the audit trail"))
     _set_password(session=session, user=user, password=new_password, actor=actor, reason=reason)
 
 
@@ -218,7 +244,7 @@ def _set_password(
     if problem:
         raise AccountError(problem)
     if verify_password(user.password_hash, password):
-        raise AccountError("the new password must differ from the current one")
+        raise AccountError(_("the new password must differ from the current one"))
     user.password_hash = hash_password(password)
     session.add(user)
     # The trail says that the password changed, never what it was or became.
@@ -236,7 +262,7 @@ def _set_password(
 def unlock_user(*, session: Session, actor: Actor, user: User, reason: str) -> None:
     actor.require(Permission.MANAGE_USERS)
     if not reason or not reason.strip():
-        raise AccountError("give a reason: it is kept in the audit trail")
+        raise AccountError(_("give a reason: it is kept in the audit trail"))
     session.add(
         LoginEvent(username=user.username, user_id=user.id, kind="unlock", actor_id=actor.id)
     )
@@ -249,6 +275,38 @@ def unlock_user(*, session: Session, actor: Actor, user: User, reason: str) -> N
         action="unlock",
         reason=reason,
     )
+
+
+def set_language(*, session: Session, user: User, language: str | None) -> User:
+    """A user chooses the language of their pages; None follows the browser, then the site."""
+    language = language or None
+    if language is not None and language not in LANGUAGES:
+        raise AccountError(
+            _(
+                "unknown language %(language)r; choose one of: %(choices)s",
+                language=language,
+                choices=", ".join(LANGUAGES),
+            )
+        )
+    if user.language == language:
+        return user
+    old = user.language
+    user.language = language
+    session.add(user)
+    actor = Actor.of(user)
+    record_change(
+        session=session,
+        actor_id=actor.id,
+        actor_name=actor.name,
+        entity="user",
+        entity_id=user.username,
+        action="change",
+        field_name="language",
+        old_value=old,
+        new_value=language,
+        reason="changed by the user",
+    )
+    return user
 
 
 # --- signing in ------------------------------------------------------------------
@@ -333,8 +391,12 @@ def authenticate(
     )
     if state.locked:
         raise LoginFailed(
-            f"This account is locked after {threshold} failed sign-ins. Try again after "
-            f"{state.until:%H:%M} UTC or ask an administrator to unlock it."
+            _(
+                "This account is locked after %(threshold)s failed sign-ins. Try again after "
+                "%(until)s or ask an administrator to unlock it.",
+                threshold=threshold,
+                until=format_datetime(state.until),
+            )
         )
     user = get_user_by_username(session=session, username=username) if username else None
     ok = user is not None and user.active and verify_password(user.password_hash, password or "")
@@ -353,14 +415,20 @@ def authenticate(
             and not user.active
             and verify_password(user.password_hash, password or "")
         ):
-            raise LoginFailed("This account has been deactivated. Ask an administrator.")
+            raise LoginFailed(_("This account has been deactivated. Ask an administrator."))
         remaining = threshold - (state.failures + 1)
         if remaining <= 0:
             raise LoginFailed(
-                f"Wrong username or password. The account is now locked for {minutes} minutes."
+                _(
+                    "Wrong username or password. The account is now locked for %(minutes)s minutes.",
+                    minutes=minutes,
+                )
             )
         raise LoginFailed(
-            f"Wrong username or password. {remaining} attempt(s) left before the account is locked."
+            _(
+                "Wrong username or password. %(remaining)s attempt(s) left before the account is locked.",
+                remaining=remaining,
+            )
         )
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)

@@ -15,11 +15,14 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import refresh
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from sqlmodel import col, select
 
 from qms.accounts import service
 from qms.accounts.forms import (
+    AUTOMATIC,
+    LanguageForm,
     LoginForm,
     PasswordChangeForm,
     PasswordResetForm,
@@ -29,6 +32,7 @@ from qms.accounts.forms import (
 from qms.accounts.models import LoginEvent, Site, User
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
+from qms.core.i18n import N_, _
 from qms.db import utcnow
 from qms.web.database import db_session
 
@@ -45,6 +49,7 @@ class SessionUser:
         self.username = user.username
         self.full_name = user.full_name
         self.role = user.role
+        self.language = user.language
         self.is_active = user.active
         self.is_authenticated = True
         self.is_anonymous = False
@@ -56,7 +61,8 @@ class SessionUser:
 def init_login(app) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"
-    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message = N_("Please sign in to continue.")
+    login_manager.localize_callback = _  # flashed as a plain string, in the reader's language
     login_manager.session_protection = "strong"
     app.before_request(_enforce_idle_timeout)
 
@@ -84,15 +90,17 @@ def _enforce_idle_timeout():
     limit = _settings().idle_timeout_minutes * 60
     if last_seen is not None and now - last_seen > limit:
         user = current_user.row
+        # Said in the user's language: worded before the sign-out forgets who they were.
+        message = _(
+            "You were signed out after %(minutes)s minutes without activity.",
+            minutes=_settings().idle_timeout_minutes,
+        )
         logout_user()
         session.clear()
         s = db_session()
         service.record_logout(session=s, user=user, kind="timeout")
         s.commit()
-        flash(
-            f"You were signed out after {_settings().idle_timeout_minutes} minutes without activity.",
-            "warning",
-        )
+        flash(message, "warning")
         return redirect(
             url_for("accounts.login", next=request.full_path if request.method == "GET" else None)
         )
@@ -151,12 +159,13 @@ def login():
 @login_required
 def logout():
     user = current_user.row
+    message = _("You have signed out.")  # in the user's language, before it is forgotten
     logout_user()
     session.clear()
     s = db_session()
     service.record_logout(session=s, user=user)
     s.commit()
-    flash("You have signed out.", "info")
+    flash(message, "info")
     return redirect(url_for("accounts.login"))
 
 
@@ -182,11 +191,44 @@ def password():
         else:
             s.commit()
             session["password_at"] = datetime.now(UTC).timestamp()
-            flash("Your password was changed.", "success")
+            flash(_("Your password was changed."), "success")
             return redirect(url_for("web.home"))
     elif request.method == "POST":
         status = 422
     return render_template("accounts/password.html", form=form), status
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    """The user's own account: who they are, where they work, and the language of their pages."""
+    s = db_session()
+    user = s.get(User, current_user.id)
+    form = LanguageForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            service.set_language(session=s, user=user, language=form.language.data)
+        except service.AccountError as exc:
+            s.rollback()
+            flash(str(exc), "error")
+            status = 422
+        else:
+            s.commit()
+            current_user.language = user.language
+            refresh()  # the message below is in the language just chosen
+            flash(_("Your language setting was saved."), "success")
+            return redirect(url_for("accounts.account"))
+    elif request.method == "POST":
+        status = 422
+    else:
+        form.language.data = user.language or AUTOMATIC
+    return render_template(
+        "accounts/account.html",
+        form=form,
+        user=user,
+        sites=service.sites_of(session=s, user=user),
+    ), status
 
 
 @bp.route("/admin/users/<int:user_id>/password", methods=["GET", "POST"])
@@ -211,7 +253,13 @@ def user_password(user_id: int):
             status = 422
         else:
             s.commit()
-            flash(f"New password set for {user.username}; ask them to change it.", "success")
+            flash(
+                _(
+                    "New password set for %(username)s; ask them to change it.",
+                    username=user.username,
+                ),
+                "success",
+            )
             return redirect(url_for("accounts.users"))
     elif request.method == "POST":
         status = 422
@@ -224,7 +272,7 @@ def choose_site():
     site_id = request.form.get("site_id", "")
     allowed = {site.id for site in service.sites_of(session=db_session(), user=current_user.row)}
     if site_id not in allowed:
-        abort(403, description="You do not belong to that site.")
+        abort(403, description=_("You do not belong to that site."))
     session["site_id"] = site_id
     return redirect(_safe_next(request.form.get("next")))
 
@@ -286,7 +334,7 @@ def user_new():
             status = 422
         else:
             s.commit()
-            flash(f"User {user.username} created.", "success")
+            flash(_("User %(username)s created.", username=user.username), "success")
             return redirect(url_for("accounts.users"))
     elif request.method == "POST":
         status = 422
@@ -296,7 +344,7 @@ def user_new():
 def _user_or_404(s, user_id: int) -> User:
     user = s.get(User, user_id)
     if user is None:
-        abort(404, description="No such user.")
+        abort(404, description=_("No such user."))
     return user
 
 
@@ -307,7 +355,7 @@ def user_action(user_id: int, action: str):
     user = _user_or_404(s, user_id)
     form = ReasonForm()
     if not form.validate_on_submit():
-        flash("Give a reason: it is kept in the audit trail.", "error")
+        flash(_("Give a reason: it is kept in the audit trail."), "error")
         return redirect(url_for("accounts.users"))
     actor = service.Actor.of(current_user.row)
     try:
@@ -326,7 +374,12 @@ def user_action(user_id: int, action: str):
         flash(str(exc), "error")
     else:
         s.commit()
-        flash(f"{user.username}: {action} done.", "success")
+        done = {
+            "activate": _("%(username)s: activate done.", username=user.username),
+            "deactivate": _("%(username)s: deactivate done.", username=user.username),
+            "unlock": _("%(username)s: unlock done.", username=user.username),
+        }
+        flash(done[action], "success")
     return redirect(url_for("accounts.users"))
 
 

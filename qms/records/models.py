@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import Column, ForeignKey, Index, String, Text
 from sqlmodel import Field, SQLModel
 
+from qms.core.i18n import _l
 from qms.core.ledger import JSON, TIME, USER, declare
 from qms.core.ledger import Chained as C
 from qms.core.models import ledger_seq_column
@@ -21,7 +22,11 @@ from qms.db import UTCDateTime
 # A unit's status: in progress (no status record yet, or reopened), complete, cancelled.
 IN_PROGRESS, COMPLETE, CANCELLED = "in_progress", "complete", "cancelled"
 STATUSES = (IN_PROGRESS, COMPLETE, CANCELLED)
-STATUS_LABELS = {IN_PROGRESS: "in progress", COMPLETE: "complete", CANCELLED: "cancelled"}
+STATUS_LABELS = {
+    IN_PROGRESS: _l("in progress"),
+    COMPLETE: _l("complete"),
+    CANCELLED: _l("cancelled"),
+}
 
 
 class Unit(SQLModel, table=True):

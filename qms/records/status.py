@@ -43,8 +43,6 @@ from qms.records.queries import (
 from qms.records.signatures import Credential, authenticate_signer
 from qms.records.writers import write_unit_status
 
-__all__ = ["CANCELLED", "COMPLETE", "IN_PROGRESS", "STATUSES", "STATUS_LABELS", "set_unit_status"]
-
 
 @dataclass
 class StatusChange:

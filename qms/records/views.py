@@ -27,6 +27,7 @@ from qms.accounts.roles import Permission
 from qms.checklists.judging import counted_record_ids
 from qms.core.clock import local
 from qms.core.errors import Invalid, SignatureError
+from qms.core.i18n import _
 from qms.core.models import LedgerEntry
 from qms.db import utcnow
 from qms.records import loading
@@ -50,7 +51,7 @@ def units():
     s = db_session()
     site_id = session.get("site_id")
     if site_id is None or not is_member(s, current_user.row, site_id):
-        abort(403, description="Choose a site you belong to first.")
+        abort(403, description=_("Choose a site you belong to first."))
     site = s.get(Site, site_id)
     page = _page_number(request.args.get("page"))
     chosen = UnitFilter(
@@ -61,9 +62,11 @@ def units():
     if chosen.status is not None and chosen.status not in STATUS_LABELS:
         abort(
             400,
-            description=f"There is no status {chosen.status!r}: choose one of "
-            + ", ".join(STATUS_LABELS.values())
-            + ".",
+            description=_(
+                "There is no status %(status)s: choose one of %(statuses)s.",
+                status=repr(chosen.status),
+                statuses=", ".join(str(label) for label in STATUS_LABELS.values()),
+            ),
         )
     batch = loading.load_units(s, site_id=site_id, filter=chosen, page=page)
     judged = batch.judge(get_registry(), now=utcnow())
@@ -103,7 +106,12 @@ def _page_number(text: str | None) -> int:
     if text is None or text == "":
         return 1
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        abort(400, description=f"Page {text!r} is not a page number: pages count from 1.")
+        abort(
+            400,
+            description=_(
+                "Page %(page)s is not a page number: pages count from 1.", page=repr(text)
+            ),
+        )
     return int(text)
 
 
@@ -113,10 +121,15 @@ def unit_page(unit_id: str):
     s = db_session()
     unit = s.get(Unit, unit_id)
     if unit is None:
-        abort(404, description=f"There is no unit {unit_id}.")
+        abort(404, description=_("There is no unit %(unit)s.", unit=unit_id))
     if not is_member(s, current_user.row, unit.site_id):
         abort(
-            403, description=f"Unit {unit_id} belongs to site {unit.site_id}, which is not yours."
+            403,
+            description=_(
+                "Unit %(unit)s belongs to site %(site)s, which is not yours.",
+                unit=unit_id,
+                site=unit.site_id,
+            ),
         )
     site = s.get(Site, unit.site_id)
     loaded = loading.load_units_by_id(s, [unit.id])
@@ -126,8 +139,13 @@ def unit_page(unit_id: str):
     if judgement is None:
         abort(
             409,
-            description=f"Unit {unit.id} was registered against checklist {unit.checklist_id} "
-            f"version {unit.checklist_version}, which is not installed on this server.",
+            description=_(
+                "Unit %(unit)s was registered against checklist %(checklist)s version "
+                "%(version)s, which is not installed on this server.",
+                unit=unit.id,
+                checklist=unit.checklist_id,
+                version=unit.checklist_version,
+            ),
         )
     people = {
         u.id: u
@@ -220,7 +238,7 @@ def unit_status(unit_id: str):
     form = UnitStatusForm()
     back = redirect(url_for("records.unit_page", unit_id=unit_id))
     if not form.validate_on_submit():
-        flash("Choose the new status.", "error")
+        flash(_("Choose the new status."), "error")
         return back
     s = db_session()
     user = s.get(User, current_user.id)
@@ -257,5 +275,12 @@ def unit_status(unit_id: str):
     s.commit()
     if form.password.data:
         session["password_at"] = now.timestamp()
-    flash(f"Unit {unit_id} is now {STATUS_LABELS[change.record.status]}.", "success")
+    flash(
+        _(
+            "Unit %(unit)s is now %(status)s.",
+            unit=unit_id,
+            status=STATUS_LABELS[change.record.status],
+        ),
+        "success",
+    )
     return back

@@ -66,9 +66,10 @@ def create_app(
     from qms.accounts.views import bp as accounts_bp
     from qms.accounts.views import init_login
     from qms.records.views import bp as records_bp
-    from qms.web import errors, layout
+    from qms.web import errors, language, layout
     from qms.web.views import bp as web_bp
 
+    language.init_app(app)
     init_login(app)
     layout.init_app(app)
     errors.init_app(app)

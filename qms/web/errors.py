@@ -10,38 +10,48 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from qms.core.errors import QmsError
+from qms.core.i18n import _, _l
 
 log = logging.getLogger(__name__)
 
 ADVICE = {
-    400: ("The request could not be understood", "Go back, check what you entered and try again."),
+    400: (
+        _l("The request could not be understood"),
+        _l("Go back, check what you entered and try again."),
+    ),
     403: (
-        "You may not do this",
-        "Your role does not allow this page or action. If you need it, ask your administrator.",
+        _l("You may not do this"),
+        _l("Your role does not allow this page or action. If you need it, ask your administrator."),
     ),
     404: (
-        "Not found",
-        "The page or record does not exist. Check the address, or start again from the home page.",
+        _l("Not found"),
+        _l(
+            "The page or record does not exist. Check the address, or start again from the home page."
+        ),
     ),
     405: (
-        "Not allowed",
-        "This address does not accept that kind of request. Start again from the home page.",
+        _l("Not allowed"),
+        _l("This address does not accept that kind of request. Start again from the home page."),
     ),
     409: (
-        "This conflicts with what is already recorded",
-        "Someone may have recorded this at the same time. Reload the page to see the current records, then try again.",
+        _l("This conflicts with what is already recorded"),
+        _l(
+            "Someone may have recorded this at the same time. Reload the page to see the current records, then try again."
+        ),
     ),
-    413: ("Too large", "The file or form is larger than the system accepts."),
-    422: ("The form has problems", "Correct what is marked and submit again."),
+    413: (_l("Too large"), _l("The file or form is larger than the system accepts.")),
+    422: (_l("The form has problems"), _l("Correct what is marked and submit again.")),
     500: (
-        "Something went wrong on our side",
-        "Nothing you entered was saved partly: either all of it was saved or none. Reload to check, and tell your administrator the time this happened.",
+        _l("Something went wrong on our side"),
+        _l(
+            "Nothing you entered was saved partly: either all of it was saved or none. Reload to check, and tell your administrator the time this happened."
+        ),
     ),
 }
 
 
 def _render(code: int, detail: str | None):
-    title, advice = ADVICE.get(code, ("Error", "Start again from the home page."))
+    title, advice = ADVICE.get(code, (_l("Error"), _l("Start again from the home page.")))
     return render_template(
         "errors/error.html", code=code, title=title, advice=advice, detail=detail
     ), code
@@ -52,7 +62,9 @@ def init_app(app) -> None:
     def _csrf(error: CSRFError):
         return _render(
             400,
-            "The form's security token was missing or has expired. Reload the page and submit the form again.",
+            _(
+                "The form's security token was missing or has expired. Reload the page and submit the form again."
+            ),
         )
 
     @app.errorhandler(IntegrityError)
@@ -61,7 +73,7 @@ def init_app(app) -> None:
         # kept the first; this request's transaction is rolled back at teardown.
         log.warning("write conflict: %s", error.orig)
         return _render(
-            409, "Someone else recorded this at the same moment; your change was not saved."
+            409, _("Someone else recorded this at the same moment; your change was not saved.")
         )
 
     @app.errorhandler(QmsError)

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
-from flask import current_app, session
+from flask import session
 from flask_login import current_user
 
+from qms.accounts.passwords import MIN_PASSWORD_LENGTH
 from qms.accounts.roles import ROLE_LABELS, Permission, Role, permissions_of
+from qms.core.i18n import _l, format_datetime
 
 # (permission, endpoint, label): the navigation a role sees is what its permissions allow.
 NAVIGATION: list[tuple[Permission, str, str]] = [
-    (Permission.VIEW_RECORDS, "records.units", "Units"),
-    (Permission.MANAGE_USERS, "accounts.users", "Users"),
-    (Permission.MANAGE_USERS, "accounts.login_events", "Sign-in log"),
+    (Permission.VIEW_RECORDS, "records.units", _l("Units")),
+    (Permission.MANAGE_USERS, "accounts.users", _l("Users")),
+    (Permission.MANAGE_USERS, "accounts.login_events", _l("Sign-in log")),
 ]
 
 
@@ -25,16 +26,9 @@ def navigation_for(role: str) -> list[tuple[str, str]]:
     ]
 
 
-def site_zone() -> ZoneInfo:
-    return current_app.extensions["qms_settings"].zone
-
-
-def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """Show a stored (UTC) time in the site's zone, with the zone's offset."""
-    if value is None:
-        return "—"
-    local = value.astimezone(site_zone())
-    return f"{local.strftime(fmt)} {local.strftime('%z')[:3]}:{local.strftime('%z')[3:]}"
+def local_time(value: datetime | None, zone: str | None = None, *, seconds: bool = False) -> str:
+    """A stored (UTC) time in the site's zone (or `zone`), in the reader's locale, with the offset."""
+    return format_datetime(value, zone=zone, seconds=seconds)
 
 
 def init_app(app) -> None:
@@ -43,7 +37,12 @@ def init_app(app) -> None:
 
     @app.context_processor
     def _layout():
-        context = {"site_id": session.get("site_id"), "navigation": [], "role_label": None}
+        context = {
+            "site_id": session.get("site_id"),
+            "navigation": [],
+            "role_label": None,
+            "min_password_length": MIN_PASSWORD_LENGTH,
+        }
         if current_user.is_authenticated:
             context["navigation"] = navigation_for(current_user.role)
             context["role_label"] = ROLE_LABELS[Role(current_user.role)]

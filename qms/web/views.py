@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from flask_login import current_user, login_required
 
-from qms.accounts.roles import Role, permissions_of
+from qms.accounts.roles import Role, permission_label, permissions_of
 from qms.accounts.service import sites_of
 from qms.web.database import db_session
 
@@ -20,7 +20,7 @@ def home():
     return render_template(
         "home.html",
         role=role,
-        permissions=sorted(p.name.lower().replace("_", " ") for p in permissions_of(role)),
+        permissions=sorted(permission_label(p) for p in permissions_of(role)),
         sites=sites,
     )
 
