@@ -70,12 +70,27 @@ def main() -> None:
     try:
         cli.main(prog_name="qms", obj=runtime)
     except Exception as exc:
+        if _is_checklist_error(exc):
+            # The runtime loads the shipped checklists with the site file (QMS_SITE_FILE).
+            for problem in exc.problems:
+                click.echo(problem, err=True)
+            click.echo(
+                f"Error: the checklists in force have {len(exc.problems)} problem(s), listed "
+                "above (in the checklists folder or the site file QMS_SITE_FILE names)",
+                err=True,
+            )
+            sys.exit(1)
         if not _is_database_error(exc):
             raise
         click.echo(f"Error: {database_problem(exc)}", err=True)
         sys.exit(1)
     finally:
         runtime.close()
+
+
+def _is_checklist_error(exc: Exception) -> bool:
+    language = sys.modules.get("qms.checklists.language")
+    return language is not None and isinstance(exc, language.ChecklistError)
 
 
 def _is_database_error(exc: Exception) -> bool:

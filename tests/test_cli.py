@@ -326,3 +326,17 @@ def test_serve_refuses_an_older_schema(backend, empty_databases, tmp_path):
     assert result.returncode != 0
     assert "the database schema is at 0002" in result.stderr and "qms init-db" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_broken_site_file_is_one_clear_error(env, tmp_path):
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text("nonsense: [\n", encoding="utf-8")
+    result = _qms("init-db", env=dict(env, QMS_SITE_FILE=str(site_file)))
+    assert result.returncode != 0
+    assert f"{site_file}:2: not valid YAML" in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("Error: the checklists in force have 1 problem(s)")
+    )
+    assert "Traceback" not in result.stderr
