@@ -327,10 +327,13 @@ def keep_append_only(model: type[SQLModel]) -> type[SQLModel]:
 
 
 def protected_tables() -> tuple[str, ...]:
-    """Every table the database must refuse UPDATE and DELETE on, as models declare them."""
-    import qms.models  # noqa: F401  (every model module registers its declarations)
-
+    """Every table the database must refuse UPDATE and DELETE on, as the models imported so
+    far declare them (import `qms.models` first to have them all: `qms verify` does)."""
     return ("ledger_entry", *RECORD_TYPES, *sorted(APPEND_ONLY_LOGS))
+
+
+def declared_kinds() -> set[str]:
+    return {kind for declaration in RECORD_TYPES.values() for kind in declaration.kinds}
 
 
 def trigger_names(dialect: str, table: str) -> tuple[str, ...]:

@@ -63,9 +63,10 @@ def test_chain_hash_is_sha256_of_previous_hex_and_content():
 
 def test_every_declared_record_type_renders_its_keys_in_sorted_order():
     """verify renders a row with one %-template per table: its keys are the content's."""
+    import qms.models  # noqa: F401  (every model module registers its declarations)
     from qms.core.verify import _typed_query
 
-    protected_tables()  # every model module imported: every declaration registered
+    protected_tables()
     assert set(RECORD_TYPES) >= {"unit", "step_record", "signature", "reading", "unit_status"}
     for dialect in ("sqlite", "postgresql"):
         for table, declaration in RECORD_TYPES.items():
