@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, case, cast, func, literal, or_
+from sqlalchemy import and_, case, cast, func, literal, or_, union_all
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -279,14 +279,13 @@ class _UnitsQuery:
     """SELECTs of units with their status (the latest status record's, else in progress)
     and their last activity (the latest record entered, else registration).
 
-    `ids` narrows the per-unit aggregates to those units, `site_id` to the site's (else
-    they would span every site's records).
+    `ids` narrows the per-unit aggregates to those units, `site_id` the open units whose
+    step records are read to the site's.
     """
 
     def __init__(self, ids: Collection[str] | None = None, *, site_id: str | None = None):
-        explicit = ids
-        if ids is None and site_id is not None:
-            ids = select(Unit.id).where(Unit.site_id == site_id).scalar_subquery()
+        # Statuses are few (one a closing): grouping every site's costs less than looking
+        # each of a site's units up; the step records are narrowed to the units asked.
         self._latest = self._latest_status(ids)
         self._current = aliased(UnitStatus, name="current_status")
         self.status = func.coalesce(self._current.status, literal(IN_PROGRESS)).label("unit_status")
@@ -294,34 +293,39 @@ class _UnitsQuery:
         # that closed it), only corrections: so a unit's latest step record is looked up
         # for the open units alone, which keeps the steps of the site's whole history
         # unread; the corrections have an index of their own.
-        open_units = self._with_status(select(Unit.id).select_from(Unit)).where(
-            self.status == IN_PROGRESS
+        latest, current = self._latest_status(ids), aliased(UnitStatus, name="open_status")
+        open_units = (
+            select(Unit.id)
+            .outerjoin(latest, latest.c.unit_id == Unit.id)
+            .outerjoin(current, current.ledger_seq == latest.c.seq)
+            .where(func.coalesce(current.status, literal(IN_PROGRESS)) == IN_PROGRESS)
         )
         if ids is not None:
             open_units = open_units.where(col(Unit.id).in_(ids))
-        self._steps = (
-            select(StepRecord.unit_id, func.max(StepRecord.recorded_at).label("at"))
-            .where(col(StepRecord.unit_id).in_(open_units.scalar_subquery()))
-            .group_by(StepRecord.unit_id)
-            .subquery("latest_step")
+        if site_id is not None:
+            open_units = open_units.where(Unit.site_id == site_id)
+        open_steps = select(StepRecord.unit_id, StepRecord.recorded_at.label("at")).where(
+            col(StepRecord.unit_id).in_(open_units.scalar_subquery())
         )
-        # Grouped by the record corrected first: the order of that column's index (the
-        # planner would otherwise read every step record in the order of the unit's).
+        # Corrections grouped by the record corrected: that column's index finds them
+        # (grouped by unit, the planner would read every step record in unit order).
         corrected = select(
             func.max(StepRecord.unit_id).label("unit_id"),
             func.max(StepRecord.recorded_at).label("at"),
         ).where(col(StepRecord.corrects_id).is_not(None))
-        if explicit is not None:
-            corrected = corrected.where(col(StepRecord.unit_id).in_(explicit))
-        corrected = corrected.group_by(StepRecord.corrects_id).subquery("corrected")
-        self._corrections = (
-            select(corrected.c.unit_id, func.max(corrected.c.at).label("at"))
-            .group_by(corrected.c.unit_id)
-            .subquery("latest_correction")
+        if ids is not None:
+            corrected = corrected.where(col(StepRecord.unit_id).in_(ids))
+        entered = union_all(open_steps, corrected.group_by(StepRecord.corrects_id)).subquery(
+            "entered"
         )
-        self.activity = _latest_of(
-            Unit.registered_at, self._latest.c.at, self._steps.c.at, self._corrections.c.at
-        ).label("last_activity")
+        self._steps = (
+            select(entered.c.unit_id, func.max(entered.c.at).label("at"))
+            .group_by(entered.c.unit_id)
+            .subquery("latest_step")
+        )
+        self.activity = _latest_of(Unit.registered_at, self._latest.c.at, self._steps.c.at).label(
+            "last_activity"
+        )
 
     @staticmethod
     def _latest_status(ids):
@@ -342,9 +346,7 @@ class _UnitsQuery:
     def units(self):
         """Rows of (unit, status, last activity)."""
         query = self._with_status(select(Unit, self.status, self.activity).select_from(Unit))
-        return query.outerjoin(self._steps, self._steps.c.unit_id == Unit.id).outerjoin(
-            self._corrections, self._corrections.c.unit_id == Unit.id
-        )
+        return query.outerjoin(self._steps, self._steps.c.unit_id == Unit.id)
 
     def _with_status(self, query):
         return query.outerjoin(self._latest, self._latest.c.unit_id == Unit.id).outerjoin(
