@@ -165,13 +165,15 @@ def load_units(
     site_id: str,
     filter: UnitFilter | None = None,
     page: int = 1,
-    per_page: int = PER_PAGE,
+    per_page: int | None = PER_PAGE,
 ) -> UnitBatch:
     """One page of a site's units: open units first, then the most recently active.
 
     A page past the end gives no units (and the total, to link back). Five queries
     whatever the number of units: the count, the page, the records, the usernames,
-    the readings (only the count when the page is empty).
+    the readings (only the count when the page is empty). `per_page=None` loads every
+    unit that matches in one batch (an audit of a site; the records are then read by
+    1,000 units a query).
     """
     filter = filter or UnitFilter()
     page = max(1, page)
@@ -183,7 +185,11 @@ def load_units(
         conditions.append(Unit.checklist_id == filter.checklist)
     if filter.ward is not None:
         conditions.append(_ward_of(session) == filter.ward)
-    total = session.exec(units.count().where(*conditions)).one()
+    total = session.exec(
+        units.count(with_status=filter.status is not None).where(*conditions)
+    ).one()
+    if per_page is None:
+        page, per_page = 1, max(1, total)
     rows = []
     if (page - 1) * per_page < total:
         open_first = case((units.status == IN_PROGRESS, 0), else_=1)
@@ -203,7 +209,8 @@ def load_units_by_id(
     session: Session, unit_ids: Collection[str], *, also_steps: Sequence[StepFacts] = ()
 ) -> UnitBatch:
     """The named units (those that exist), in the order given: one unit's page, a live
-    check, a status change, an import, an audit's list of units. Four queries.
+    check, a status change, an import, an audit's list of units. Four queries (for each
+    1,000 units: the databases limit the parameters of one statement).
 
     `also_steps` are records about to be judged with the units (the live check's new
     record): the readings of the equipment they name are loaded too.
@@ -211,8 +218,10 @@ def load_units_by_id(
     ids = list(dict.fromkeys(unit_ids))
     if not ids:
         return UnitBatch(units=[], readings=engine.ReadingIndex({}))
-    query = _UnitsQuery(ids).units().where(col(Unit.id).in_(ids))
-    found = {row[0].id: row for row in session.exec(query).all()}
+    found = {}
+    for chunk in _chunks(ids):
+        query = _UnitsQuery(chunk).units().where(col(Unit.id).in_(chunk))
+        found.update((row[0].id, row) for row in session.exec(query).all())
     batch = _complete(session, [found[i] for i in ids if i in found], also_steps)
     batch.total = len(batch.units)
     batch.per_page = max(1, batch.total)
@@ -270,44 +279,93 @@ class _UnitsQuery:
     """SELECTs of units with their status (the latest status record's, else in progress)
     and their last activity (the latest record entered, else registration).
 
-    `ids` narrows the per-unit aggregates to those units, `site_id` to the site's (else
-    they would span every site's records).
+    `ids` narrows the per-unit aggregates to those units, `site_id` the open units whose
+    step records are read to the site's.
     """
 
     def __init__(self, ids: Collection[str] | None = None, *, site_id: str | None = None):
-        if ids is None and site_id is not None:
-            ids = select(Unit.id).where(Unit.site_id == site_id).scalar_subquery()
-        latest = select(UnitStatus.unit_id, func.max(UnitStatus.ledger_seq).label("seq"))
-        steps = select(StepRecord.unit_id.label("unit_id"), StepRecord.recorded_at.label("at"))
-        statuses = select(UnitStatus.unit_id.label("unit_id"), UnitStatus.recorded_at.label("at"))
-        if ids is not None:
-            latest = latest.where(col(UnitStatus.unit_id).in_(ids))
-            steps = steps.where(col(StepRecord.unit_id).in_(ids))
-            statuses = statuses.where(col(UnitStatus.unit_id).in_(ids))
-        self._latest = latest.group_by(UnitStatus.unit_id).subquery("latest_status")
+        # Statuses are few (one a closing): grouping every site's costs less than looking
+        # each of a site's units up; the step records are narrowed to the units asked.
+        self._latest = self._latest_status(ids)
         self._current = aliased(UnitStatus, name="current_status")
-        entered = union_all(steps, statuses).subquery("entered")
-        self._last = (
+        self.status = func.coalesce(self._current.status, literal(IN_PROGRESS)).label("unit_status")
+        # A closed unit takes no new step (its steps were all entered before the status
+        # that closed it), only corrections: so a unit's latest step record is looked up
+        # for the open units alone, which keeps the steps of the site's whole history
+        # unread; the corrections have an index of their own.
+        latest, current = self._latest_status(ids), aliased(UnitStatus, name="open_status")
+        open_units = (
+            select(Unit.id)
+            .outerjoin(latest, latest.c.unit_id == Unit.id)
+            .outerjoin(current, current.ledger_seq == latest.c.seq)
+            .where(func.coalesce(current.status, literal(IN_PROGRESS)) == IN_PROGRESS)
+        )
+        if ids is not None:
+            open_units = open_units.where(col(Unit.id).in_(ids))
+        if site_id is not None:
+            open_units = open_units.where(Unit.site_id == site_id)
+        open_steps = select(StepRecord.unit_id, StepRecord.recorded_at.label("at")).where(
+            col(StepRecord.unit_id).in_(open_units.scalar_subquery())
+        )
+        # Corrections grouped by the record corrected: that column's index finds them
+        # (grouped by unit, the planner would read every step record in unit order).
+        corrected = select(
+            func.max(StepRecord.unit_id).label("unit_id"),
+            func.max(StepRecord.recorded_at).label("at"),
+        ).where(col(StepRecord.corrects_id).is_not(None))
+        if ids is not None:
+            corrected = corrected.where(col(StepRecord.unit_id).in_(ids))
+        entered = union_all(open_steps, corrected.group_by(StepRecord.corrects_id)).subquery(
+            "entered"
+        )
+        self._steps = (
             select(entered.c.unit_id, func.max(entered.c.at).label("at"))
             .group_by(entered.c.unit_id)
-            .subquery("activity")
+            .subquery("latest_step")
         )
-        self.status = func.coalesce(self._current.status, literal(IN_PROGRESS)).label("unit_status")
-        self.activity = func.coalesce(self._last.c.at, Unit.registered_at).label("last_activity")
+        self.activity = _latest_of(Unit.registered_at, self._latest.c.at, self._steps.c.at).label(
+            "last_activity"
+        )
 
-    def count(self):
-        """The number of units (the status joined, for a filter on it; no activity)."""
-        return self._with_status(select(func.count()).select_from(Unit))
+    @staticmethod
+    def _latest_status(ids):
+        latest = select(
+            UnitStatus.unit_id,
+            func.max(UnitStatus.ledger_seq).label("seq"),
+            func.max(UnitStatus.recorded_at).label("at"),
+        )
+        if ids is not None:
+            latest = latest.where(col(UnitStatus.unit_id).in_(ids))
+        return latest.group_by(UnitStatus.unit_id).subquery("latest_status")
+
+    def count(self, *, with_status: bool):
+        """The number of units (the status joined only for a filter on it)."""
+        query = select(func.count()).select_from(Unit)
+        return self._with_status(query) if with_status else query
 
     def units(self):
         """Rows of (unit, status, last activity)."""
         query = self._with_status(select(Unit, self.status, self.activity).select_from(Unit))
-        return query.outerjoin(self._last, self._last.c.unit_id == Unit.id)
+        return query.outerjoin(self._steps, self._steps.c.unit_id == Unit.id)
 
     def _with_status(self, query):
         return query.outerjoin(self._latest, self._latest.c.unit_id == Unit.id).outerjoin(
             self._current, self._current.ledger_seq == self._latest.c.seq
         )
+
+
+def _chunks(ids: list[str], size: int = 1000) -> Iterable[list[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def _latest_of(first, *others):
+    """The latest of several times in SQL (None ones ignored; `first` is never None)."""
+    latest = first
+    for other in others:
+        later = func.coalesce(other, latest)
+        latest = case((later > latest, later), else_=latest)
+    return latest
 
 
 def _ward_of(session: Session):
@@ -323,12 +381,13 @@ def _complete(session: Session, rows, also_steps: Sequence[StepFacts] = ()) -> U
         return UnitBatch(units=[], readings=engine.ReadingIndex({}))
     ids = [unit.id for unit, _, _ in rows]
     records_of: dict[str, list[StepRecord]] = {i: [] for i in ids}
-    for record in session.exec(
-        select(StepRecord)
-        .where(col(StepRecord.unit_id).in_(ids))
-        .order_by(col(StepRecord.ledger_seq))
-    ):
-        records_of[record.unit_id].append(record)
+    for chunk in _chunks(ids):
+        for record in session.exec(
+            select(StepRecord)
+            .where(col(StepRecord.unit_id).in_(chunk))
+            .order_by(col(StepRecord.ledger_seq))
+        ):
+            records_of[record.unit_id].append(record)
     wanted = {unit.registered_by_id for unit, _, _ in rows}
     for records in records_of.values():
         for r in records:

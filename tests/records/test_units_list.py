@@ -10,6 +10,7 @@ from sqlalchemy import event
 
 from qms.accounts import service as accounts
 from qms.checklists.language import Registry
+from qms.records.corrections import correct_step
 from qms.records.signatures import PasswordEntry
 from qms.records.status import set_unit_status
 from qms.storage import service as storage
@@ -82,8 +83,6 @@ def fill(session, registry, make_unit, log, people, freezer):
             at=T0 + timedelta(hours=2),
             fields={"temperature_c": 2.1},
         ).record
-        from qms.records.corrections import correct_step
-
         correct_step(
             session=session,
             registry=registry,
@@ -215,25 +214,56 @@ def test_a_bad_page_number_is_a_clear_400(client, login, people, page):
 def test_open_units_come_first_then_the_most_recently_active(
     client, login, people, make_unit, log, session, registry
 ):
-    nurse = people["nurse"]
+    nurse, quality = people["nurse"], people["quality"]
     old = make_unit(by=nurse, unit_id="A-old", at=T0)
     busy = make_unit(by=nurse, unit_id="B-busy", at=T0)
     done = make_unit(by=nurse, unit_id="C-done", at=T0)
     fresh = make_unit(by=nurse, unit_id="D-fresh", at=T0 + timedelta(hours=3))
+    late = make_unit(by=nurse, unit_id="E-late", at=T0)
     log(busy, "receipt", by=nurse, at=T0 + timedelta(hours=4), now=T0 + timedelta(hours=5))
-    set_unit_status(
-        session=session,
-        registry=registry,
-        unit_id=done.id,
-        status="cancelled",
-        by=people["quality"],
-        credential=PasswordEntry(DEFAULT_PASSWORD),
-        freshness_minutes=5,
-        reason="patient not infused",
-    )  # the most recent activity of all, yet closed: last
+    receipt = log(
+        late,
+        "receipt",
+        by=nurse,
+        at=T0 + timedelta(hours=1),
+        fields={"temperature_c": 5},
+        now=T0 + timedelta(hours=9),  # later than any record of the open units
+    ).record
+
+    def close(unit, status, at):
+        set_unit_status(
+            session=session,
+            registry=registry,
+            unit_id=unit.id,
+            status=status,
+            by=quality,
+            credential=PasswordEntry(DEFAULT_PASSWORD),
+            freshness_minutes=5,
+            reason="closed for the test",
+            now=at,
+        )
+
+    close(late, "complete", T0 + timedelta(hours=10))
+    close(done, "cancelled", T0 + timedelta(hours=11))
     login(nurse)
     _, html = _listing(client)
-    assert _rows(html) == [busy.id, fresh.id, old.id, done.id]
+    # Closed units last, however recent their records; then the later closing first.
+    assert _rows(html) == [busy.id, fresh.id, old.id, done.id, late.id]
+    correct_step(
+        session=session,
+        registry=registry,
+        record_id=receipt.id,
+        by=quality,
+        credential=PasswordEntry(DEFAULT_PASSWORD),
+        freshness_minutes=5,
+        reason="the logger said 6",
+        fields={"temperature_c": 6},
+        now=T0 + timedelta(hours=12),
+    )
+    session.commit()
+    _, html = _listing(client)
+    # A correction after the closing is the closed unit's latest activity.
+    assert _rows(html) == [busy.id, fresh.id, old.id, late.id, done.id]
 
 
 def test_each_filter(client, login, people, fill, make_unit, session):
