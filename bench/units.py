@@ -3,7 +3,7 @@
     .venv/bin/python bench/units.py [--units 300,3000] [--runs 15] [--databases sqlite,postgresql]
 
 For each database and size: fill a fresh database with Kymriah units in realistic
-shapes (records chained with the ledger's own content builders, as bench/ledger.py
+shapes (records chained with the ledger's own declarations, as bench/ledger.py
 does): units registered over the last months, most closed complete (a few cancelled),
 the recent ones in progress at every stage (and some of the last month's waiting in the
 freezer), one in twenty with a corrected record,
@@ -35,12 +35,21 @@ from qms.accounts import service as accounts  # noqa: E402
 from qms.accounts.permissions import permission_required  # noqa: E402
 from qms.accounts.roles import Permission  # noqa: E402
 from qms.config import Settings  # noqa: E402
+from qms.core.canonical import GENESIS, canonical_json, chain_hash  # noqa: E402
+from qms.core.models import LedgerEntry  # noqa: E402
 from qms.db import Database, migrate  # noqa: E402
-from qms.records import ledger  # noqa: E402
-from qms.records.canonical import GENESIS, canonical_json, chain_hash  # noqa: E402
-from qms.records.models import LedgerEntry, Signature, StepRecord, Unit, UnitStatus  # noqa: E402
+from qms.records.models import (  # noqa: E402
+    SIGNATURE,
+    STEP_RECORD,
+    UNIT,
+    UNIT_STATUS,
+    Signature,
+    StepRecord,
+    Unit,
+    UnitStatus,
+)
 from qms.storage import service as storage  # noqa: E402
-from qms.storage.models import Reading  # noqa: E402
+from qms.storage.models import READING, Reading  # noqa: E402
 
 SITE = "SH-01"
 PASSWORD = "bench-password-2026"
@@ -132,8 +141,9 @@ class ChainedFill:
         "reading": Reading.__table__,
     }
 
-    def __init__(self, database: Database):
+    def __init__(self, database: Database, people: dict[str, int]):
         self.database = database
+        self.usernames = {user_id: name for name, user_id in people.items()}
         with database.transaction(write=False) as s:
             head = s.exec(select(LedgerEntry).order_by(col(LedgerEntry.seq).desc())).first()
         self.previous, self.seq = (head.hash, head.seq) if head else (GENESIS, 0)
@@ -156,6 +166,12 @@ class ChainedFill:
         self.previous = digest
         return self.seq
 
+    def add_chained(self, table: str, declaration, row: dict) -> None:
+        """Chain a typed row with the content its declaration derives, as ledger.write does."""
+        content = declaration.content(row, self.usernames.__getitem__)
+        row["ledger_seq"] = self.chain(content["type"], str(content["id"]), content)
+        self.add(table, row)
+
     def add(self, table: str, row: dict) -> None:
         self.batch[table].append(row)
         if len(self.batch["ledger"]) >= 20_000:
@@ -171,7 +187,7 @@ class ChainedFill:
 
 def fill(database: Database, people: dict[str, int], units: int, now: datetime) -> int:
     """`units` Kymriah units registered over the last months; returns the ledger records."""
-    chained = ChainedFill(database)
+    chained = ChainedFill(database, people)
     span = timedelta(hours=units * 1.0)  # about one unit an hour, up to now
     start = now - span
     hour = start.replace(minute=0, second=0, microsecond=0)
@@ -180,18 +196,9 @@ def fill(database: Database, people: dict[str, int], units: int, now: datetime) 
             number = int((hour - start).total_seconds() // 3600)
             warm = (number + 37 * n) % 500 == 0  # the odd excursion above −120 °C
             temperature = -110.0 if warm else -162.0 + (number + n) % 3
-            doc = ledger.reading_content(
-                equipment=equipment,
-                at=hour,
-                temperature_c=temperature,
-                recorded_at=hour,
-                recorded_by="logger",
-                source="logger",
-                imported_at=None,
-                imported_by=None,
-            )
-            chained.add(
+            chained.add_chained(
                 "reading",
+                READING,
                 {
                     "equipment_id": equipment,
                     "at": hour,
@@ -201,7 +208,6 @@ def fill(database: Database, people: dict[str, int], units: int, now: datetime) 
                     "source": "logger",
                     "imported_at": None,
                     "imported_by": None,
-                    "ledger_seq": chained.chain("reading", doc["id"], doc),
                 },
             )
         hour += timedelta(hours=1)
@@ -216,22 +222,9 @@ def _one_unit(chained: ChainedFill, people, i: int, registered: datetime, now: d
     unit_id = f"K-{i + 1:05d}"
     patient, coi = f"P-{i + 1:06d}", f"CHG1234{i + 1:07d}A"
     attributes = {"age_years": 20 + i % 50, "ward": ("HEM", "CTU")[i % 2]}
-    content = ledger.unit_content(
-        id=unit_id,
-        site=SITE,
-        checklist="kymriah",
-        checklist_version="2026.1",
-        profile="cn",
-        coi_id=coi,
-        patient=patient,
-        attributes=attributes,
-        registered_at=registered,
-        registered_by="chen.jie",
-        imported_at=None,
-        imported_by=None,
-    )
-    chained.add(
+    chained.add_chained(
         "unit",
+        UNIT,
         {
             "id": unit_id,
             "site_id": SITE,
@@ -245,7 +238,6 @@ def _one_unit(chained: ChainedFill, people, i: int, registered: datetime, now: d
             "registered_by_id": people["chen.jie"],
             "imported_at": None,
             "imported_by": None,
-            "ledger_seq": chained.chain("unit", unit_id, content),
         },
     )
     cancelled = i % 25 == 7
@@ -313,29 +305,9 @@ def _step(
     recorded_by = recorded_by or by
     role, witness_role = PEOPLE[by], PEOPLE[witness] if witness else None
     reason = "typing error: the pump ran at 15 mL/min" if corrects else None
-    doc = ledger.step_content(
-        id=record_id,
-        unit=unit_id,
-        step=step,
-        fields=fields,
-        performed_at=performed,
-        recorded_at=recorded_at,
-        performed_by=by,
-        performed_by_role=role,
-        witness=witness,
-        witness_role=witness_role,
-        recorded_by=recorded_by,
-        meaning="performed",
-        checklist="kymriah",
-        checklist_version="2026.1",
-        corrects=corrects,
-        reason=reason,
-        findings=[],
-        imported_at=None,
-        imported_by=None,
-    )
-    chained.add(
+    chained.add_chained(
         "step",
+        STEP_RECORD,
         {
             "id": record_id,
             "unit_id": unit_id,
@@ -356,25 +328,14 @@ def _step(
             "findings": "[]",
             "imported_at": None,
             "imported_by": None,
-            "ledger_seq": chained.chain(doc["type"], record_id, doc),
         },
     )
     signers = [(recorded_by, "performed")] + ([(witness, "witnessed")] if witness else [])
     for n, (signer, meaning) in enumerate(signers, start=1):
         signature_id = f"{record_id}/{n}"
-        sig = ledger.signature_content(
-            id=signature_id,
-            record=record_id,
-            signer=signer,
-            printed_name=signer.title(),
-            meaning=meaning,
-            signed_at=recorded_at,
-            method="password",
-            imported_at=None,
-            imported_by=None,
-        )
-        chained.add(
+        chained.add_chained(
             "signature",
+            SIGNATURE,
             {
                 "id": signature_id,
                 "record_id": record_id,
@@ -385,7 +346,6 @@ def _step(
                 "method": "password",
                 "imported_at": None,
                 "imported_by": None,
-                "ledger_seq": chained.chain("signature", signature_id, sig),
             },
         )
 
@@ -393,22 +353,9 @@ def _step(
 def _status(chained: ChainedFill, people, unit_id: str, status: str, at: datetime) -> None:
     record_id = f"{unit_id}!1"
     reason = "patient not infused" if status == "cancelled" else None
-    doc = ledger.unit_status_content(
-        id=record_id,
-        unit=unit_id,
-        status=status,
-        at=at,
-        recorded_at=at,
-        by="zhang.min",
-        by_role="physician",
-        method="password",
-        reason=reason,
-        findings=[],
-        imported_at=None,
-        imported_by=None,
-    )
-    chained.add(
+    chained.add_chained(
         "status",
+        UNIT_STATUS,
         {
             "id": record_id,
             "unit_id": unit_id,
@@ -422,7 +369,6 @@ def _status(chained: ChainedFill, people, unit_id: str, status: str, at: datetim
             "findings": "[]",
             "imported_at": None,
             "imported_by": None,
-            "ledger_seq": chained.chain("unit_status", record_id, doc),
         },
     )
 

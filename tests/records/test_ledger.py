@@ -381,3 +381,111 @@ def test_verify_names_an_altered_unit_status(built, registry):
     altered = [p for p in report.problems if p.kind == "unit_status"]
     assert altered and "altered" in altered[0].message and altered[0].ref == "U-1!1"
     assert any("unit_status is no longer protected" in p.message for p in report.problems)
+
+
+TRICKY_TEXTS = [
+    'quote " backslash \\ slash /',
+    "controls \x01\x08\t\n\x0c\r\x1f and del \x7f",
+    "中文 · émigré · 🧊 · \u2028\u2029 · \ufeff",
+    "",
+]
+
+
+def test_the_database_pass_vouches_for_tricky_values_and_python_agrees(built, registry):
+    """Rows with every kind of character and ordinary numbers: the SQL rendering matches the
+    chain byte for byte (no suspect). Numbers whose shortest form needs more than 15 digits,
+    or that SQLite writes in its own exponent form, come back as suspects, and Python
+    clears them: both passes agree."""
+    with built.transaction() as s:
+        nurse = accounts.get_user_by_username(session=s, username="li.na")
+        for n, tricky in enumerate(TRICKY_TEXTS):
+            service.register_unit(
+                session=s,
+                registry=registry,
+                by=nurse,
+                unit_id=f"T-{n}",
+                checklist_id="testcart",
+                site_id="SH-01",
+                patient_ref=f"P-{n}0",
+                attributes={"note": tricky, "nested": {"b": [1, 2.5, None, True], "a": tricky}},
+                now=T0,
+            )
+        for n, value in enumerate([-151.3, -0.0, 12.0, 21.5, -80.25, 4.125]):
+            storage.record_reading(
+                session=s,
+                actor=accounts.Actor.system(TRICKY_TEXTS[n % len(TRICKY_TEXTS)] or "logger"),
+                equipment_id="LN2-01",
+                at=T0 + timedelta(minutes=30 + n),
+                temperature_c=value,
+                source="logger",
+                now=T0 + timedelta(hours=1),
+            )
+    from qms.core.ledger import RECORD_TYPES
+    from qms.core.verify import _suspects_sql
+
+    with built.transaction(write=False) as s:
+        connection = s.connection()
+        for declaration in RECORD_TYPES.values():
+            sql = _suspects_sql(connection.dialect.name, declaration)
+            assert connection.exec_driver_sql(sql).all() == [], declaration.table
+    with built.transaction() as s:
+        for n, value in enumerate([0.1 + 0.2, 1e-05, 99.99999999999999, -273.1499999999999]):
+            storage.record_reading(
+                session=s,
+                actor=accounts.Actor.system("logger"),
+                equipment_id="LN2-01",
+                at=T0 + timedelta(minutes=50 + n),
+                temperature_c=value,
+                source="logger",
+                now=T0 + timedelta(hours=1),
+            )
+    with built.transaction(write=False) as s:
+        fast = verify(s)
+        thorough = verify(s, thorough=True)
+    assert fast.ok and thorough.ok
+    assert fast.rows_checked == thorough.rows_checked
+
+
+@pytest.mark.parametrize(
+    "table, column, value",
+    [
+        ("unit", "patient_ref", "'P-9'"),
+        ("unit", "attributes", "'{\"age_years\":35}'"),
+        ("unit", "registered_at", "registered_at"),  # the same value: no change, no finding
+        ("unit", "registered_by_id", "NULL"),
+        ("step_record", "fields", "'{}'"),
+        ("step_record", "witness_id", "NULL"),
+        ("step_record", "reason", "'typed later'"),
+        ("step_record", "corrects_id", "'U-1#1'"),
+        ("signature", "printed_name", "'Someone Else'"),
+        ("signature", "method", "'session'"),
+        ("reading", "temperature_c", "-151.50000000000003"),
+        ("reading", "equipment_id", "'LN2-02'"),
+    ],
+)
+def test_an_altered_column_of_any_table_is_named_by_both_passes(built, table, column, value):
+    with built.transaction() as s:
+        if column == "equipment_id":
+            storage.register_equipment(
+                session=s,
+                actor=accounts.Actor.system("test"),
+                equipment_id="LN2-02",
+                kind="ln2_vapour",
+                site_id="SH-01",
+            )
+    _unprotect(built, table)
+    with built.transaction() as s:
+        if built.dialect == "postgresql":
+            s.exec(text("SET LOCAL session_replication_role = replica"))  # foreign keys off
+        else:
+            s.exec(text("PRAGMA defer_foreign_keys = ON"))
+        s.connection().exec_driver_sql(f"UPDATE {table} SET {column} = {value}")  # noqa: S608
+    fast, thorough = _verify(built), _verify(built, thorough=True)
+    named = sorted((p.seq, p.message) for p in fast.problems if "protected" not in p.message)
+    assert named == sorted(
+        (p.seq, p.message) for p in thorough.problems if "protected" not in p.message
+    )
+    if value == column:
+        assert named == []
+    else:
+        assert named and all("altered" in message for _, message in named)
