@@ -140,6 +140,12 @@ class Database:
         )
 
     @property
+    def bound(self) -> bool:
+        """Whether every session shares one outer connection (tests): then work that opens
+        a connection of its own would not see that connection's uncommitted writes."""
+        return self._connection is not None
+
+    @property
     def dialect(self) -> str:
         return make_url(self.url).get_backend_name()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -131,6 +132,7 @@ def verify(
     expect_hashes: tuple[str, ...] = (),
     progress: Callable[[int], None] | None = None,
     thorough: bool = False,
+    parallel: bool = False,
 ) -> VerifyReport:
     """Check the whole chain, then that every typed row matches what the chain covers.
 
@@ -139,9 +141,15 @@ def verify(
     hashes the stored bytes (no ORM objects): this is the hot path of `qms verify`.
     The typed rows are compared in the database first and only suspects are rendered in
     Python; `thorough=True` renders every row in Python (the tests compare the two).
+
+    `parallel=True` (the `qms verify` command) compares the typed rows on a second
+    connection while this one hashes the chain: the database works on one core while
+    Python hashes on the other. Each pass is whole in its own snapshot; use it only on
+    committed data (a second connection does not see this transaction's own writes).
     """
     connection, dbapi = _raw(session_or_connection)
     dialect = connection.dialect.name
+    typed = _TypedPass(connection, dialect, thorough) if check_rows and parallel else None
     report = VerifyReport()
     problems = report.problems
     expected_seq = 1
@@ -238,10 +246,41 @@ def verify(
                 "records were removed or rewritten",
             )
         )
-    if check_rows and len(problems) < MAX_PROBLEMS:
+    if typed is not None:
+        problems.extend(typed.join(report))
+    elif check_rows and len(problems) < MAX_PROBLEMS:
         _check_typed_rows(dbapi, dialect, report, thorough)
     _check_protection(connection, report)
     return report
+
+
+class _TypedPass:
+    """The typed-row pass on a connection of its own, in a thread (see `verify`)."""
+
+    def __init__(self, connection: Connection, dialect: str, thorough: bool):
+        self.report = VerifyReport()
+        self.error: BaseException | None = None
+        engine = connection.engine
+
+        def run() -> None:
+            raw = engine.raw_connection()
+            try:
+                _check_typed_rows(raw, dialect, self.report, thorough)
+            except BaseException as exc:  # re-raised in the caller's thread
+                self.error = exc
+            finally:
+                raw.rollback()
+                raw.close()
+
+        self.thread = threading.Thread(target=run, name="qms-verify-rows", daemon=True)
+        self.thread.start()
+
+    def join(self, report: VerifyReport) -> list[Problem]:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        report.rows_checked = self.report.rows_checked
+        return self.report.problems
 
 
 # --- typed rows: rendered to canonical JSON straight from their columns -------------------
@@ -446,10 +485,18 @@ def _suspects_sql(dialect: str, declaration: RecordType) -> str:
     if "{time:" in id_expression:
         inner = id_expression.split("{time:")[1].split("}")[0]
         id_expression = id_expression.replace("{time:" + inner + "}", _time_sql(dialect, inner))
-    return (
-        f"SELECT l.seq FROM {declaration.table} t JOIN ledger_entry l ON l.seq = t.ledger_seq "  # noqa: S608 (constants only)
-        f"{' '.join(joins)} WHERE ({rendered}) <> l.content OR l.kind NOT IN ({kinds}) "
+    differs = (
+        f"({rendered}) <> l.content OR l.kind NOT IN ({kinds}) "
         f"OR l.kind <> {declaration.kind_sql} OR l.ref <> {id_expression}"
+    )
+    if dialect == "postgresql":
+        suspects = f"string_agg(CASE WHEN {differs} THEN l.seq::text END, ',')"
+    else:
+        suspects = f"group_concat(CASE WHEN {differs} THEN l.seq END)"
+    # One pass: how many rows join their entry, and the seqs of those that may differ.
+    return (
+        f"SELECT count(*), {suspects} FROM {declaration.table} t "  # noqa: S608 (constants only)
+        f"JOIN ledger_entry l ON l.seq = t.ledger_seq {' '.join(joins)}"
     )
 
 
@@ -477,10 +524,11 @@ def _check_typed_rows(dbapi, dialect: str, report: VerifyReport, thorough: bool)
     # A kind of record in the chain that no loaded declaration covers would go unchecked.
     cursor = dbapi.cursor()
     try:
-        cursor.execute("SELECT DISTINCT kind FROM ledger_entry")
-        undeclared = sorted({row[0] for row in cursor.fetchall()} - declared_kinds())
+        cursor.execute("SELECT kind, count(*) FROM ledger_entry GROUP BY kind")
+        entries_of = dict(cursor.fetchall())
     finally:
         cursor.close()
+    undeclared = sorted(set(entries_of) - declared_kinds())
     for kind in undeclared:
         problems.append(
             Problem(
@@ -497,15 +545,12 @@ def _check_typed_rows(dbapi, dialect: str, report: VerifyReport, thorough: bool)
         type_at, id_at = query.type_at, query.id_at
         cursor = dbapi.cursor()
         try:
-            cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 (constants only)
-            report.rows_checked += cursor.fetchone()[0]
-            if thorough:
-                suspects = None
-            else:
-                cursor.execute(_suspects_sql(dialect, declaration))
-                suspects = [row[0] for row in cursor.fetchall()]
+            cursor.execute(_suspects_sql(dialect, declaration))
+            joined, listed = cursor.fetchone()
         finally:
             cursor.close()
+        report.rows_checked += joined
+        suspects = None if thorough else [int(seq) for seq in (listed or "").split(",") if seq]
         if suspects is None:
             queries = [query.sql]
         else:
@@ -545,7 +590,10 @@ def _check_typed_rows(dbapi, dialect: str, report: VerifyReport, thorough: bool)
                     )
             if len(problems) >= MAX_PROBLEMS:
                 return
-        # Every ledger entry of these kinds has its typed row (none deleted or detached).
+        # Every ledger entry of these kinds has its typed row (none deleted or detached);
+        # the counts say so, and only when they differ are the entries named.
+        if joined == sum(entries_of.get(kind, 0) for kind in kinds):
+            continue
         placeholders = ", ".join(f"'{k}'" for k in kinds)
         orphan_sql = (
             f"SELECT l.seq, l.kind, l.ref FROM ledger_entry l LEFT JOIN {table} t "  # noqa: S608 (constants only)

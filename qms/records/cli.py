@@ -135,8 +135,15 @@ def verify_command(expect: tuple[str, ...], chain_only: bool) -> None:
             shown[0] = count
             click.echo(f"  … {count} records checked", err=True)
 
-    with _database().transaction(write=False) as session:
-        report = verify(session, check_rows=not chain_only, expect_hashes=expect, progress=progress)
+    database = _database()
+    with database.transaction(write=False) as session:
+        report = verify(
+            session,
+            check_rows=not chain_only,
+            expect_hashes=expect,
+            progress=progress,
+            parallel=not database.bound,  # typed rows on a second connection, in parallel
+        )
     elapsed = time.perf_counter() - started
     click.echo(
         f"{report.records} records checked in {elapsed:.2f}s; "
