@@ -71,8 +71,8 @@ def require(
     """Raise `Denied` unless `who` holds `permission` (any of the flags, when several are
     given) and, when `site_id` is given, belongs to that site.
 
-    `action` says what was asked, translated by the caller (`_("record steps")`), for the
-    message "a nurse may not record steps"."""
+    `action` says what was asked, in the reader's language (`_l("record steps")`: lazy, so
+    that it is translated only when refused), for the message "a nurse may not record steps"."""
     action = action or _("do this")
     if isinstance(who, User):
         user, granted = who, permissions_of(who.role)

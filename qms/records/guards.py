@@ -47,7 +47,7 @@ def _when(moment: datetime, site_zone: str | None) -> str:
 
 def check_performer(session: Session, user: User, unit: Unit, step_def) -> None:
     """Who may record a step: the permission, the checklist's roles for it, the unit's site."""
-    require(session, user, Permission.LOG_STEPS, action=_("record steps"))
+    require(session, user, Permission.LOG_STEPS, action=_l("record steps"))
     if step_def.roles and user.role not in step_def.roles:
         raise Denied(
             _(
@@ -63,7 +63,7 @@ def check_performer(session: Session, user: User, unit: Unit, step_def) -> None:
 
 def check_corrector(session: Session, user: User, unit: Unit, step_def) -> None:
     """Who may correct: someone who may record the step at the unit's site, or quality."""
-    require(session, user, None, action=_("correct records"))
+    require(session, user, None, action=_l("correct records"))
     granted = permissions_of(user.role)
     may_record = Permission.LOG_STEPS in granted and (
         not step_def.roles or user.role in step_def.roles

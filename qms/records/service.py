@@ -24,7 +24,7 @@ from qms.accounts.service import Lockout
 from qms.checklists.facts import Finding, StepFacts
 from qms.core import ledger
 from qms.core.errors import NotFound, SignatureError
-from qms.core.i18n import _
+from qms.core.i18n import _, _l
 from qms.db import utcnow
 from qms.records.guards import (
     PERFORMER_MEANINGS,
@@ -75,10 +75,10 @@ def register_unit(
 ) -> Unit:
     """Register a unit against a checklist version (the newest unless named)."""
     now = now or utcnow()
-    require(session, by, Permission.LOG_STEPS, action=_("register units"))
+    require(session, by, Permission.LOG_STEPS, action=_l("register units"))
     if session.get(Site, site_id) is None:
         raise NotFound(_("there is no site %(site)s", site=site_id))
-    require(session, by, Permission.LOG_STEPS, site_id, action=_("register units"))
+    require(session, by, Permission.LOG_STEPS, site_id, action=_l("register units"))
     return create_unit_record(
         session=session,
         registry=registry,

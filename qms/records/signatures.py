@@ -187,7 +187,7 @@ def sign_record(
         signer,
         LATER_MEANINGS[meaning],
         unit.site_id,
-        action=_("sign a record as %(meaning)s", meaning=label),
+        action=_l("sign a record as %(meaning)s", meaning=label),
     )
     if signer.id in (record.performed_by_id, record.recorded_by_id, record.witness_id):
         raise Denied(

@@ -23,7 +23,7 @@ from qms.checklists import engine
 from qms.checklists.facts import Finding
 from qms.core import ledger
 from qms.core.errors import Conflict, Invalid
-from qms.core.i18n import _
+from qms.core.i18n import _, _l
 from qms.db import utcnow
 from qms.records.guards import check_time, require_reason
 from qms.records.models import (
@@ -82,7 +82,7 @@ def set_unit_status(
         by,
         Permission.LOG_STEPS | Permission.AUDIT,
         unit.site_id,
-        action=_("close or reopen units"),
+        action=_l("close or reopen units"),
     )
     ledger.lock(session)  # the current status is read under the lock: one change wins
     current = status_of(session, unit.id)

@@ -20,7 +20,7 @@ from qms.accounts.service import Actor
 from qms.core import ledger
 from qms.core.clock import CLOCK_SKEW
 from qms.core.errors import Invalid, NotFound
-from qms.core.i18n import _, format_datetime
+from qms.core.i18n import _, _l, format_datetime
 from qms.core.trail import record_change
 from qms.db import utcnow
 from qms.storage.models import Equipment, Reading
@@ -38,7 +38,7 @@ def _require(session: Session, actor: Actor, site_id: str) -> None:
         actor,
         Permission.MANAGE_STORAGE,
         site_id,
-        action=_("manage storage equipment or readings"),
+        action=_l("manage storage equipment or readings"),
     )
 
 
