@@ -99,9 +99,18 @@ def test_compiled_catalogs_match_their_po_files(language):
     # this fails when a .po was changed without `make i18n`.
     with open(TRANSLATIONS_DIR / language / "LC_MESSAGES" / "messages.mo", "rb") as handle:
         compiled = read_mo(handle)
-    wanted = {m.id: m.string for m in _catalog(language) if m.id and m.string and not m.fuzzy}
-    shipped = {m.id: m.string for m in compiled if m.id}
+    wanted = dict(_as_compiled(m) for m in _catalog(language) if m.id and m.string and not m.fuzzy)
+    shipped = dict(_as_compiled(m) for m in compiled if m.id)
     assert shipped == wanted, "run `make i18n`: the .mo is older than its .po"
+
+
+def _as_compiled(message) -> tuple:
+    """(msgid, msgstr) as a .mo holds them: a plural entry's forms as a tuple, and a form
+    left empty in the .po compiled as its msgid (singular or plural), as pybabel does."""
+    if not isinstance(message.id, list | tuple):
+        return message.id, message.string
+    forms = tuple(s or message.id[min(i, 1)] for i, s in enumerate(message.string))
+    return tuple(message.id), forms
 
 
 def test_outside_a_request_messages_are_english():
@@ -134,12 +143,17 @@ def test_in_a_chinese_request_messages_times_and_labels_are_chinese(app):
 NOT_WALKED = {
     "static": "stylesheets, not a page",
     "web.health": "JSON for load balancers, not a page",
-    # Being rewritten for paging in parallel; the lead wraps its strings after merging.
-    "records.units": "templates/records/units.html and qms/records/views.py",
+}
+# Query strings the routes do not give, walked too: the units list filtered down to
+# nothing, and past its last page (its pager and the message that says so).
+QUERIES = {
+    "records.units": ("?status=cancelled&product=kymriah&ward=HEM", "?page=2"),
 }
 # A value for each URL parameter of the app's routes.
 DEMO_UNITS = ("K-2026-001", "Y-2026-002")
 ATTRIBUTES = ("title", "placeholder", "aria-label", "alt")
+# Elements (by data-testid) whose words are not the interface's (see _VisibleText).
+DATA_ELEMENTS = ("due", "value")
 
 
 class _VisibleText(HTMLParser):
@@ -147,6 +161,8 @@ class _VisibleText(HTMLParser):
 
     The engine's due items are left out: their words come from qms/checklists, which
     renders findings and due items from codes (issue 7, item 5), not from this catalog.
+    So are the values a record holds (a field's id and what was entered, e.g. `filter`
+    `none`, `equipment` `LN2-01`): they are data, shown as recorded.
     """
 
     def __init__(self):
@@ -156,7 +172,7 @@ class _VisibleText(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        if self._skip or tag in ("script", "style") or attrs.get("data-testid") == "due":
+        if self._skip or tag in ("script", "style") or attrs.get("data-testid") in DATA_ELEMENTS:
             self._skip.append(tag)
             return
         self.parts.extend(attrs[a] for a in ATTRIBUTES if attrs.get(a))
@@ -212,13 +228,15 @@ def _strings(value) -> list[str]:
 
 
 def _recorded_prose(session) -> tuple[str, ...]:
-    """What people wrote (reasons) and the engine stored (finding messages) in the records.
+    """What people wrote (reasons; the names of sites and wards) and the engine stored
+    (finding messages) in the records.
 
     These are data, shown as they were recorded, not words of the interface.
     """
+    from qms.accounts.models import Ward
     from qms.records.models import StepRecord, UnitStatus
 
-    prose = set()
+    prose = set(session.exec(select(Site.name))) | set(session.exec(select(Ward.name)))
     for model in (StepRecord, UnitStatus):
         for reason, findings in session.exec(select(model.reason, model.findings)):
             prose.update([reason] if reason else [])
@@ -267,6 +285,10 @@ def _urls(app, people) -> list[tuple[str, str]]:
             for argument in sorted(rule.arguments):
                 combos = [dict(c, **{argument: v}) for c in combos for v in values[argument]]
             urls += [(rule.endpoint, url_for(rule.endpoint, **combo)) for combo in combos]
+            urls += [
+                (rule.endpoint, url_for(rule.endpoint) + query)
+                for query in QUERIES.get(rule.endpoint, ())
+            ]
     return urls
 
 
@@ -329,6 +351,107 @@ def test_a_wrong_form_is_explained_in_chinese(app, session, csrf_from):
     assert response.status_code == 422
     assert "该字段是必填字段。" in html and "请至少选择一个院区。" in html
     assert english_left(html) == []
+
+
+def _flashed(html: str) -> list[str]:
+    return [visible_text(m) for m in re.findall(r'<div class="flash[^>]*>(.*?)</div>', html)]
+
+
+def test_a_refused_status_change_on_the_unit_page_is_explained_in_chinese(app, session, csrf_from):
+    people = _demo_in_chinese(session)
+    recorded = _recorded_prose(session)
+    client = app.test_client()
+    _sign_in(client, csrf_from, "li.na", "demo-nurse-2026")
+
+    def change(unit_id: str, **form) -> tuple[int, str]:
+        token = csrf_from(client.get(f"/units/{unit_id}").get_data(as_text=True))
+        response = client.post(
+            f"/units/{unit_id}/status", data={**form, "csrf_token": token}, follow_redirects=True
+        )
+        return response.status_code, response.get_data(as_text=True)
+
+    # Cancelling without a reason, signing with a wrong password: the service's messages,
+    # flashed above the unit page, in the reader's language.
+    status, html = change("Y-2026-002", status="cancelled", reason="", password="")
+    assert status == 200
+    assert _flashed(html) == ["取消单元必须填写原因（例如患者的输注已停止）"]
+    assert english_left(html, recorded) == []
+    status, html = change("Y-2026-002", status="complete", reason="", password="not-my-password")
+    assert _flashed(html) == ["密码错误：签名未被接受，未记录任何内容"]
+    assert english_left(html, recorded) == []
+    # Closing an unfinished unit without a reason: the rules it breaks are listed (the
+    # engine's own words for each come from qms/checklists) and a reason is asked for.
+    status, html = change("Y-2026-002", status="complete", reason="", password="demo-nurse-2026")
+    (refusal,) = _flashed(html)
+    assert re.match(r"此记录违反了 \d+ 条规则：\[(关键|主要|次要)\] ", refusal), refusal
+    assert refusal.endswith("请填写原因，记录将连同原因一并保存，并作为发现项报告。")
+    # A unit already complete: the 409 page says so.
+    status, html = change("K-2026-001", status="complete", reason="", password="demo-nurse-2026")
+    assert status == 409 and "单元 K-2026-001 已是“已完成”状态" in visible_text(html)
+    assert english_left(html, recorded) == []
+    # Nothing was stored; the wrong password counts towards the lockout, as at sign-in.
+    from qms.records.models import UnitStatus
+
+    statuses = session.exec(select(UnitStatus.unit_id)).all()
+    assert statuses == ["K-2026-001"]
+    lock = service.lock_state(
+        session=session, username="li.na", threshold=5, minutes=15, now=datetime.now(UTC)
+    )
+    assert lock.failures == 1 and people["li.na"].language == "zh_CN"
+
+
+def test_the_units_list_in_chinese_with_its_rows_filters_and_pages(app, session, csrf_from):
+    from qms.records.service import register_unit
+    from qms.records.signatures import PasswordEntry
+    from qms.records.status import set_unit_status
+    from qms.web.app import runtime_of
+
+    people = _demo_in_chinese(session)
+    registry = runtime_of(app).registry
+    for n in range(55):  # 57 units: two pages of 50
+        register_unit(
+            session=session,
+            registry=registry,
+            by=people["li.na"],
+            unit_id=f"Z-{n:03d}",
+            checklist_id="kymriah",
+            site_id="SH-01",
+            patient_ref=f"P-{1000 + n}",
+            attributes={"ward": "HEM"} if n % 2 else None,
+        )
+    # Closed before any step was recorded: every required step is a finding.
+    set_unit_status(
+        session=session,
+        registry=registry,
+        unit_id="Z-000",
+        status="complete",
+        by=people["liu.yang"],
+        credential=PasswordEntry("demo-quality-2026"),
+        freshness_minutes=5,
+        reason="infusion given at another hospital",
+    )
+    session.commit()
+    recorded = _recorded_prose(session)
+    client = app.test_client()
+    _sign_in(client, csrf_from, "li.na", "demo-nurse-2026")
+    pages = {
+        query: client.get(f"/units{query}").get_data(as_text=True)
+        for query in ("", "?page=2", "?page=3", "?status=complete", "?ward=HEM&product=kymriah")
+    }
+    for query, html in pages.items():
+        assert english_left(html, recorded) == [], f"/units{query}: {english_left(html, recorded)}"
+    first, second, past = (visible_text(pages[q]) for q in ("", "?page=2", "?page=3"))
+    assert "共 57 个产品单元 · 第 1 页，共 2 页" in first and "下一页 →" in first
+    assert "← 上一页" in second and "第 2 页，共 2 页" in second
+    assert "第 3 页超出范围： 共 2 页。" in past
+    assert len(re.findall(r"<tr data-unit=", pages[""])) == 50
+    complete = visible_text(pages["?status=complete"])
+    assert "共 2 个产品单元" in complete  # Z-000 and the demonstration's K-2026-001
+    assert re.search(r"(关键|主要|次要) \d+ 项", complete), complete
+    in_ward = visible_text(pages["?ward=HEM&product=kymriah"])
+    assert "共 27 个产品单元" in in_ward and "病区 HEM" in in_ward
+    # The last step of the demonstration's units (page 2): the site's zone, the Chinese format.
+    assert re.search(r"storage_in \d{4}年\d{1,2}月\d{1,2}日 \d\d:\d\d \+08:00", second)
 
 
 # --- which language ----------------------------------------------------------------

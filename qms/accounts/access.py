@@ -14,11 +14,36 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session, select
 
 from qms.accounts.models import User, UserSite
-from qms.accounts.roles import Permission, permissions_of
+from qms.accounts.roles import Permission, Role, permissions_of
 from qms.core.errors import Denied
+from qms.core.i18n import _, _l
 
 if TYPE_CHECKING:
     from qms.accounts.service import Actor
+
+# A role as it is named inside a sentence ("a nurse may not ..."), in the reader's language;
+# the role labels (roles.ROLE_LABELS) are the capitalised names of lists and forms.
+ROLE_NAMES = {
+    Role.NURSE: _l("nurse"),
+    Role.PHYSICIAN: _l("physician"),
+    Role.PHARMACIST: _l("pharmacist"),
+    Role.QUALITY_OFFICER: _l("quality officer"),
+    Role.REGULATOR: _l("regulator"),
+    Role.ADMIN: _l("system administrator"),
+}
+
+
+def role_name(role: Role | str) -> str:
+    """The role as a sentence names it, in the reader's language (the code if unknown)."""
+    try:
+        return str(ROLE_NAMES[Role(role)])
+    except ValueError:
+        return str(role)
+
+
+def role_names(roles) -> str:
+    """Several roles named in a sentence, joined as the reader's language lists them."""
+    return _(", ").join(role_name(r) for r in roles)
 
 
 def member_site_ids(session: Session, user_id: int) -> set[str]:
@@ -41,25 +66,35 @@ def require(
     permission: Permission | None,
     site_id: str | None = None,
     *,
-    action: str = "do this",
+    action: str | None = None,
 ) -> None:
     """Raise `Denied` unless `who` holds `permission` (any of the flags, when several are
-    given) and, when `site_id` is given, belongs to that site."""
+    given) and, when `site_id` is given, belongs to that site.
+
+    `action` says what was asked, in the reader's language (`_l("record steps")`: lazy, so
+    that it is translated only when refused), for the message "a nurse may not record steps"."""
+    action = action or _("do this")
     if isinstance(who, User):
         user, granted = who, permissions_of(who.role)
     else:
         if who.id is None:  # the system: a command run by an operator, the scheduler
             granted = who.permissions
             if permission is not None and not (granted & permission):
-                raise Denied(f"{who.name} may not {action}")
+                raise Denied(_("%(name)s may not %(action)s", name=who.name, action=action))
             return
         user = session.get(User, who.id)
         granted = who.permissions
         if user is None:
-            raise Denied(f"{who.name} is not a known user")
+            raise Denied(_("%(name)s is not a known user", name=who.name))
     if not user.active:
-        raise Denied(f"{user.username} is deactivated")
+        raise Denied(_("%(username)s is deactivated", username=user.username))
     if permission is not None and not (granted & permission):
-        raise Denied(f"a {user.role} may not {action}")
+        raise Denied(_("a %(role)s may not %(action)s", role=role_name(user.role), action=action))
     if site_id is not None and not is_member(session, user, site_id):
-        raise Denied(f"{user.username} does not belong to site {site_id}")
+        raise Denied(
+            _(
+                "%(username)s does not belong to site %(site)s",
+                username=user.username,
+                site=site_id,
+            )
+        )

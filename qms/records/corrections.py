@@ -18,6 +18,7 @@ from qms.accounts.models import Site, User
 from qms.accounts.service import Lockout
 from qms.checklists.facts import StepFacts
 from qms.core.errors import Invalid, NotFound
+from qms.core.i18n import _
 from qms.db import utcnow
 from qms.records.guards import (
     authenticate_signers,
@@ -67,11 +68,11 @@ def correct_step(
     now = now or utcnow()
     target = session.get(StepRecord, record_id)
     if target is None:
-        raise NotFound(f"there is no record {record_id}")
+        raise NotFound(_("there is no record %(record)s", record=record_id))
     original_id = target.corrects_id or target.id
     reason = (reason or "").strip()
     if not reason:
-        raise Invalid("a correction needs a reason: it is shown beside the original record")
+        raise Invalid(_("a correction needs a reason: it is shown beside the original record"))
     unit, checklist = load_unit_and_checklist(session, registry, target.unit_id)
     step_def = step_def_of(checklist, target.step)
     check_corrector(session, by, unit, step_def)
@@ -94,7 +95,7 @@ def correct_step(
     new_time = performed_at or current.performed_at
     check_time(new_time, unit, site.timezone, now)
     if values == dict(current_facts.fields) and new_time == current.performed_at:
-        raise Invalid("the correction changes nothing: give the new values or the new time")
+        raise Invalid(_("the correction changes nothing: give the new values or the new time"))
     method, witness_user = authenticate_signers(
         session=session,
         by=by,
@@ -108,7 +109,7 @@ def correct_step(
     if witness_user is not None:
         check_witness(session, witness_user, performer, unit, step_def)
         if witness_user.id == by.id:
-            raise Invalid("the witness must be a different person from the one correcting")
+            raise Invalid(_("the witness must be a different person from the one correcting"))
     kept_witness = witness_user or (
         session.get(User, current.witness_id) if current.witness_id is not None else None
     )

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from qms.core.errors import Invalid
+from qms.core.i18n import _
 from qms.identifiers import IdentifierError, expect
 
 # Checklist identifier schemes and the identifier kinds they accept.
@@ -39,9 +40,22 @@ def parse_field_values(
         try:
             parsed[name] = _parse(field, value, equipment_exists)
         except FieldValueError as exc:
-            problems.append(f"{field.label or name} ({name}) {exc}")
+            problems.append(
+                _(
+                    "%(label)s (%(field)s) %(problem)s",
+                    label=field.label or name,
+                    field=name,
+                    problem=exc,
+                )
+            )
     if problems:
-        raise Invalid(f"{step_def.title}: " + "; ".join(problems) + ". Nothing was recorded.")
+        raise Invalid(
+            _(
+                "%(title)s: %(problems)s. Nothing was recorded.",
+                title=step_def.title,
+                problems=_("; ").join(problems),
+            )
+        )
     return parsed
 
 
@@ -56,7 +70,13 @@ def _parse(field, value: Any, equipment_exists: Callable[[str], bool]) -> Any:
     text = _text(value)
     if kind == "choice":
         if text not in field.choices:
-            raise FieldValueError(f"must be one of {', '.join(field.choices)}, not {text!r}")
+            raise FieldValueError(
+                _(
+                    "must be one of %(choices)s, not %(value)s",
+                    choices=_(", ").join(field.choices),
+                    value=repr(text),
+                )
+            )
         return text
     if kind == "identifier":
         wanted = SCHEME_KINDS.get(field.scheme or "any")
@@ -65,11 +85,14 @@ def _parse(field, value: Any, equipment_exists: Callable[[str], bool]) -> Any:
         try:
             return expect(text, wanted).normalised
         except IdentifierError as exc:
-            raise FieldValueError(f"is not valid: {exc}") from None
+            raise FieldValueError(_("is not valid: %(problem)s", problem=exc)) from None
     if kind == "equipment":
         if not equipment_exists(text):
             raise FieldValueError(
-                f"names {text!r}, which is not storage equipment in use at this site"
+                _(
+                    "names %(value)s, which is not storage equipment in use at this site",
+                    value=repr(text),
+                )
             )
         return text
     return text  # text, person
@@ -77,7 +100,7 @@ def _parse(field, value: Any, equipment_exists: Callable[[str], bool]) -> Any:
 
 def _number(value: Any, unit: str | None) -> int | float:
     if isinstance(value, bool):
-        raise FieldValueError(f"must be a number{_in(unit)}, not yes/no")
+        raise FieldValueError(_not_a_number(unit, _("yes/no")))
     if isinstance(value, str):
         cleaned = value.strip().replace("−", "-").replace(",", ".")
         if unit and cleaned.lower().endswith(unit.lower()):
@@ -85,14 +108,16 @@ def _number(value: Any, unit: str | None) -> int | float:
         try:
             value = float(cleaned)
         except ValueError:
-            raise FieldValueError(f"must be a number{_in(unit)}, not {value!r}") from None
+            raise FieldValueError(_not_a_number(unit, repr(value))) from None
     if not isinstance(value, int | float) or isinstance(value, float) and not math.isfinite(value):
-        raise FieldValueError(f"must be a number{_in(unit)}, not {value!r}")
+        raise FieldValueError(_not_a_number(unit, repr(value)))
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _in(unit: str | None) -> str:
-    return f" in {unit}" if unit else ""
+def _not_a_number(unit: str | None, value: str) -> str:
+    if unit:
+        return _("must be a number in %(unit)s, not %(value)s", unit=unit, value=value)
+    return _("must be a number, not %(value)s", value=value)
 
 
 def _yes_no(value: Any) -> bool:
@@ -100,7 +125,7 @@ def _yes_no(value: Any) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in YES | NO:
         return value.strip().lower() in YES
-    raise FieldValueError(f"must be yes or no, not {value!r}")
+    raise FieldValueError(_("must be yes or no, not %(value)s", value=repr(value)))
 
 
 def _datetime(value: Any) -> str:
@@ -111,17 +136,22 @@ def _datetime(value: Any) -> str:
             moment = datetime.fromisoformat(_text(value))
         except ValueError:
             raise FieldValueError(
-                f"must be a date and time such as 2026-10-02T09:30+08:00, not {value!r}"
+                _(
+                    "must be a date and time such as 2026-10-02T09:30+08:00, not %(value)s",
+                    value=repr(value),
+                )
             ) from None
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise FieldValueError("needs its UTC offset (e.g. +08:00): a time without one is ambiguous")
+        raise FieldValueError(
+            _("needs its UTC offset (e.g. +08:00): a time without one is ambiguous")
+        )
     return moment.isoformat()
 
 
 def _text(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise FieldValueError(f"must be text, not {value!r}")
+        raise FieldValueError(_("must be text, not %(value)s", value=repr(value)))
     text = str(value).strip()
     if not text:
-        raise FieldValueError("is empty")
+        raise FieldValueError(_("is empty"))
     return text

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from qms.accounts.access import is_member, require
+from qms.accounts.access import is_member, require, role_name, role_names
 from qms.accounts.models import User
 from qms.accounts.roles import Permission, permissions_of
 from qms.accounts.service import Lockout
@@ -23,6 +23,7 @@ from qms.checklists.facts import Finding, StepFacts
 from qms.core.canonical import CanonicalError, normalise
 from qms.core.clock import CLOCK_SKEW, local
 from qms.core.errors import Conflict, Denied, FindingsNeedReason, Invalid, SignatureError
+from qms.core.i18n import _, _l, format_datetime, ngettext
 from qms.records.fields import parse_field_values
 from qms.records.models import IN_PROGRESS, STATUS_LABELS, Unit
 from qms.records.queries import status_of
@@ -35,29 +36,47 @@ from qms.records.signatures import (
 from qms.storage.models import Equipment
 
 PERFORMER_MEANINGS = ("performed", "verified")
+# The severities of findings as a message names them, in the reader's language.
+SEVERITY_LABELS = {"critical": _l("critical"), "major": _l("major"), "minor": _l("minor")}
+
+
+def _when(moment: datetime, site_zone: str | None) -> str:
+    """A time in a message: the site's zone, the reader's locale, to the second."""
+    return format_datetime(moment, zone=site_zone or "UTC", seconds=True)
 
 
 def check_performer(session: Session, user: User, unit: Unit, step_def) -> None:
     """Who may record a step: the permission, the checklist's roles for it, the unit's site."""
-    require(session, user, Permission.LOG_STEPS, action="record steps")
+    require(session, user, Permission.LOG_STEPS, action=_l("record steps"))
     if step_def.roles and user.role not in step_def.roles:
         raise Denied(
-            f"{step_def.title} ({step_def.id}) is recorded by {', '.join(step_def.roles)}, not by a {user.role}"
+            _(
+                "%(title)s (%(step)s) is recorded by %(roles)s, not by a %(role)s",
+                title=step_def.title,
+                step=step_def.id,
+                roles=role_names(step_def.roles),
+                role=role_name(user.role),
+            )
         )
     require(session, user, None, unit.site_id)
 
 
 def check_corrector(session: Session, user: User, unit: Unit, step_def) -> None:
     """Who may correct: someone who may record the step at the unit's site, or quality."""
-    require(session, user, None, action="correct records")
+    require(session, user, None, action=_l("correct records"))
     granted = permissions_of(user.role)
     may_record = Permission.LOG_STEPS in granted and (
         not step_def.roles or user.role in step_def.roles
     )
     if not (may_record or Permission.AUDIT in granted):
         raise Denied(
-            f"a {user.role} may not correct {step_def.title}: it is corrected by "
-            f"{', '.join(step_def.roles)} or a quality officer"
+            _(
+                "a %(role)s may not correct %(title)s: it is corrected by %(roles)s "
+                "or a quality officer",
+                role=role_name(user.role),
+                title=step_def.title,
+                roles=role_names(step_def.roles),
+            )
         )
     require(session, user, None, unit.site_id)
 
@@ -65,18 +84,33 @@ def check_corrector(session: Session, user: User, unit: Unit, step_def) -> None:
 def check_witness(session: Session, witness: User, performer: User, unit: Unit, step_def) -> None:
     if witness.id == performer.id:
         raise SignatureError(
-            "the witness must be a different person from the one who performed the step"
+            _("the witness must be a different person from the one who performed the step")
         )
     if Permission.WITNESS not in permissions_of(witness.role):
-        raise SignatureError(f"{witness.username} is a {witness.role} and may not witness steps")
+        raise SignatureError(
+            _(
+                "%(username)s is a %(role)s and may not witness steps",
+                username=witness.username,
+                role=role_name(witness.role),
+            )
+        )
     if step_def.witness_roles and witness.role not in step_def.witness_roles:
         raise SignatureError(
-            f"{step_def.title} is witnessed by {', '.join(step_def.witness_roles)}; "
-            f"{witness.username} is a {witness.role}"
+            _(
+                "%(title)s is witnessed by %(roles)s; %(username)s is a %(role)s",
+                title=step_def.title,
+                roles=role_names(step_def.witness_roles),
+                username=witness.username,
+                role=role_name(witness.role),
+            )
         )
     if not is_member(session, witness, unit.site_id):
         raise SignatureError(
-            f"the witness {witness.username} does not belong to site {unit.site_id}"
+            _(
+                "the witness %(username)s does not belong to site %(site)s",
+                username=witness.username,
+                site=unit.site_id,
+            )
         )
 
 
@@ -107,12 +141,25 @@ def clean_fields(
     unknown = sorted(set(values) - set(step_def.fields))
     if unknown:
         raise Invalid(
-            f"{step_def.id} has no field {', '.join(unknown)}; fields: {', '.join(step_def.fields) or 'none'}"
+            _(
+                "%(step)s has no field %(unknown)s; fields: %(fields)s",
+                step=step_def.id,
+                unknown=_(", ").join(unknown),
+                fields=_(", ").join(step_def.fields) or _("none"),
+            )
         )
     if not partial:
         missing = [n for n, f in step_def.fields.items() if f.required and n not in values]
         if missing:
-            raise Invalid(f"{step_def.title}: {', '.join(missing)} is required")
+            raise Invalid(
+                ngettext(
+                    "%(title)s: %(fields)s is required",
+                    "%(title)s: %(fields)s are required",
+                    len(missing),
+                    title=step_def.title,
+                    fields=_(", ").join(missing),
+                )
+            )
     values = parse_field_values(step_def, values, equipment_exists=equipment_exists)
     try:
         return normalise(values)
@@ -122,16 +169,25 @@ def clean_fields(
 
 def check_time(performed_at: datetime, unit: Unit, site_zone: str | None, now: datetime) -> None:
     if performed_at.tzinfo is None or performed_at.utcoffset() is None:
-        raise Invalid("the time of the step must carry a UTC offset")
+        raise Invalid(_("the time of the step must carry a UTC offset"))
     if performed_at > now + CLOCK_SKEW:
         raise Invalid(
-            f"the step is dated {local(performed_at, site_zone)}, in the future "
-            f"(it is now {local(now, site_zone)}): record a step once it has happened"
+            _(
+                "the step is dated %(time)s, in the future (it is now %(now)s): record a step "
+                "once it has happened",
+                time=_when(performed_at, site_zone),
+                now=_when(now, site_zone),
+            )
         )
     if performed_at < unit.registered_at:
+        # The fixed form (clock.local) that tests/records/test_log_step.py matches.
         raise Invalid(
-            f"the step is dated {local(performed_at, site_zone)}, before unit {unit.id} "
-            f"was registered ({local(unit.registered_at, site_zone)})"
+            _(
+                "the step is dated %(time)s, before unit %(unit)s was registered (%(registered)s)",
+                time=local(performed_at, site_zone),
+                unit=unit.id,
+                registered=local(unit.registered_at, site_zone),
+            )
         )
 
 
@@ -167,10 +223,18 @@ def authenticate_signers(
 def require_reason(findings: list[Finding], reason: str | None) -> str | None:
     reason = (reason or "").strip() or None
     if findings and reason is None:
-        listed = " ".join(f"[{f.severity}] {f.message}" for f in findings)
+        listed = " ".join(
+            f"[{SEVERITY_LABELS.get(f.severity, f.severity)}] {f.message}" for f in findings
+        )
         raise FindingsNeedReason(
-            f"this record breaks {len(findings)} rule(s): {listed} What happened must be "
-            "recorded: give a reason and it will be recorded, and reported as a finding.",
+            ngettext(
+                "this record breaks %(num)d rule: %(findings)s What happened must be "
+                "recorded: give a reason and it will be recorded, and reported as a finding.",
+                "this record breaks %(num)d rules: %(findings)s What happened must be "
+                "recorded: give a reason and it will be recorded, and reported as a finding.",
+                len(findings),
+                findings=listed,
+            ),
             findings,
         )
     return reason
@@ -181,7 +245,11 @@ def require_open(session: Session, unit: Unit) -> None:
     status = status_of(session, unit.id)
     if status != IN_PROGRESS:
         raise Invalid(
-            f"unit {unit.id} is {STATUS_LABELS[status]}: reopen it (with a reason) to add a late record"
+            _(
+                "unit %(unit)s is %(status)s: reopen it (with a reason) to add a late record",
+                unit=unit.id,
+                status=STATUS_LABELS[status],
+            )
         )
 
 
@@ -194,6 +262,12 @@ def require_not_recorded(step_def, unit: Unit, prior: Sequence[StepFacts], site_
     done = [s for s in prior if s.step == step_def.id]
     if done:
         raise Conflict(
-            f"{step_def.title} is already recorded for unit {unit.id} ({done[0].record_id}, "
-            f"{local(done[0].at, site_zone)}); if that record is wrong, correct it"
+            _(
+                "%(title)s is already recorded for unit %(unit)s (%(record)s, %(time)s); "
+                "if that record is wrong, correct it",
+                title=step_def.title,
+                unit=unit.id,
+                record=done[0].record_id,
+                time=_when(done[0].at, site_zone),
+            )
         )

@@ -37,6 +37,7 @@ from qms.core import ledger
 from qms.core.canonical import CanonicalError, normalise
 from qms.core.clock import CLOCK_SKEW
 from qms.core.errors import Denied, Invalid
+from qms.core.i18n import _, ngettext
 from qms.core.trail import record_change
 from qms.db import utcnow
 from qms.records.interchange import (
@@ -72,13 +73,21 @@ class ImportFileError(Invalid):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         super().__init__(
-            f"nothing was imported: {len(self.problems)} problem(s) in the file\n"
+            ngettext(
+                "nothing was imported: %(num)d problem in the file",
+                "nothing was imported: %(num)d problems in the file",
+                len(self.problems),
+            )
+            + "\n"
             + "\n".join(self.problems)
         )
 
 
 @dataclass
 class ImportSummary:
+    """What an import wrote. Its text is kept in the audit trail (the import's record), so
+    it stays in English whoever imports: it is not a message of the interface."""
+
     units: int = 0
     steps: int = 0
     corrections: int = 0
@@ -113,7 +122,7 @@ def import_interchange(
     try:
         actor.require(Permission.IMPORT_EXPORT)
     except Denied:
-        raise Denied("your role may not import records") from None
+        raise Denied(_("your role may not import records")) from None
     lines = list(lines)
     digest = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
     try:
@@ -346,31 +355,65 @@ def _check_against_database(
         if not UNIT_ID_RE.match(unit.id):
             problem(
                 unit,
-                f"unit id {unit.id!r} may use only letters, digits, '.', '_' or '-' (at most 64)",
+                _(
+                    "unit id %(unit)s may use only letters, digits, '.', '_' or '-' (at most 64)",
+                    unit=repr(unit.id),
+                ),
             )
         if session.get(Unit, unit.id) is not None:
-            problem(unit, f"unit {unit.id} already exists in this database")
+            problem(unit, _("unit %(unit)s already exists in this database", unit=unit.id))
         if unit.site not in sites:
-            problem(unit, f"unit {unit.id}: there is no site {unit.site} in this database")
+            problem(
+                unit,
+                _(
+                    "unit %(unit)s: there is no site %(site)s in this database",
+                    unit=unit.id,
+                    site=unit.site,
+                ),
+            )
         if not PATIENT_REF_RE.match(unit.patient or ""):
             problem(
                 unit,
-                f"unit {unit.id}: the patient must be a pseudonymous reference such as P-0042, never a name",
+                _(
+                    "unit %(unit)s: the patient must be a pseudonymous reference such as P-0042, "
+                    "never a name",
+                    unit=unit.id,
+                ),
             )
         try:
             normalise(dict(unit.attributes))
         except CanonicalError as exc:
-            problem(unit, f"unit {unit.id}: attributes: {exc}")
+            problem(unit, _("unit %(unit)s: attributes: %(problem)s", unit=unit.id, problem=exc))
     for item in data.equipment:
         if session.get(Equipment, item.id) is not None:
-            problem(item, f"equipment {item.id} already exists in this database")
+            problem(
+                item,
+                _("equipment %(equipment)s already exists in this database", equipment=item.id),
+            )
         if item.site not in sites:
-            problem(item, f"equipment {item.id}: there is no site {item.site} in this database")
+            problem(
+                item,
+                _(
+                    "equipment %(equipment)s: there is no site %(site)s in this database",
+                    equipment=item.id,
+                    site=item.site,
+                ),
+            )
         if not storage.EQUIPMENT_ID_RE.match(item.id):
-            problem(item, f"equipment id {item.id!r} may use only letters, digits, '.', '_' or '-'")
+            problem(
+                item,
+                _(
+                    "equipment id %(equipment)s may use only letters, digits, '.', '_' or '-'",
+                    equipment=repr(item.id),
+                ),
+            )
         if not storage.EQUIPMENT_KIND_RE.match(item.kind):
             problem(
-                item, f"equipment kind {item.kind!r} must be a lower-case word such as ln2_vapour"
+                item,
+                _(
+                    "equipment kind %(kind)s must be a lower-case word such as ln2_vapour",
+                    kind=repr(item.kind),
+                ),
             )
     record_ids = [s.record_id for s in data.steps if s.record_id]
     taken = (
@@ -382,9 +425,12 @@ def _check_against_database(
     for step in data.steps:
         unit = units_in_file[step.unit]
         if step.record_id in taken:
-            problem(step, f"record_id {step.record_id} already exists in this database")
+            problem(
+                step,
+                _("record_id %(record)s already exists in this database", record=step.record_id),
+            )
         if not step.by:
-            problem(step, "by is required: an imported record must say who performed it")
+            problem(step, _("by is required: an imported record must say who performed it"))
         for who, role_hint in (
             (step.by, step.by_role),
             (step.witness, step.witness_role),
@@ -394,56 +440,91 @@ def _check_against_database(
                 if not create_missing_users:
                     problem(
                         step,
-                        f"unknown user {who!r} in this database; create the account first or import with --create-missing-users",
+                        _(
+                            "unknown user %(username)s in this database; create the account "
+                            "first or import with --create-missing-users",
+                            username=repr(who),
+                        ),
                     )
                 elif not accounts.USERNAME_RE.match(who):
-                    problem(step, f"{who!r} is not a valid username for a placeholder account")
+                    problem(
+                        step,
+                        _(
+                            "%(username)s is not a valid username for a placeholder account",
+                            username=repr(who),
+                        ),
+                    )
                 else:
                     plan.missing_users.setdefault(
                         who, (data.line_of(step) or 0, role_hint, unit.site)
                     )
             if role_hint is not None and role_hint not in {r.value for r in Role}:
                 problem(
-                    step, f"unknown role {role_hint!r}; roles: {', '.join(r.value for r in Role)}"
+                    step,
+                    _(
+                        "unknown role %(role)s; roles: %(roles)s",
+                        role=repr(role_hint),
+                        roles=_(", ").join(r.value for r in Role),
+                    ),
                 )
         if step.by and step.witness and step.by == step.witness:
-            problem(step, "the witness must be a different person from the performer")
+            problem(step, _("the witness must be a different person from the performer"))
         if step.at > now + CLOCK_SKEW or (step.recorded_at and step.recorded_at > now + CLOCK_SKEW):
-            problem(step, "the record is dated in the future")
+            problem(step, _("the record is dated in the future"))
         if step.recorded_at and step.recorded_at < step.at - CLOCK_SKEW:
-            problem(step, "recorded_at is before the step happened (at)")
+            problem(step, _("recorded_at is before the step happened (at)"))
         checklist = registry.get(unit.checklist, unit.checklist_version)
         step_def = checklist.steps[step.step]
         unknown = sorted(set(step.fields) - set(step_def.fields))
         if unknown:
             problem(
                 step,
-                f"{step.step} has no field {', '.join(unknown)}; fields: {', '.join(step_def.fields) or 'none'}",
+                _(
+                    "%(step)s has no field %(unknown)s; fields: %(fields)s",
+                    step=step.step,
+                    unknown=_(", ").join(unknown),
+                    fields=_(", ").join(step_def.fields) or _("none"),
+                ),
             )
         try:
             plan.fields[id(step)] = normalise(
                 {k: v for k, v in step.fields.items() if v is not None and v != ""}
             )
         except CanonicalError as exc:
-            problem(step, f"fields: {exc}")
+            problem(step, _("fields: %(problem)s", problem=exc))
         if step.corrects and not step.reason:
-            problem(step, "a correction needs a reason")
+            problem(step, _("a correction needs a reason"))
     seen_readings: set[tuple[str, datetime]] = set()
     for reading in data.readings:
         key = (reading.equipment, reading.at)
         if key in seen_readings:
-            problem(reading, f"a second reading of {reading.equipment} at the same time")
+            problem(
+                reading,
+                _(
+                    "a second reading of %(equipment)s at the same time",
+                    equipment=reading.equipment,
+                ),
+            )
         seen_readings.add(key)
         if reading.at > now + CLOCK_SKEW:
-            problem(reading, "the reading is dated in the future")
+            problem(reading, _("the reading is dated in the future"))
         if not storage.LOWEST_C <= reading.temperature_c <= storage.HIGHEST_C:
-            problem(reading, f"{reading.temperature_c} °C is not a possible reading")
+            problem(
+                reading,
+                _("%(value)s °C is not a possible reading", value=reading.temperature_c),
+            )
         if session.exec(
             select(Reading.id).where(
                 Reading.equipment_id == reading.equipment, Reading.at == reading.at
             )
         ).first():
-            problem(reading, f"this reading of {reading.equipment} is already in this database")
+            problem(
+                reading,
+                _(
+                    "this reading of %(equipment)s is already in this database",
+                    equipment=reading.equipment,
+                ),
+            )
     return plan
 
 

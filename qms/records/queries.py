@@ -16,6 +16,7 @@ from qms.accounts.models import User
 from qms.checklists import engine
 from qms.checklists.facts import DueItem, Finding, ReadingFacts, StepFacts, UnitFacts
 from qms.core.errors import Invalid, NotFound
+from qms.core.i18n import _
 from qms.records.models import IN_PROGRESS, Signature, StepRecord, Unit, UnitStatus
 from qms.storage.models import Reading
 
@@ -23,13 +24,18 @@ from qms.storage.models import Reading
 def load_unit_and_checklist(session: Session, registry, unit_id: str):
     unit = session.get(Unit, unit_id)
     if unit is None:
-        raise NotFound(f"there is no unit {unit_id}")
+        raise NotFound(_("there is no unit %(unit)s", unit=unit_id))
     try:
         checklist = registry.get(unit.checklist_id, unit.checklist_version)
     except KeyError:
         raise Invalid(
-            f"unit {unit.id} was registered against checklist {unit.checklist_id} "
-            f"version {unit.checklist_version}, which is not installed on this server"
+            _(
+                "unit %(unit)s was registered against checklist %(checklist)s version "
+                "%(version)s, which is not installed on this server",
+                unit=unit.id,
+                checklist=unit.checklist_id,
+                version=unit.checklist_version,
+            )
         ) from None
     return unit, checklist
 
@@ -37,8 +43,13 @@ def load_unit_and_checklist(session: Session, registry, unit_id: str):
 def step_def_of(checklist, step: str):
     if step not in checklist.steps:
         raise Invalid(
-            f"checklist {checklist.id} {checklist.version} has no step {step!r}; "
-            f"steps: {', '.join(checklist.steps)}"
+            _(
+                "checklist %(checklist)s %(version)s has no step %(step)s; steps: %(steps)s",
+                checklist=checklist.id,
+                version=checklist.version,
+                step=repr(step),
+                steps=_(", ").join(checklist.steps),
+            )
         )
     return checklist.steps[step]
 

@@ -24,6 +24,7 @@ from qms.accounts.service import Lockout
 from qms.checklists.facts import Finding, StepFacts
 from qms.core import ledger
 from qms.core.errors import NotFound, SignatureError
+from qms.core.i18n import _, _l
 from qms.db import utcnow
 from qms.records.guards import (
     PERFORMER_MEANINGS,
@@ -74,10 +75,10 @@ def register_unit(
 ) -> Unit:
     """Register a unit against a checklist version (the newest unless named)."""
     now = now or utcnow()
-    require(session, by, Permission.LOG_STEPS, action="register units")
+    require(session, by, Permission.LOG_STEPS, action=_l("register units"))
     if session.get(Site, site_id) is None:
-        raise NotFound(f"there is no site {site_id}")
-    require(session, by, Permission.LOG_STEPS, site_id, action="register units")
+        raise NotFound(_("there is no site %(site)s", site=site_id))
+    require(session, by, Permission.LOG_STEPS, site_id, action=_l("register units"))
     return create_unit_record(
         session=session,
         registry=registry,
@@ -124,7 +125,11 @@ def log_step(
     require_open(session, unit)
     if meaning not in PERFORMER_MEANINGS:
         raise SignatureError(
-            f"the person recording a step signs it as {' or '.join(PERFORMER_MEANINGS)}, not {meaning!r}"
+            _(
+                "the person recording a step signs it as %(meanings)s, not %(meaning)s",
+                meanings=_(" or ").join(PERFORMER_MEANINGS),
+                meaning=repr(meaning),
+            )
         )
     site = session.get(Site, unit.site_id)
     check_time(performed_at, unit, site.timezone, now)

@@ -21,6 +21,7 @@ from qms.accounts.roles import Permission
 from qms.accounts.service import Lockout, lock_state
 from qms.core.clock import CLOCK_SKEW
 from qms.core.errors import Denied, NotFound, SignatureError
+from qms.core.i18n import _, _l
 from qms.db import utcnow
 from qms.records.models import Signature, StepRecord, Unit
 from qms.records.writers import write_signature
@@ -30,6 +31,14 @@ LATER_MEANINGS = {
     "verified": Permission.LOG_STEPS,
     "reviewed": Permission.AUDIT,
     "approved": Permission.AUDIT,
+}
+# The meanings of signatures as a message names them, in the reader's language.
+MEANING_LABELS = {
+    "performed": _l("performed"),
+    "witnessed": _l("witnessed"),
+    "verified": _l("verified"),
+    "reviewed": _l("reviewed"),
+    "approved": _l("approved"),
 }
 
 
@@ -69,8 +78,12 @@ def _refuse_if_locked(session: Session, username: str, lockout: Lockout, now: da
     )
     if state.locked:
         raise SignatureError(
-            f"the account {username} is locked after {state.failures} wrong passwords and "
-            "cannot sign until it is unlocked: nothing was recorded"
+            _(
+                "the account %(username)s is locked after %(failures)s wrong passwords and "
+                "cannot sign until it is unlocked: nothing was recorded",
+                username=username,
+                failures=state.failures,
+            )
         )
 
 
@@ -89,26 +102,31 @@ def authenticate_signer(
     the caller can count it towards the lockout.
     """
     if not user.active:
-        raise SignatureError(f"{user.username} is deactivated and cannot sign")
+        raise SignatureError(
+            _("%(username)s is deactivated and cannot sign", username=user.username)
+        )
     _refuse_if_locked(session, user.username, lockout or Lockout(), now)
     if isinstance(credential, PasswordEntry):
         if not credential.password or not verify_password(user.password_hash, credential.password):
             raise SignatureError(
-                "wrong password: the signature was not accepted and nothing was recorded",
+                _("wrong password: the signature was not accepted and nothing was recorded"),
                 failed_username=user.username,
             )
         return "password"
     if isinstance(credential, FreshSession):
         if credential.user_id != user.id:
-            raise SignatureError("a session can only sign for the person signed in")
+            raise SignatureError(_("a session can only sign for the person signed in"))
         age = now - credential.password_at
         if age > timedelta(minutes=freshness_minutes) or age < -CLOCK_SKEW:
             raise SignatureError(
-                f"your password was last entered more than {freshness_minutes} minutes ago: "
-                "enter it again to sign"
+                _(
+                    "your password was last entered more than %(minutes)s minutes ago: "
+                    "enter it again to sign",
+                    minutes=freshness_minutes,
+                )
             )
         return "session"
-    raise SignatureError("a signature needs your password or a fresh session")
+    raise SignatureError(_("a signature needs your password or a fresh session"))
 
 
 def authenticate_witness(
@@ -129,8 +147,10 @@ def authenticate_witness(
         or not verify_password(user.password_hash, credential.password or "")
     ):
         raise SignatureError(
-            "the witness's username or password is wrong (or the account is inactive): "
-            "nothing was recorded; the witness signs again with their own credentials",
+            _(
+                "the witness's username or password is wrong (or the account is inactive): "
+                "nothing was recorded; the witness signs again with their own credentials"
+            ),
             failed_username=username or None,
         )
     return user
@@ -151,19 +171,31 @@ def sign_record(
     now = now or utcnow()
     if meaning not in LATER_MEANINGS:
         raise SignatureError(
-            f"a record is signed later only as {', '.join(LATER_MEANINGS)}; "
-            "performed and witnessed are signed when the step is recorded"
+            _(
+                "a record is signed later only as %(meanings)s; performed and witnessed are "
+                "signed when the step is recorded",
+                meanings=_(", ").join(LATER_MEANINGS),
+            )
         )
     record = session.get(StepRecord, record_id)
     if record is None:
-        raise NotFound(f"there is no record {record_id}")
+        raise NotFound(_("there is no record %(record)s", record=record_id))
     unit = session.get(Unit, record.unit_id)
+    label = MEANING_LABELS[meaning]
     require(
-        session, signer, LATER_MEANINGS[meaning], unit.site_id, action=f"sign a record as {meaning}"
+        session,
+        signer,
+        LATER_MEANINGS[meaning],
+        unit.site_id,
+        action=_l("sign a record as %(meaning)s", meaning=label),
     )
     if signer.id in (record.performed_by_id, record.recorded_by_id, record.witness_id):
         raise Denied(
-            f"{meaning} needs someone other than the people who performed, witnessed or entered the record"
+            _(
+                "%(meaning)s needs someone other than the people who performed, witnessed "
+                "or entered the record",
+                meaning=label,
+            )
         )
     already = session.exec(
         select(Signature).where(
@@ -173,7 +205,9 @@ def sign_record(
         )
     ).first()
     if already is not None:
-        raise SignatureError(f"you already signed {record.id} as {meaning}")
+        raise SignatureError(
+            _("you already signed %(record)s as %(meaning)s", record=record.id, meaning=label)
+        )
     method = authenticate_signer(
         session=session,
         user=signer,

@@ -23,6 +23,7 @@ from qms.checklists import engine
 from qms.checklists.facts import Finding
 from qms.core import ledger
 from qms.core.errors import Conflict, Invalid
+from qms.core.i18n import _, _l
 from qms.db import utcnow
 from qms.records.guards import check_time, require_reason
 from qms.records.models import (
@@ -68,25 +69,35 @@ def set_unit_status(
     now = now or utcnow()
     at = at or now
     if status not in STATUSES:
-        raise Invalid(f"unknown status {status!r}; one of: {', '.join(STATUSES)}")
+        raise Invalid(
+            _(
+                "unknown status %(status)s; one of: %(statuses)s",
+                status=repr(status),
+                statuses=_(", ").join(STATUSES),
+            )
+        )
     unit, checklist = load_unit_and_checklist(session, registry, unit_id)
     require(
         session,
         by,
         Permission.LOG_STEPS | Permission.AUDIT,
         unit.site_id,
-        action="close or reopen units",
+        action=_l("close or reopen units"),
     )
     ledger.lock(session)  # the current status is read under the lock: one change wins
     current = status_of(session, unit.id)
     if status == current:
-        raise Conflict(f"unit {unit.id} is already {STATUS_LABELS[status]}")
+        raise Conflict(
+            _("unit %(unit)s is already %(status)s", unit=unit.id, status=STATUS_LABELS[status])
+        )
     check_time(at, unit, session.get(Site, unit.site_id).timezone, now)
     reason = (reason or "").strip() or None
     if status == CANCELLED and reason is None:
-        raise Invalid("cancelling a unit needs a reason (e.g. the patient's infusion was stopped)")
+        raise Invalid(
+            _("cancelling a unit needs a reason (e.g. the patient's infusion was stopped)")
+        )
     if status == IN_PROGRESS and reason is None:
-        raise Invalid("reopening a unit needs a reason (e.g. a record entered late)")
+        raise Invalid(_("reopening a unit needs a reason (e.g. a record entered late)"))
     method = authenticate_signer(
         session=session,
         user=by,

@@ -25,9 +25,8 @@ from qms.accounts.models import Site, User, Ward
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
 from qms.checklists.judging import counted_record_ids
-from qms.core.clock import local
 from qms.core.errors import Invalid, SignatureError
-from qms.core.i18n import _
+from qms.core.i18n import _, format_datetime
 from qms.core.models import LedgerEntry
 from qms.db import utcnow
 from qms.records import loading
@@ -98,7 +97,7 @@ def units():
         page_url=lambda n: url_for(
             "records.units", page=n, **{k: v for k, v in filters.items() if v}
         ),
-        at=lambda moment: local(moment, site.timezone) if moment else "—",
+        at=lambda moment: format_datetime(moment, zone=site.timezone),
     )
 
 
@@ -217,7 +216,7 @@ def unit_page(unit_id: str):
         status_history=status_history,
         status_form=_status_form(judgement.status),
         freshness=current_app.extensions["qms_settings"].signature_freshness_minutes,
-        at=lambda moment: local(moment, site.timezone) if moment else "—",
+        at=lambda moment: format_datetime(moment, zone=site.timezone, seconds=True),
     )
 
 

@@ -19,6 +19,7 @@ from qms.checklists.facts import Finding
 from qms.core import ledger
 from qms.core.canonical import CanonicalError, canonical_json
 from qms.core.errors import Invalid, SignatureError
+from qms.core.i18n import _
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
 
 UNIT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -49,15 +50,22 @@ def create_unit_record(
     ledger.lock(session)  # "already registered" is decided under the lock
     if not UNIT_ID_RE.match(unit_id):
         raise Invalid(
-            f"unit id {unit_id!r} must start with a letter or digit and use only letters, digits, '.', '_' or '-' (at most 64)"
+            _(
+                "unit id %(unit)s must start with a letter or digit and use only letters, "
+                "digits, '.', '_' or '-' (at most 64)",
+                unit=repr(unit_id),
+            )
         )
     if session.get(Unit, unit_id) is not None:
-        raise Invalid(f"unit {unit_id} is already registered")
+        raise Invalid(_("unit %(unit)s is already registered", unit=unit_id))
     patient_ref = (patient_ref or "").strip()
     if not PATIENT_REF_RE.match(patient_ref):
         raise Invalid(
-            "the patient reference must be a pseudonymous code such as P-0042 "
-            "(letters, digits, '.', '_', '-', ':' or '/', at least one digit, no spaces) — never a name"
+            _(
+                "the patient reference must be a pseudonymous code such as P-0042 "
+                "(letters, digits, '.', '_', '-', ':' or '/', at least one digit, no spaces) "
+                "— never a name"
+            )
         )
     try:
         checklist = registry.get(checklist_id, checklist_version)
@@ -65,12 +73,16 @@ def create_unit_record(
         raise Invalid(exc.args[0]) from None
     if profile is not None and profile not in registry.profiles:
         raise Invalid(
-            f"unknown profile {profile!r}; profiles: {', '.join(sorted(registry.profiles)) or 'none'}"
+            _(
+                "unknown profile %(profile)s; profiles: %(profiles)s",
+                profile=repr(profile),
+                profiles=_(", ").join(sorted(registry.profiles)) or _("none"),
+            )
         )
     try:
         attributes_json = canonical_json(dict(attributes or {}))
     except CanonicalError as exc:
-        raise Invalid(f"unit attributes: {exc}") from None
+        raise Invalid(_("unit attributes: %(problem)s", problem=exc)) from None
     unit = Unit(
         id=unit_id,
         site_id=site_id,
@@ -163,7 +175,11 @@ def write_signature(
     just written) gives `number` and saves the count."""
     if meaning not in MEANINGS:
         raise SignatureError(
-            f"unknown signature meaning {meaning!r}; one of: {', '.join(MEANINGS)}"
+            _(
+                "unknown signature meaning %(meaning)s; one of: %(meanings)s",
+                meaning=repr(meaning),
+                meanings=_(", ").join(MEANINGS),
+            )
         )
     ledger.lock(session)
     if number is None:

@@ -18,8 +18,9 @@ from qms.accounts.models import Site
 from qms.accounts.roles import Permission
 from qms.accounts.service import Actor
 from qms.core import ledger
-from qms.core.clock import CLOCK_SKEW, local
+from qms.core.clock import CLOCK_SKEW
 from qms.core.errors import Invalid, NotFound
+from qms.core.i18n import _, _l, format_datetime
 from qms.core.trail import record_change
 from qms.db import utcnow
 from qms.storage.models import Equipment, Reading
@@ -37,7 +38,7 @@ def _require(session: Session, actor: Actor, site_id: str) -> None:
         actor,
         Permission.MANAGE_STORAGE,
         site_id,
-        action="manage storage equipment or readings",
+        action=_l("manage storage equipment or readings"),
     )
 
 
@@ -55,15 +56,24 @@ def register_equipment(
     equipment_id = (equipment_id or "").strip()
     if not EQUIPMENT_ID_RE.match(equipment_id):
         raise Invalid(
-            f"equipment id {equipment_id!r} must use only letters, digits, '.', '_' or '-' (at most 64)"
+            _(
+                "equipment id %(equipment)s must use only letters, digits, '.', '_' or '-' "
+                "(at most 64)",
+                equipment=repr(equipment_id),
+            )
         )
     if not EQUIPMENT_KIND_RE.match(kind or ""):
-        raise Invalid(f"equipment kind {kind!r} must be a lower-case word such as ln2_vapour")
+        raise Invalid(
+            _(
+                "equipment kind %(kind)s must be a lower-case word such as ln2_vapour",
+                kind=repr(kind),
+            )
+        )
     if session.get(Site, site_id) is None:
-        raise NotFound(f"there is no site {site_id}")
+        raise NotFound(_("there is no site %(site)s", site=site_id))
     _require(session, actor, site_id)
     if session.get(Equipment, equipment_id) is not None:
-        raise Invalid(f"equipment {equipment_id} already exists")
+        raise Invalid(_("equipment %(equipment)s already exists", equipment=equipment_id))
     equipment = Equipment(
         id=equipment_id,
         site_id=site_id,
@@ -93,12 +103,16 @@ def set_equipment_active(
 ) -> Equipment:
     equipment = session.get(Equipment, equipment_id)
     if equipment is None:
-        raise NotFound(f"there is no equipment {equipment_id}")
+        raise NotFound(_("there is no equipment %(equipment)s", equipment=equipment_id))
     _require(session, actor, equipment.site_id)
     if not (reason or "").strip():
-        raise Invalid("give a reason: it is kept in the audit trail")
+        raise Invalid(_("give a reason: it is kept in the audit trail"))
     if equipment.active == active:
-        raise Invalid(f"{equipment_id} is already {'in use' if active else 'out of use'}")
+        raise Invalid(
+            _("%(equipment)s is already in use", equipment=equipment_id)
+            if active
+            else _("%(equipment)s is already out of use", equipment=equipment_id)
+        )
     old, equipment.active = equipment.active, active
     session.add(equipment)
     record_change(
@@ -131,32 +145,60 @@ def record_reading(
     now = now or utcnow()
     equipment = session.get(Equipment, equipment_id)
     if equipment is None:
-        raise NotFound(f"there is no equipment {equipment_id}")
+        raise NotFound(_("there is no equipment %(equipment)s", equipment=equipment_id))
     _require(session, actor, equipment.site_id)
     if source not in READING_SOURCES:
-        raise Invalid(f"unknown reading source {source!r}; one of: {', '.join(READING_SOURCES)}")
+        raise Invalid(
+            _(
+                "unknown reading source %(source)s; one of: %(sources)s",
+                source=repr(source),
+                sources=_(", ").join(READING_SOURCES),
+            )
+        )
     if not equipment.active and imported_at is None:
-        raise Invalid(f"{equipment_id} is out of use: readings are no longer taken from it")
+        raise Invalid(
+            _(
+                "%(equipment)s is out of use: readings are no longer taken from it",
+                equipment=equipment_id,
+            )
+        )
     if isinstance(temperature_c, bool) or not isinstance(temperature_c, int | float):
-        raise Invalid(f"the temperature must be a number, not {temperature_c!r}")
+        raise Invalid(
+            _("the temperature must be a number, not %(value)s", value=repr(temperature_c))
+        )
     temperature = float(temperature_c)
     if not math.isfinite(temperature) or not LOWEST_C <= temperature <= HIGHEST_C:
         raise Invalid(
-            f"{temperature_c} °C is not a possible reading (check the sensor or the number typed)"
+            _(
+                "%(value)s °C is not a possible reading (check the sensor or the number typed)",
+                value=temperature_c,
+            )
         )
     if at.tzinfo is None or at.utcoffset() is None:
-        raise Invalid("the time of the reading must carry a UTC offset")
+        raise Invalid(_("the time of the reading must carry a UTC offset"))
     site = session.get(Site, equipment.site_id)
+
+    def when(moment: datetime) -> str:
+        return format_datetime(moment, zone=site.timezone or "UTC", seconds=True)
+
     if at > now + CLOCK_SKEW:
         raise Invalid(
-            f"the reading is dated {local(at, site.timezone)}, in the future (it is now {local(now, site.timezone)})"
+            _(
+                "the reading is dated %(time)s, in the future (it is now %(now)s)",
+                time=when(at),
+                now=when(now),
+            )
         )
     ledger.lock(session)  # "already recorded" is decided under the lock
     if session.exec(
         select(Reading.id).where(Reading.equipment_id == equipment_id, Reading.at == at)
     ).first():
         raise Invalid(
-            f"a reading of {equipment_id} at {local(at, site.timezone)} is already recorded"
+            _(
+                "a reading of %(equipment)s at %(time)s is already recorded",
+                equipment=equipment_id,
+                time=when(at),
+            )
         )
     reading = Reading(
         equipment_id=equipment_id,

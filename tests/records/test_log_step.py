@@ -261,3 +261,26 @@ def test_wrong_signature_passwords_count_towards_the_lockout(session, make_user,
     with pytest.raises(SignatureError) as own:
         log(unit, "identity_check", by=nurse, credential=PasswordEntry("nope"), fields=identity)
     assert own.value.failed_username == nurse.username
+
+
+def test_in_a_chinese_request_the_messages_and_their_times_are_chinese(
+    app, make_user, make_unit, log, now
+):
+    # Outside a request (the tests above) the messages are English; in a request whose
+    # language is Chinese, a refusal reads in Chinese, its roles and times too.
+    nurse, pharmacist = make_user("nurse"), make_user("pharmacist")
+    unit = make_unit(by=nurse, at=now - timedelta(hours=1))
+    future = datetime(2099, 1, 1, 0, 0, tzinfo=UTC)
+    with app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
+        with pytest.raises(Invalid) as late:
+            log(unit, "receipt", by=nurse, at=future, now=now)
+        with pytest.raises(Denied) as role:
+            log(unit, "thaw_end", by=pharmacist, fields={"temperature_c": 20})
+        with pytest.raises(Invalid) as value:
+            log(unit, "thaw_end", by=nurse, fields={"temperature_c": "warm"})
+    # The site's zone (Asia/Shanghai) in the Chinese format, to the second.
+    assert str(late.value).startswith(
+        "该步骤的时间为 2099年1月1日 08:00:00 +08:00，晚于当前时间（现在是 "
+    )
+    assert "由护士记录，药师不能记录" in str(role.value)
+    assert str(value.value).endswith("必须是以 °C 为单位的数字，而不是 'warm'。未记录任何内容。")
