@@ -126,10 +126,6 @@ def _show(value: Any, unit: str | None = None) -> str:
     return str(value)
 
 
-def _title(checklist: Checklist, step: str) -> str:
-    return checklist.steps[step].title
-
-
 def _record_ids(records: Iterable[StepFacts]) -> tuple[str, ...]:
     """The ids of the records a finding concerns, once each, in the order given."""
     return tuple(dict.fromkeys(r.record_id for r in records if r.record_id is not None))
