@@ -5,10 +5,10 @@ words are made here, when it is shown, in the reader's language. Each template i
 written once, wrapped in `N_()` so that `pybabel extract -k N_` collects it; `render`
 passes it through `gettext` when one is given, then fills in the parameters.
 
-Parameters are shown by their name:
-- `step`, `start`, `end`, `earlier`, `later`: step ids; `<name>_title` is the step's
+A placeholder names a parameter, or something shown from one (made only when asked):
+- step ids (`step`, `start`, `end`, `earlier`, `later`): `<name>_title` is the step's
   title in the reader's language when a checklist is given, else the id.
-- `field`, `other`: field references (`step.field`, `unit.name`); `field_where` reads
+- field references (`field`, `other`: `step.field`, `unit.name`): `field_where` reads
   "Step title: field label (step.field)" or "The unit's label (unit.name)".
 - `rule`: the rule id; `says` is that rule's own words, when a checklist is given.
 - a list is shown joined by ", "; `<name>_shown` shows each value (yes/no, numbers).
@@ -378,8 +378,6 @@ _VARIANTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "field.out_of_range": lambda p: p["bound"],
 }
 
-STEP_PARAMS = frozenset({"step", "start", "end", "earlier", "later"})
-FIELD_PARAMS = frozenset({"field"})
 UNIT_PARAMS = frozenset({"value", "min", "max", "other_value"})
 PART_LISTS = frozenset({"problems", "reasons"})
 
@@ -450,36 +448,26 @@ class _Renderer:
             return ""
         return _in_language(rule.says, self.lang)
 
-    def values(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        unit = params.get("unit")
-        out: dict[str, Any] = {}
-        for key, value in params.items():
-            if key in PART_LISTS:
-                out[key] = "; ".join(self.part(p) for p in value)
-                continue
-            if isinstance(value, list | tuple):
-                out[key] = ", ".join(str(v) for v in value)
-                out[key + "_shown"] = ", ".join(self.show(v) for v in value)
-                continue
-            out[key] = "" if value is None else value
-            with_unit = unit if key in UNIT_PARAMS else "°C" if key.endswith("_c") else None
-            out[key + "_shown"] = self.show(value, with_unit)
-            out[key + "_repr"] = repr(value)
-            if _is_number(value):
-                out[key + "_number"] = format_number(value)
-            if key in STEP_PARAMS and isinstance(value, str):
-                out[key + "_title"] = self.step_title(value)
-            elif key in FIELD_PARAMS and isinstance(value, str):
-                out[key + "_where"] = self.field_where(value)
-        if "rule" in params:
-            out["says"] = self.says(params["rule"])
-        return out
+    def derived(self, key: str, value: Any, suffix: str, params: Mapping[str, Any]) -> str:
+        """What a placeholder `<key><suffix>` shows of the parameter `key`."""
+        if suffix == "_title":
+            return self.step_title(value) if isinstance(value, str) else str(value)
+        if suffix == "_where":
+            return self.field_where(value) if isinstance(value, str) else str(value)
+        if suffix == "_repr":
+            return repr(value)
+        if isinstance(value, list | tuple):
+            return ", ".join(self.show(v) for v in value)
+        if suffix == "_number":
+            return format_number(value) if _is_number(value) else str(value)
+        unit = params.get("unit") if key in UNIT_PARAMS else "°C" if key.endswith("_c") else None
+        return self.show(value, unit)
 
     def part(self, part: Mapping[str, Any]) -> str:
         code = part.get("code")
         if code not in PARTS:
             return self.gettext(_FALLBACK) % {"code": code, "params": _plain(part)}
-        return self.gettext(PARTS[code][1]) % self.values(part)
+        return self.gettext(PARTS[code][1]) % _Values(self, part)
 
     def message(self, code: str, params: Mapping[str, Any]) -> str:
         entry = MESSAGES.get(code)
@@ -489,7 +477,36 @@ class _Renderer:
         variants = entry[2]
         choose = _VARIANTS.get(code)
         template = variants[choose(params) if choose is not None else ""]
-        return (self.gettext(template) % self.values(params)).strip()
+        return (self.gettext(template) % _Values(self, params)).strip()
+
+
+_SUFFIXES = ("_title", "_where", "_shown", "_repr", "_number")
+
+
+class _Values:
+    """The values a template's placeholders name, each made only when the template asks."""
+
+    __slots__ = ("renderer", "params")
+
+    def __init__(self, renderer: _Renderer, params: Mapping[str, Any]):
+        self.renderer = renderer
+        self.params = params
+
+    def __getitem__(self, name: str) -> Any:
+        params = self.params
+        if name in params:
+            value = params[name]
+            if name in PART_LISTS:
+                return "; ".join(self.renderer.part(p) for p in value)
+            if isinstance(value, list | tuple):
+                return ", ".join(str(v) for v in value)
+            return "" if value is None else value
+        if name == "says" and "rule" in params:
+            return self.renderer.says(params["rule"])
+        for suffix in _SUFFIXES:
+            if name.endswith(suffix) and (key := name[: -len(suffix)]) in params:
+                return self.renderer.derived(key, params[key], suffix, params)
+        raise KeyError(name)
 
 
 def _plain(params: Mapping[str, Any]) -> str:
