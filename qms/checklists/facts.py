@@ -76,7 +76,12 @@ class ReadingFacts:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """What the engine found, in plain words, with the limit and the actual value."""
+    """What the engine found: a stable code and its parameters, and the words made from them.
+
+    `code` names the kind of message (docs/checklists.md lists them) and `params` holds
+    what its words need, as ids and values, never display text; `message` is those words
+    in English. `record_ids` are the records it concerns (empty when none is known).
+    """
 
     unit: str
     kind: str
@@ -86,9 +91,14 @@ class Finding:
     message: str
     limit: str | None
     actual: str | None
+    code: str = ""
+    # A finding is hashed by the rest (params is a dict) and compared by everything.
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    record_ids: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        # Key order is the design.md contract for `qms evaluate --format json`.
+        # Key order is the design.md contract for `qms evaluate --format json`; the
+        # identity keys follow it.
         return {
             "unit": self.unit,
             "kind": self.kind,
@@ -98,7 +108,40 @@ class Finding:
             "message": self.message,
             "limit": self.limit,
             "actual": self.actual,
+            "code": self.code,
+            "params": dict(self.params),
+            "record_ids": list(self.record_ids),
         }
+
+    def to_record(self) -> dict[str, Any]:
+        """The form kept in the ledger: every key but the prose, which is rendered when shown."""
+        doc = self.to_json()
+        del doc["message"]
+        return doc
+
+    @classmethod
+    def from_record(cls, doc: Mapping[str, Any], *, checklist: Any = None) -> Finding:
+        """A finding rebuilt from `to_record()`, its message rendered in English.
+
+        Without the checklist, steps and fields are named by their ids.
+        """
+        # Imported here: the engine package imports this module.
+        from qms.checklists.engine.messages import render
+
+        params = dict(doc["params"])
+        return cls(
+            unit=doc["unit"],
+            kind=doc["kind"],
+            rule=doc["rule"],
+            severity=doc["severity"],
+            steps=tuple(doc["steps"]),
+            message=render(doc["code"], params, checklist=checklist),
+            limit=doc["limit"],
+            actual=doc["actual"],
+            code=doc["code"],
+            params=params,
+            record_ids=tuple(doc["record_ids"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)

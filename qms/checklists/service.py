@@ -6,7 +6,9 @@ compared with the last ones recorded: a new version is an "activate" entry, chan
 parameter values or content a "change" entry with the old and new values, a version no
 longer present a "retire" entry. A checklist whose content changed while its version
 number stayed the same is reported as a warning: records made under that version
-before and after would have been judged by different rules.
+before and after would have been judged by different rules. A change of the words shown
+only (titles, labels, their translations) leaves the checklist's rules digest as it was:
+it is recorded as a change, without a warning, and needs no new version.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def _state(checklist: Checklist) -> dict[str, Any]:
     return {
         "version": checklist.version,
         "digest": checklist.digest,
+        "rules_digest": checklist.rules_digest,
         "source": str(checklist.path) if checklist.path else None,
         "site": checklist.site,
         "parameters": {name: str(p.value) for name, p in sorted(checklist.parameters.items())},
@@ -65,6 +68,9 @@ def record_active_checklists(*, session: Session, registry: Registry, started_by
                 change = "change"
                 if before["parameters"] != state["parameters"]:
                     reason = "parameter values changed (checklist file or site file)"
+                elif before.get("rules_digest") == state["rules_digest"]:
+                    # Titles, labels or their translations: records are judged as before.
+                    reason = "display text changed (titles, labels, translations); rules unchanged"
                 else:
                     reason = "checklist content changed without a new version number"
                     warnings.append(

@@ -83,3 +83,24 @@ def test_a_checklist_no_longer_loaded_is_retired(session, tmp_path):
     )
     retired = _entries(session)[-1]
     assert (retired.entity_id, retired.action) == ("abecma 2026.1", "retire")
+
+
+def test_text_changed_under_the_same_version_is_recorded_without_a_warning(session, tmp_path):
+    root = _tree(tmp_path, "kymriah")
+    record_active_checklists(
+        session=session, registry=Registry.from_directory(root), started_by="t"
+    )
+    path = root / "kymriah.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "Thaw started" in text and "Infuse at 10 to 20 mL per minute." in text
+    changed = text.replace("Thaw started", "Thawing started").replace(
+        "Infuse at 10 to 20 mL per minute.", "Infuse at 10-20 mL a minute."
+    )
+    path.write_text(changed, encoding="utf-8")
+    warnings = record_active_checklists(
+        session=session, registry=Registry.from_directory(root), started_by="t"
+    )
+    assert warnings == []
+    change = _entries(session)[-1]
+    assert change.action == "change" and "rules unchanged" in change.reason
+    assert json.loads(change.old_value)["digest"] != json.loads(change.new_value)["digest"]

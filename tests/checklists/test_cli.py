@@ -57,6 +57,17 @@ def test_evaluate_json_has_the_design_shape(tmp_path: Path) -> None:
             "message": "Infusion started: infusion rate (infusion_start.rate_ml_min) was 25 mL/min, above the maximum of 20 mL/min. Infuse at 10 to 20 mL per minute.",
             "limit": "10–20 mL/min",
             "actual": "25 mL/min",
+            "code": "field.out_of_range",
+            "params": {
+                "rule": "kymriah.infusion_rate",
+                "field": "infusion_start.rate_ml_min",
+                "value": 25,
+                "unit": "mL/min",
+                "min": 10,
+                "max": 20,
+                "bound": "max",
+            },
+            "record_ids": [],
         }
     ]
     assert list(data["findings"][0]) == [
@@ -68,6 +79,9 @@ def test_evaluate_json_has_the_design_shape(tmp_path: Path) -> None:
         "message",
         "limit",
         "actual",
+        "code",
+        "params",
+        "record_ids",
     ]
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from qms.checklists.engine.messages import render
 from qms.checklists.facts import Finding, ReadingFacts, StepFacts, UnitFacts
 from qms.checklists.language import UNIT_FIELDS, Checklist, Condition, FieldRef, Rule, Test
 from qms.checklists.quantities import format_quantity
@@ -125,19 +126,44 @@ def _show(value: Any, unit: str | None = None) -> str:
     return str(value)
 
 
-def _title(checklist: Checklist, step: str) -> str:
-    return checklist.steps[step].title
+def _record_ids(records: Iterable[StepFacts]) -> tuple[str, ...]:
+    """The ids of the records a finding concerns, once each, in the order given."""
+    return tuple(dict.fromkeys(r.record_id for r in records if r.record_id is not None))
+
+
+def _jsonable(value: Any) -> Any:
+    """A field value as a finding parameter: JSON as it is, anything else as its text."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value)
 
 
 def _emit(
     ctx: _Ctx,
+    cl: Checklist,
     rule: Rule,
     steps: tuple[str, ...],
-    message: str,
+    code: str,
+    params: dict[str, Any],
     limit: str | None,
     actual: str | None,
+    records: Iterable[StepFacts] = (),
 ) -> None:
-    """Add one finding of `rule` for the unit being judged."""
+    """Add one finding of `rule` for the unit being judged; its words come from code + params."""
     ctx.out.append(
-        Finding(ctx.unit.id, rule.kind, rule.id, rule.severity, steps, message, limit, actual)
+        Finding(
+            ctx.unit.id,
+            rule.kind,
+            rule.id,
+            rule.severity,
+            steps,
+            render(code, params, checklist=cl),
+            limit,
+            actual,
+            code,
+            params,
+            _record_ids(records),
+        )
     )

@@ -10,14 +10,13 @@ from qms.checklists.engine.context import (
     _Ctx,
     _emit,
     _is_number,
+    _jsonable,
     _same,
     _show,
-    _title,
     _value_of,
 )
 from qms.checklists.facts import StepFacts
 from qms.checklists.language import Checklist, FieldSpec, Rule
-from qms.checklists.quantities import format_quantity
 
 
 def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklist) -> _Check:
@@ -31,37 +30,44 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
     limit = spec.limit_text
     step_id = ref.step
     optional = step_id is not None and not cl.steps[step_id].fields[name].required
-    label = cl.steps[step_id].fields[name].label if step_id is not None else name.replace("_", " ")
-    where = (
-        f"{_title(cl, step_id)}: {label} ({ref.text})"
-        if step_id is not None
-        else f"The unit's {label} ({ref.text})"
-    )
+    field = ref.text
+    base = {"rule": rule.id, "field": field}
     steps = (step_id,) if step_id is not None else ()
     if other is not None and other.step is not None and other.step != step_id:
         steps = (*steps, other.step)
+    allowed = [_jsonable(x) for x in one_of] if one_of is not None else None
+    bounds = {"unit": unit, "min": low, "max": high}
 
-    def judge(ctx: _Ctx, value: Any, context: tuple[StepFacts, ...]) -> tuple[str, str] | None:
-        """(message, actual) if the value breaks the rule."""
+    def compared(value: Any, other_value: Any, *, with_unit: bool = False) -> dict[str, Any]:
+        assert other is not None
+        out: dict[str, Any] = {
+            "value": _jsonable(value),
+            "other": other.text,
+            "other_value": _jsonable(other_value),
+        }
+        if with_unit:
+            out["unit"] = unit
+        return out
+
+    def judge(
+        ctx: _Ctx, value: Any, context: tuple[StepFacts, ...]
+    ) -> tuple[str, dict[str, Any], str] | None:
+        """(code, params, actual) if the value breaks the rule."""
         shown = _show(value, unit)
         if low is not None or high is not None:
             if _is_number(value):
                 if low is not None and value < low:
-                    return (
-                        f"{where} was {shown}, below the minimum of {format_quantity(low, unit)}.",
-                        shown,
-                    )
+                    return "field.out_of_range", {**bounds, "value": value, "bound": "min"}, shown
                 if high is not None and value > high:
-                    return (
-                        f"{where} was {shown}, above the maximum of {format_quantity(high, unit)}.",
-                        shown,
-                    )
+                    return "field.out_of_range", {**bounds, "value": value, "bound": "max"}, shown
         if one_of is not None and not any(_same(value, x) for x in one_of):
-            return f"{where} was {shown}; allowed: {', '.join(_show(x) for x in one_of)}.", shown
+            params = {"value": _jsonable(value), "unit": unit, "allowed": allowed}
+            return "field.not_one_of", params, shown
         if not_one_of is not None and any(_same(value, x) for x in not_one_of):
-            return f"{where} was {shown}, which is not allowed.", shown
+            return "field.not_allowed", {"value": _jsonable(value), "unit": unit}, shown
         if has_must_be and not _same(value, must_be):
-            return f"{where} was {shown}; it must be {_show(must_be)}.", shown
+            params = {"value": _jsonable(value), "unit": unit, "expected": _jsonable(must_be)}
+            return "field.must_be", params, shown
         if compare is not None and other is not None:
             other_value = _value_of(ctx, other, context)
             if other_value is None:
@@ -69,20 +75,15 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
             if compare == "equals":
                 if str(value).strip() != str(other_value).strip():
                     return (
-                        f"{where} is {value!r} but {other.text} is {other_value!r}; they must be the same.",
+                        "field.mismatch",
+                        compared(value, other_value),
                         f"{value} ≠ {other_value}",
                     )
             elif _is_number(value) and _is_number(other_value):
                 if compare == "at_most" and value > other_value:
-                    return (
-                        f"{where} was {shown}, more than {other.text} ({_show(other_value, unit)}).",
-                        shown,
-                    )
+                    return "field.above_other", compared(value, other_value, with_unit=True), shown
                 if compare == "at_least" and value < other_value:
-                    return (
-                        f"{where} was {shown}, less than {other.text} ({_show(other_value, unit)}).",
-                        shown,
-                    )
+                    return "field.below_other", compared(value, other_value, with_unit=True), shown
         return None
 
     def check(ctx: _Ctx) -> None:
@@ -95,18 +96,13 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
                     return  # a unit with no profile is the checklist's own `.profile` finding
                 # A unit attribute the rule needs was never given at registration (e.g.
                 # which product an institutional checklist is used for): not a pass.
-                _emit(
-                    ctx,
-                    rule,
-                    steps,
-                    f"{where} was not recorded, so the rule cannot be shown to hold. {rule.says}",
-                    limit,
-                    "not recorded",
-                )
+                code = "field.not_recorded"
+                _emit(ctx, cl, rule, steps, code, dict(base), limit, "not recorded")
                 return
             broken = judge(ctx, value, ())
             if broken:
-                _emit(ctx, rule, steps, f"{broken[0]} {rule.says}", limit, broken[1])
+                code, params, actual = broken
+                _emit(ctx, cl, rule, steps, code, {**base, **params}, limit, actual)
             return
         records = ctx.by_step.get(step_id)
         if not records:
@@ -120,17 +116,12 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
                 # A required field's absence is the record rule's finding; an optional
                 # field this rule needs (e.g. the EU second tocilizumab dose) is this one's.
                 if optional:
-                    _emit(
-                        ctx,
-                        rule,
-                        steps,
-                        f"{where} was not recorded, so the rule cannot be shown to hold. {rule.says}",
-                        limit,
-                        "not recorded",
-                    )
+                    code = "field.not_recorded"
+                    _emit(ctx, cl, rule, steps, code, dict(base), limit, "not recorded", context)
                 continue
             broken = judge(ctx, value, context)
             if broken:
-                _emit(ctx, rule, steps, f"{broken[0]} {rule.says}", limit, broken[1])
+                code, params, actual = broken
+                _emit(ctx, cl, rule, steps, code, {**base, **params}, limit, actual, context)
 
     return check

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from qms.checklists.engine.context import _Check, _Ctx, _title
-from qms.checklists.facts import Finding
+from qms.checklists.engine.context import _Check, _Ctx, _emit
 from qms.checklists.language import Checklist, OrderSpec, Rule
 from qms.checklists.quantities import format_duration
 
@@ -16,7 +15,6 @@ def _compile_order(rule: Rule, spec: OrderSpec, cl: Checklist) -> _Check:
     follows every record of the earlier step: disposal after the last infusion end.
     """
     seq = spec.steps
-    titles = {s: _title(cl, s) for s in seq}
     repeats = {s: cl.steps[s].repeats for s in seq}
 
     def check(ctx: _Ctx) -> None:
@@ -32,17 +30,17 @@ def _compile_order(rule: Rule, spec: OrderSpec, cl: Checklist) -> _Check:
             for k, rec in enumerate(records):
                 if pred is None:
                     names = ", ".join(seq[:j])
-                    ctx.out.append(
-                        Finding(
-                            ctx.unit.id,
-                            rule.kind,
-                            rule.id,
-                            rule.severity,
-                            (*seq[:j], later),
-                            f"{titles[later]} ({later}) was recorded with no {names} recorded before it. {rule.says}",
-                            f"{' before '.join(seq[: j + 1])}",
-                            f"no {names} before {later}",
-                        )
+                    params = {"rule": rule.id, "before": list(seq[:j]), "later": later}
+                    _emit(
+                        ctx,
+                        cl,
+                        rule,
+                        (*seq[:j], later),
+                        "order.no_earlier",
+                        params,
+                        " before ".join(seq[: j + 1]),
+                        f"no {names} before {later}",
+                        (rec,),
                     )
                     continue
                 earlier = by_step[pred]
@@ -50,17 +48,17 @@ def _compile_order(rule: Rule, spec: OrderSpec, cl: Checklist) -> _Check:
                 if target.at <= rec.at:
                     continue
                 gap = format_duration(target.at - rec.at)
-                ctx.out.append(
-                    Finding(
-                        ctx.unit.id,
-                        rule.kind,
-                        rule.id,
-                        rule.severity,
-                        (pred, later),
-                        f"{titles[later]} ({later}) was recorded {gap} before {titles[pred]} ({pred}). {rule.says}",
-                        f"{pred} before {later}",
-                        f"{pred} {gap} after {later}",
-                    )
+                params = {"rule": rule.id, "earlier": pred, "later": later, "gap": gap}
+                _emit(
+                    ctx,
+                    cl,
+                    rule,
+                    (pred, later),
+                    "order.before",
+                    params,
+                    f"{pred} before {later}",
+                    f"{pred} {gap} after {later}",
+                    (target, rec),
                 )
 
     return check

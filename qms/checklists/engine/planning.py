@@ -67,7 +67,7 @@ class _Plan:
         for rule in cl.rules:
             if rule.generated:
                 if rule.concerns == "profile":
-                    self.checks.append(_compile_profile(rule, tuple(self.profile_rules)))
+                    self.checks.append(_compile_profile(rule, tuple(self.profile_rules), cl))
                     continue
                 step = cl.steps[rule.step]
                 if rule.concerns == "done":
@@ -75,12 +75,12 @@ class _Plan:
                         self.done_rules.append((rule, step, _compile_condition(rule.when)))
                         self.checks.append(
                             _compile_done(
-                                rule, step, tuple(sorted(self.successors.get(step.id, ())))
+                                rule, step, tuple(sorted(self.successors.get(step.id, ()))), cl
                             )
                         )
                 elif rule.concerns == "record":
                     # role, witness and record checks of a step run in one pass over its records
-                    self.checks.append(_compile_step_checks(step, by_step_rules[step.id]))
+                    self.checks.append(_compile_step_checks(step, by_step_rules[step.id], cl))
                 continue
             if not self._applies(rule.when):
                 continue

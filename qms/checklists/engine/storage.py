@@ -37,7 +37,8 @@ def _compile_storage(rule: Rule, spec: StorageSpec, cond: _Cond | None, cl: Chec
             if series is None:
                 continue
             start = rec.at
-            end = next((o.at for o in outs if o.at >= start), None)
+            taken_out = next((o for o in outs if o.at >= start), None)
+            end = taken_out.at if taken_out is not None else None
             if end is None:
                 # Still in storage as far as the records say: up to `now`, else up to the
                 # unit's last record (an audit without `now` cannot know more).
@@ -70,39 +71,59 @@ def _compile_storage(rule: Rule, spec: StorageSpec, cond: _Cond | None, cl: Chec
                 timedelta(0),
             )
             if too_cold:
-                reasons.append(
-                    f"read as low as {format_quantity(coldest, '°C')}, below {format_quantity(low, '°C')}"
-                )
+                reasons.append({"code": "storage.below_min", "coldest_c": coldest, "min_c": low})
             if high is not None and warmest > high:
+                above_for = format_duration(too_warm_time)
                 if not tolerant:
                     reasons.append(
-                        f"read up to {format_quantity(warmest, '°C')}, above {format_quantity(high, '°C')}, for {format_duration(too_warm_time)}"
+                        {
+                            "code": "storage.above_max",
+                            "warmest_c": warmest,
+                            "max_c": high,
+                            "above_for": above_for,
+                        }
                     )
                 else:
                     if warmest > up_to:
                         reasons.append(
-                            f"read up to {format_quantity(warmest, '°C')}, above the tolerated {format_quantity(up_to, '°C')}"
+                            {
+                                "code": "storage.above_tolerated",
+                                "warmest_c": warmest,
+                                "up_to_c": up_to,
+                            }
                         )
                     if too_warm_time > tolerate_for:
                         reasons.append(
-                            f"spent {format_duration(too_warm_time)} above {format_quantity(high, '°C')}, more than the tolerated {format_duration(tolerate_for)}"
+                            {
+                                "code": "storage.too_long_above",
+                                "above_for": above_for,
+                                "max_c": high,
+                                "tolerate_for": format_duration(tolerate_for),
+                            }
                         )
                     weights = [h.total_seconds() for h in held]
                     mkt = mean_kinetic_temperature(period_temps, weights)
                     if mkt > mkt_max + 1e-9:
                         reasons.append(
-                            f"had a mean kinetic temperature of {format_number(round(mkt, 2))} °C, above {format_quantity(mkt_max, '°C')}"
+                            {
+                                "code": "storage.mkt_exceeded",
+                                "mkt_c": round(mkt, 2),
+                                "mkt_max_c": mkt_max,
+                            }
                         )
             if not reasons:
                 continue
             actual_parts = [f"max {format_quantity(warmest, '°C')}"] if high is not None else []
             if low is not None:
                 actual_parts.append(f"min {format_quantity(coldest, '°C')}")
-            message = (
-                f"While the unit was stored in {equipment} ({format_duration(stored_for)}), the equipment "
-                + "; ".join(reasons)
-                + f". {rule.says}"
-            )
-            _emit(ctx, rule, steps, message, limit, ", ".join(actual_parts))
+            params = {
+                "rule": rule.id,
+                "equipment": equipment,
+                "stored_for": format_duration(stored_for),
+                "reasons": reasons,
+            }
+            concerned = (rec, taken_out) if taken_out is not None else (rec,)
+            actual = ", ".join(actual_parts)
+            _emit(ctx, cl, rule, steps, "storage.excursion", params, limit, actual, concerned)
 
     return check

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from qms.checklists.engine.context import _Check, _compile_tests, _Cond, _Ctx, _emit, _title
+from qms.checklists.engine.context import _Check, _compile_tests, _Cond, _Ctx, _emit
 from qms.checklists.facts import StepFacts
 from qms.checklists.language import Checklist, Condition, EverySpec, Rule, WindowSpec
 from qms.checklists.quantities import format_duration
@@ -99,10 +99,10 @@ def _periods(spec: EverySpec, anchor: datetime) -> Iterator[tuple[int, datetime,
 
 
 def _compile_every(rule: Rule, spec: EverySpec, conds: _WindowConds, cl: Checklist) -> _Check:
-    start_title, end_title = _title(cl, spec.start), _title(cl, spec.end)
     steps = (spec.start, spec.end)
     limit = spec.limit_text
     interval = format_duration(spec.interval)
+    span = format_duration(spec.span)
     daily = spec.interval == timedelta(days=1)  # "day 4" reads better than "72h–96h"
 
     def check(ctx: _Ctx) -> None:
@@ -130,17 +130,19 @@ def _compile_every(rule: Rule, spec: EverySpec, conds: _WindowConds, cl: Checkli
         if not missed:
             return
         if daily:
-            where = f"day{'s' if len(missed) > 1 else ''} {', '.join(map(str, missed))}"
-            placed = f"on {where}"
+            placed = f"on day{'s' if len(missed) > 1 else ''} {', '.join(map(str, missed))}"
         else:
-            where = ", ".join(missed)
-            placed = f"in the period{'s' if len(missed) > 1 else ''} {where}"
-        message = (
-            f"No {end_title} ({spec.end}) was recorded {placed} after {start_title} "
-            f"({spec.start}); one is needed every {interval} for {format_duration(spec.span)}. "
-            f"{rule.says}"
-        )
-        _emit(ctx, rule, steps, message, limit, f"none {placed}")
+            placed = f"in the period{'s' if len(missed) > 1 else ''} {', '.join(missed)}"
+        params = {
+            "rule": rule.id,
+            "start": spec.start,
+            "end": spec.end,
+            "interval": interval,
+            "span": span,
+            "missed": missed,
+            "daily": daily,
+        }
+        _emit(ctx, cl, rule, steps, "every.missed", params, limit, f"none {placed}", starts[-1:])
 
     return check
 
@@ -149,10 +151,12 @@ def _compile_window(rule: Rule, spec: WindowSpec, conds: _WindowConds, cl: Check
     start_id, end_id = spec.start, spec.end
     low, high = spec.min, spec.max
     limit = spec.limit_text
-    start_title, end_title = _title(cl, start_id), _title(cl, end_id)
+    low_text = format_duration(low) if low is not None else None
+    high_text = format_duration(high) if high is not None else None
     steps = (start_id, end_id)
     require_from = spec.require_from
     simple = conds == (None, None, None)
+    rid = rule.id
 
     def check(ctx: _Ctx) -> None:
         by_step = ctx.by_step
@@ -170,30 +174,41 @@ def _compile_window(rule: Rule, spec: WindowSpec, conds: _WindowConds, cl: Check
         if require_from:
             for end in ends:
                 if not starts or starts[0].at > end.at:
-                    message = f"{end_title} ({end_id}) was recorded with no {start_title} ({start_id}) before it. {rule.says}"
-                    _emit(ctx, rule, steps, message, limit, f"no {start_id} before")
+                    params = {"rule": rid, "start": start_id, "end": end_id}
+                    actual = f"no {start_id} before"
+                    _emit(ctx, cl, rule, steps, "window.no_start", params, limit, actual, (end,))
         if not starts:
             return
         pairs, open_ = _window_pairs(spec, starts, ends)
         for start, end in pairs:
             took = end.at - start.at
             if high is not None and took > high:
-                message = f"{end_title} ({end_id}) came {format_duration(took)} after {start_title} ({start_id}); the limit is {format_duration(high)}. {rule.says}"
+                code, bound = "window.max_exceeded", {"max": high_text}
             elif low is not None and took < low:
-                message = f"{end_title} ({end_id}) came only {format_duration(took)} after {start_title} ({start_id}); it must be at least {format_duration(low)}. {rule.says}"
+                code, bound = "window.min_not_reached", {"min": low_text}
             else:
                 continue
-            _emit(ctx, rule, steps, message, limit, format_duration(took))
+            took_text = format_duration(took)
+            params = {"rule": rid, "start": start_id, "end": end_id, "took": took_text, **bound}
+            _emit(ctx, cl, rule, steps, code, params, limit, took_text, (start, end))
         for start in open_:
             now = ctx.now
             if now is not None and high is not None and now - start.at > high:
                 waited = format_duration(now - start.at)
-                message = f"{end_title} ({end_id}) is not recorded {waited} after {start_title} ({start_id}); the limit is {format_duration(high)}. {rule.says}"
-                _emit(ctx, rule, steps, message, limit, f"not done after {waited}")
+                params = {
+                    "rule": rid,
+                    "start": start_id,
+                    "end": end_id,
+                    "waited": waited,
+                    "max": high_text,
+                }
+                actual = f"not done after {waited}"
+                _emit(ctx, cl, rule, steps, "window.overdue", params, limit, actual, (start,))
             elif ctx.complete and ends:
                 # The step was done for other records but never after this one, e.g. a
                 # second bag thawed and never infused. Never done at all is "missing".
-                message = f"{start_title} ({start_id}) was never followed by {end_title} ({end_id}) in this finished unit. {rule.says}"
-                _emit(ctx, rule, steps, message, limit, "never done")
+                params = {"rule": rid, "start": start_id, "end": end_id}
+                code = "window.never_followed"
+                _emit(ctx, cl, rule, steps, code, params, limit, "never done", (start,))
 
     return check

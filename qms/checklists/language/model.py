@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from qms.checklists.quantities import format_quantity
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
         WindowSpec,
     )
 
+# The languages checklist text may be written in; English is required, the rest optional.
+LANGUAGES = ("en", "zh")
 ROLES = ("nurse", "physician", "pharmacist", "quality_officer", "regulator", "admin")
 FIELD_TYPES = {
     "number": "a number with a unit (unit: mL/min)",
@@ -30,12 +33,6 @@ FIELD_TYPES = {
     "person": "a user name",
 }
 IDENTIFIER_SCHEMES = ("din", "coi", "gs1", "any")
-WINDOW_PAIRS = {
-    "last_start": "each `to` record is measured from the latest `from` record before it",
-    "in_turn": "the first `from` is measured to the first `to` after it, the second to the next, and so on (bags)",
-    "first_end": "each `from` record is measured to the first `to` record after it",
-    "first_start": "each `to` record is measured from the first `from` record of the unit",
-}
 # What the rules a checklist implies check: a step's record, who did it, its witness,
 # that it was done at all; and that the unit names the profile some rules depend on.
 CONCERNS = ("done", "role", "witness", "record", "profile")
@@ -64,6 +61,42 @@ STANDARD_STEPS = (
 )
 
 
+class Text(str):
+    """Words a user reads (a title, a label): the English, and the same in other languages.
+
+    It is the English string itself, so code and pages that print it unchanged show
+    English; `get(lang)` gives the reader's language, falling back to English.
+    """
+
+    translations: Mapping[str, str]
+
+    def __new__(cls, en: str, translations: Mapping[str, str] | None = None) -> Text:
+        self = super().__new__(cls, en)
+        self.translations = MappingProxyType(dict(translations or {}))
+        return self
+
+    def get(self, lang: str | None) -> str:
+        """The text in `lang` ("zh", "zh_CN", "zh-Hans" all mean zh), else the English."""
+        if lang:
+            base = lang.replace("-", "_").split("_", 1)[0].lower()
+            found = self.translations.get(base)
+            if found:
+                return found
+        return str(self)
+
+    @property
+    def en(self) -> str:
+        return str(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Text, (str(self), dict(self.translations)))
+
+
+def in_language(text: Any, lang: str | None) -> str:
+    """Any checklist text in `lang`: a Text's translation, or a plain string as it is."""
+    return text.get(lang) if isinstance(text, Text) else str(text)
+
+
 @dataclass(frozen=True, slots=True)
 class FieldRef:
     """`step.field` or `unit.name` (a unit's own value or one of its attributes)."""
@@ -87,6 +120,14 @@ class FieldDef:
     range: tuple[float, float] | None
     scheme: str | None
     line: int
+    # What a form shows: each choice's words (a choice without them shows its value), and
+    # the unit's words (`unit` is the unit itself, e.g. doses; this may say 剂 in zh).
+    choice_labels: Mapping[str, Text] = field(default_factory=dict)
+    unit_text: Text | None = None
+
+    def choice_label(self, choice: str, lang: str | None = None) -> str:
+        label = self.choice_labels.get(choice)
+        return label.get(lang) if label is not None else choice
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +237,9 @@ class Checklist:
     digest: str
     path: str
     site: str | None = None  # the site whose overrides were applied, if any
+    # sha256 of what judges records (steps, fields, rules, parameters), without the words
+    # shown to people: a translation or a reworded title leaves it unchanged.
+    rules_digest: str = ""
     _rule_index: Mapping[str, Rule] = field(default_factory=dict, repr=False)
 
     def __hash__(self) -> int:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from qms.checklists.language.model import LANGUAGES, Text
 from qms.checklists.yamlnodes import LList, LMap
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -85,6 +86,60 @@ class _Reader:
             "write it in quotes if needed",
         )
         return None
+
+    def words(self, mapping: LMap, key: str, where: str, *, required: bool = True) -> Text | None:
+        """Text people read: a string (English), or a mapping of languages {en: ..., zh: ...}."""
+        if key not in mapping:
+            if required:
+                self.err(mapping.line, f"{where} has no {key!r}", f"add `{key}: ...`")
+            return None
+        return self.words_of(mapping[key], mapping.lines[key], f"{key!r} of {where}")
+
+    def words_of(self, value: Any, line: int, what: str) -> Text | None:
+        if isinstance(value, str) and value.strip():
+            return Text(value.strip())
+        if not isinstance(value, LMap):
+            self.err(
+                line,
+                f"{what} must be text or a mapping of languages, got {_type_name(value)}",
+                "write it in quotes if needed, or as {en: ..., zh: ...}",
+            )
+            return None
+        good = True
+        texts: dict[str, str] = {}
+        for lang, text in value.items():
+            if lang not in LANGUAGES:
+                good = False
+                self.err(
+                    value.lines[lang],
+                    f"{what} gives language {lang!r}{_suggest(lang, LANGUAGES)}",
+                    "allowed languages: " + ", ".join(LANGUAGES),
+                )
+            elif isinstance(text, str) and not text.strip():
+                good = False
+                self.err(
+                    value.lines[lang], f"the {lang} text of {what} is empty", "write the words"
+                )
+            elif not isinstance(text, str):
+                good = False
+                self.err(
+                    value.lines[lang],
+                    f"the {lang} text of {what} must be text, got {_type_name(text)}",
+                    "write it in quotes if needed",
+                )
+            else:
+                texts[lang] = text.strip()
+        if "en" not in value:
+            self.err(
+                value.line,
+                f"{what} gives no English (en)",
+                "give `en:` (required) and `zh:` (optional)",
+            )
+            return None
+        if not good:
+            return None
+        en = texts.pop("en")
+        return Text(en, texts)
 
     def flag(self, mapping: LMap, key: str, where: str, default: bool) -> bool:
         if key not in mapping:

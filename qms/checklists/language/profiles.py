@@ -9,7 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from qms.checklists.language.model import Profile
+from qms.checklists.language.model import Profile, Text
 from qms.checklists.language.problems import ChecklistError, _Reader
 from qms.checklists.yamlnodes import LList, LMap, YamlProblem, load_located
 
@@ -48,8 +48,8 @@ def load_profile(path: str | Path, *, display_path: str | None = None) -> Profil
             f"profile id {pid!r} differs from the file name {path.name!r}",
             f"name the file {pid}.yaml or the id {path.stem}",
         )
-    title = reader.text(doc, "title", "the profile")
-    description = reader.text(doc, "description", "the profile", required=False) or ""
+    title = reader.words(doc, "title", "the profile")
+    description = reader.words(doc, "description", "the profile", required=False) or Text("")
     if reader.problems or pid is None or title is None:
         raise ChecklistError(reader.problems)
     return Profile(

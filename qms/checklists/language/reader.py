@@ -7,6 +7,7 @@ docs/checklists.md is the reference for authors; keep it in step with this packa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -31,6 +32,7 @@ from qms.checklists.language.model import (
     Rule,
     StepDef,
     Test,
+    Text,
     _num,
     _show,
 )
@@ -166,9 +168,9 @@ class _ChecklistBuilder:
                 "the checklist has no 'id'",
                 "add `id: <product>` (lower case, e.g. kymriah)",
             )
-        title = r.text(doc, "title", "the checklist")
-        product = r.text(doc, "product", "the checklist")
-        description = r.text(doc, "description", "the checklist", required=False) or ""
+        title = r.words(doc, "title", "the checklist")
+        product = r.words(doc, "product", "the checklist")
+        description = r.words(doc, "description", "the checklist", required=False) or Text("")
         version = None
         if "version" not in doc:
             r.err(doc.line, "the checklist has no 'version'", 'add `version: "2026.1"` (quoted)')
@@ -218,6 +220,17 @@ class _ChecklistBuilder:
             # judged by: the digest covers them.
             canon = json.dumps(self.overrides, sort_keys=True, default=str, ensure_ascii=False)
             digest = hashlib.sha256((digest + "\n" + canon).encode()).hexdigest()
+        judged = {
+            "id": cid,
+            "version": version,
+            "sources": self.sources,
+            "parameters": self.params,
+            "steps": self.steps,
+            "rules": all_rules,
+        }
+        rules_digest = hashlib.sha256(
+            json.dumps(_judged_form(judged), sort_keys=True, ensure_ascii=False).encode()
+        ).hexdigest()
         return Checklist(
             id=cid,
             title=title,
@@ -231,6 +244,7 @@ class _ChecklistBuilder:
             digest=digest,
             path=self.r.path,
             site=site,
+            rules_digest=rules_digest,
             _rule_index=MappingProxyType({rule.id: rule for rule in all_rules}),
         )
 
@@ -385,8 +399,8 @@ class _ChecklistBuilder:
         if body is None:
             return
         r.keys(body, STEP_KEYS, where)
-        title = r.text(body, "title", where) or sid
-        says = r.text(body, "says", where, required=False) or ""
+        title = r.words(body, "title", where) or Text(sid)
+        says = r.words(body, "says", where, required=False) or Text("")
         roles = self._roles(body, "roles", where, required=True)
         witness_required = False
         witness_roles: tuple[str, ...] = ()
@@ -496,6 +510,7 @@ class _ChecklistBuilder:
             )
             return None
         unit = None
+        unit_text: Text | None = None
         if ftype == "number":
             if "unit" not in spec:
                 r.err(
@@ -504,16 +519,26 @@ class _ChecklistBuilder:
                     "add e.g. `unit: mL/min`; units: " + ", ".join(_units()),
                 )
             else:
-                try:
-                    unit = normalise_unit(spec["unit"])
-                except QuantityError as exc:
-                    r.err(
-                        spec.lines["unit"],
-                        f"{where}: {str(exc).split(';')[0]}",
-                        "allowed units: " + ", ".join(_units()),
-                    )
+                # `unit: doses`, or with the words a form shows: `unit: {en: doses, zh: 剂}`.
+                written = spec["unit"]
+                if isinstance(written, LMap):
+                    unit_text = r.words_of(written, spec.lines["unit"], f"unit of {where}")
+                    written = str(unit_text) if unit_text is not None else None
+                if written is not None:
+                    try:
+                        unit = normalise_unit(written)
+                    except QuantityError as exc:
+                        r.err(
+                            spec.lines["unit"],
+                            f"{where}: {str(exc).split(';')[0]}",
+                            "allowed units: " + ", ".join(_units()),
+                        )
+                    else:
+                        translations = unit_text.translations if unit_text is not None else {}
+                        unit_text = Text(unit, translations)
         elif ftype == "temperature":
             unit = "°C"
+            unit_text = Text(unit)
             if "unit" in spec and spec["unit"] not in ("°C", "C", "degC"):
                 r.err(
                     spec.lines["unit"],
@@ -527,6 +552,7 @@ class _ChecklistBuilder:
                 "units belong to number fields",
             )
         choices: tuple[str, ...] = ()
+        choice_labels: dict[str, Text] = {}
         if ftype == "choice":
             value = spec.get("choices")
             if not isinstance(value, LList) or not value:
@@ -536,20 +562,37 @@ class _ChecklistBuilder:
                     "e.g. choices: [none, leukodepleting, 0.2um]",
                 )
             else:
+                # A choice is a word stored in the record, shown as itself, or with the
+                # words a form shows: `- leukodepleting: {en: leukodepleting filter, zh: ...}`.
+                values: list[Any] = []
                 for item, item_line in zip(value, value.lines, strict=True):
+                    if isinstance(item, LMap) and len(item) == 1:
+                        item, shown = next(iter(item.items()))
+                        if isinstance(item, str):
+                            label = r.words_of(shown, item_line, f"the words of choice {item!r}")
+                            if label is not None:
+                                choice_labels[item] = label
+                    elif isinstance(item, LMap):
+                        r.err(
+                            item_line,
+                            f"choice of {where} names {len(item)} values in one item",
+                            "write one `- value: words` per item",
+                        )
+                        continue
+                    values.append(item)
                     if not isinstance(item, str):
                         r.err(
                             item_line,
                             f"choice {item!r} of {where} must be text",
                             "quote it: YAML reads yes/no/on/off as true/false and 0.2 as a number",
                         )
-                if len(set(value)) != len(value):
+                if len(set(map(str, values))) != len(values):
                     r.err(
                         spec.lines["choices"],
                         f"choices of {where} repeat a value",
                         "list each choice once",
                     )
-                choices = tuple(str(v) for v in value)
+                choices = tuple(str(v) for v in values)
         elif "choices" in spec:
             r.err(
                 spec.lines["choices"],
@@ -598,7 +641,7 @@ class _ChecklistBuilder:
                 )
             else:
                 scheme = spec["scheme"]
-        label = r.text(spec, "label", where, required=False) or name.replace("_", " ")
+        label = r.words(spec, "label", where, required=False) or Text(name.replace("_", " "))
         required = r.flag(spec, "required", where, True)
         return FieldDef(
             name=name,
@@ -610,6 +653,8 @@ class _ChecklistBuilder:
             range=rng,
             scheme=scheme,
             line=line,
+            choice_labels=MappingProxyType(choice_labels),
+            unit_text=unit_text,
         )
 
     # -- references and conditions
@@ -778,7 +823,7 @@ class _ChecklistBuilder:
         found = [k for k in RULE_SHAPES if k in body]
         allowed = RULE_COMMON_KEYS + RULE_SHAPES + (FIELD_TESTS if "field" in body else ())
         r.keys(body, allowed, where)
-        says = r.text(body, "says", where) or ""
+        says = r.words(body, "says", where) or Text("")
         severity = self._severity(body, where)
         source = self._source(body, where)
         when = self._condition(body["when"], body.lines["when"], where) if "when" in body else None
@@ -941,3 +986,32 @@ def _param_shape(value: Any) -> str:
         if len(parts) == 2:
             return f"a number in {parts[1]}"
     return "text"
+
+
+# The words shown to people and where things are written: not part of what judges a record.
+_NOT_JUDGED = frozenset(
+    {"title", "says", "label", "description", "product", "choice_labels", "unit_text", "line"}
+)
+
+
+def _judged_form(value: Any) -> Any:
+    """`value` as plain JSON data, leaving out the words people read (see rules_digest)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _judged_form(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.name not in _NOT_JUDGED
+        }
+    if isinstance(value, Mapping):
+        return {str(k): _judged_form(v) for k, v in value.items()}
+    if isinstance(value, frozenset | set):
+        return sorted(str(v) for v in value)
+    if isinstance(value, tuple | list):
+        return [_judged_form(v) for v in value]
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, str):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return str(value)
