@@ -1,12 +1,17 @@
 """The canonical JSON of a regulated record: the exact bytes the ledger hashes.
 
-This is a contract (reports quote head hashes; other tools recompute them). Version 1:
+This is a contract (reports quote head hashes; other tools recompute them). Version 2
+is version 1 with one change: the findings a record carries are chained as their code,
+parameters and record ids (`Finding.to_record()`: unit, kind, rule, severity, steps,
+limit, actual, code, params, record_ids), never as prose; version 1 records carry each
+finding's English "message" instead of code, params and record_ids. Records keep the
+version they were chained with, and both verify. Version 1 (and 2):
 
 * The document is one JSON object, UTF-8, with keys sorted by code point at every
   level, no insignificant whitespace (separators "," and ":"), non-ASCII characters
   written as themselves (not \\u escapes). NaN and infinities are refused.
 * Every record object carries ``"type"`` (``unit``, ``step``, ``correction``,
-  ``signature``, ``reading``) and ``"v": 1``, and always the full key set of its type:
+  ``signature``, ``reading``, ``unit_status``) and ``"v"`` (its version, one digit), and always the full key set of its type:
   a missing value is written as ``null``, never omitted.
 * Times are UTC, written ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (always six fractional
   digits, always ``Z``). Naive times are refused.
@@ -34,7 +39,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-CANONICAL_VERSION = 1
+CANONICAL_VERSION = 2
 GENESIS = "0" * 64
 
 

@@ -63,6 +63,15 @@ def current_language() -> str:
     return language_of(flask_babel.get_locale() if has_app_context() else None)
 
 
+# The key of each language in checklist text ({en: ..., zh: ...}).
+CHECKLIST_TEXT_KEYS = {"en": "en", "zh_CN": "zh"}
+
+
+def checklist_text_key() -> str:
+    """The key of the reader's language in checklist text (`en` outside a request)."""
+    return CHECKLIST_TEXT_KEYS[current_language()]
+
+
 def zone_named(name: str) -> tzinfo:
     """The zone of that IANA name, or UTC if the name is unknown."""
     try:

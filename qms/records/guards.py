@@ -19,11 +19,12 @@ from qms.accounts.access import is_member, require, role_name, role_names
 from qms.accounts.models import User
 from qms.accounts.roles import Permission, permissions_of
 from qms.accounts.service import Lockout
+from qms.checklists.engine.messages import render
 from qms.checklists.facts import Finding, StepFacts
 from qms.core.canonical import CanonicalError, normalise
 from qms.core.clock import CLOCK_SKEW, local
 from qms.core.errors import Conflict, Denied, FindingsNeedReason, Invalid, SignatureError
-from qms.core.i18n import _, _l, format_datetime, ngettext
+from qms.core.i18n import _, _l, checklist_text_key, format_datetime, ngettext
 from qms.records.fields import parse_field_values
 from qms.records.models import IN_PROGRESS, STATUS_LABELS, Unit
 from qms.records.queries import status_of
@@ -220,11 +221,15 @@ def authenticate_signers(
     )
 
 
-def require_reason(findings: list[Finding], reason: str | None) -> str | None:
+def require_reason(findings: list[Finding], reason: str | None, checklist=None) -> str | None:
+    """A record that breaks a rule is stored only with a reason; the refusal lists the
+    findings in the reader's language."""
     reason = (reason or "").strip() or None
     if findings and reason is None:
         listed = " ".join(
-            f"[{SEVERITY_LABELS.get(f.severity, f.severity)}] {f.message}" for f in findings
+            f"[{SEVERITY_LABELS.get(f.severity, f.severity)}] "
+            + render(f.code, f.params, checklist=checklist, lang=checklist_text_key(), gettext=_)
+            for f in findings
         )
         raise FindingsNeedReason(
             ngettext(

@@ -165,7 +165,7 @@ def log_step(
     findings = live_check(
         checklist, unit_facts(unit), prior, new, readings_for(session, [*prior, new])
     )
-    reason = require_reason(findings, reason)
+    reason = require_reason(findings, reason, checklist)
     record = write_step_record(
         session=session,
         record_id=next_record_id(session, unit.id),

@@ -113,7 +113,7 @@ def set_unit_status(
         findings = engine.evaluate(
             checklist, facts, steps, readings_for(session, steps), profile=unit.profile
         )
-        reason = require_reason(findings, reason)
+        reason = require_reason(findings, reason, checklist)
     record = write_unit_status(
         session=session,
         unit=unit,

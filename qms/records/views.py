@@ -205,6 +205,7 @@ def unit_page(unit_id: str):
     return render_template(
         "records/unit.html",
         unit=unit,
+        checklist=get_registry().get(unit.checklist_id, unit.checklist_version),
         site=site,
         rows=rows,
         people=people,

@@ -132,7 +132,7 @@ def write_step_record(
     imported_by: str | None = None,
 ) -> StepRecord:
     """Store and chain one step record or correction (internal: everything was checked)."""
-    finding_docs = [f.to_json() for f in findings]
+    finding_docs = [f.to_record() for f in findings]
     record = StepRecord(
         id=record_id,
         unit_id=unit.id,
@@ -254,7 +254,7 @@ def write_unit_status(
         select(func.count()).select_from(UnitStatus).where(UnitStatus.unit_id == unit.id)
     ).one()
     record_id = f"{unit.id}!{count + 1}"
-    finding_docs = [f.to_json() for f in findings]
+    finding_docs = [f.to_record() for f in findings]
     record = UnitStatus(
         id=record_id,
         unit_id=unit.id,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+import flask_babel
 from flask import session
 from flask_login import current_user
 
 from qms.accounts.passwords import MIN_PASSWORD_LENGTH
 from qms.accounts.roles import ROLE_LABELS, Permission, Role, permissions_of
-from qms.core.i18n import _l, format_datetime
+from qms.checklists.engine.messages import render
+from qms.core.i18n import _l, checklist_text_key, format_datetime
 
 # (permission, endpoint, label): the navigation a role sees is what its permissions allow.
 NAVIGATION: list[tuple[Permission, str, str]] = [
@@ -31,8 +34,31 @@ def local_time(value: datetime | None, zone: str | None = None, *, seconds: bool
     return format_datetime(value, zone=zone, seconds=seconds)
 
 
+def finding_text(finding: Any, checklist: Any = None) -> str:
+    """A finding's words in the reader's language, made from its code and parameters.
+
+    `finding` is a `Finding` or a finding as chained with a record: since canonical form
+    2 that is its code and parameters; a record chained before carries its English words,
+    which are shown as they were recorded.
+    """
+    code = getattr(finding, "code", None) or (
+        finding.get("code") if isinstance(finding, dict) else None
+    )
+    if not code:
+        return finding.get("message", "") if isinstance(finding, dict) else finding.message
+    params = finding.params if hasattr(finding, "params") else finding.get("params", {})
+    return render(
+        code,
+        params,
+        checklist=checklist,
+        lang=checklist_text_key(),
+        gettext=flask_babel.gettext,
+    )
+
+
 def init_app(app) -> None:
     app.add_template_filter(local_time, "local_time")
+    app.add_template_global(finding_text, "finding_text")
     app.add_template_filter(lambda role: ROLE_LABELS[Role(role)], "role_label")
 
     @app.context_processor

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -130,3 +131,30 @@ def test_unit_page_shows_the_findings_and_due_items_of_the_records_that_count(
     assert html.count('data-testid="correction"') == 2
     assert html.count('class="superseded"') == 1  # the original
     assert html.count(", superseded</div>") == 1  # the first correction
+
+
+def test_switching_the_language_changes_the_finding_text(
+    client, login, session, make_user, make_unit, log
+):
+    """A finding is chained as a code and parameters; its words follow the reader's language,
+    both the live finding and the one stored with the record."""
+    nurse = make_user("nurse", username="li.na", full_name="Li Na")
+    unit = make_unit(by=nurse, unit_id="U-88")
+    logged = log(unit, "thaw_end", by=nurse, fields={"temperature_c": 31}, reason="bath too warm")
+    (finding,) = [f for f in logged.findings if f.code == "field.out_of_range"]
+    stored = json.loads(logged.record.findings)
+    assert finding.code in [doc["code"] for doc in stored]
+    assert not any("message" in doc for doc in stored)
+    login(nurse)
+    english = client.get(f"/units/{unit.id}", headers={"Accept-Language": "en"}).get_data(
+        as_text=True
+    )
+    assert "above the maximum of 25" in english
+    nurse.language = "zh_CN"
+    session.add(nurse)
+    session.flush()
+    chinese = client.get(f"/units/{unit.id}", headers={"Accept-Language": "en"}).get_data(
+        as_text=True
+    )
+    assert "above the maximum" not in chinese
+    assert chinese.count("高于最大值") >= 2  # the live finding and the one kept with the record
