@@ -8,6 +8,8 @@ from qms.core.i18n import _l
 
 
 class Role(enum.StrEnum):
+    """The roles of qms.core.roles.ROLE_NAMES (which checklists read), as an enum."""
+
     NURSE = "nurse"
     PHYSICIAN = "physician"
     PHARMACIST = "pharmacist"

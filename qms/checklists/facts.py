@@ -19,6 +19,9 @@ KINDS = (
     "record_integrity",
 )
 SEVERITIES = ("critical", "major", "minor")
+# A unit's status: in progress until declared complete or cancelled (records.status).
+IN_PROGRESS, COMPLETE, CANCELLED = "in_progress", "complete", "cancelled"
+UNIT_STATUSES = (IN_PROGRESS, COMPLETE, CANCELLED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from qms.checklists import engine
-from qms.checklists.facts import SEVERITIES, DueItem, Finding, ReadingFacts, StepFacts, UnitFacts
+from qms.checklists.facts import (
+    COMPLETE,
+    IN_PROGRESS,
+    SEVERITIES,
+    DueItem,
+    Finding,
+    ReadingFacts,
+    StepFacts,
+    UnitFacts,
+)
 
 # The statuses the judging depends on (a unit with no status record is in progress).
-IN_PROGRESS, COMPLETE = "in_progress", "complete"
 
 Readings = Mapping[str, Sequence[ReadingFacts]] | Iterable[ReadingFacts] | None
 

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from qms.checklists.facts import EquipmentFacts, ReadingFacts, StepFacts, UnitFacts
+from qms.checklists.facts import (
+    UNIT_STATUSES,
+    EquipmentFacts,
+    ReadingFacts,
+    StepFacts,
+    UnitFacts,
+)
 
 if TYPE_CHECKING:
     from qms.checklists.language import Registry
@@ -50,7 +56,6 @@ STEP_KEYS = {
 EQUIPMENT_KEYS = {"type": True, "id": True, "kind": True, "site": True}
 READING_KEYS = {"type": True, "equipment": True, "at": True, "temperature_c": True}
 TYPES = {"unit": UNIT_KEYS, "step": STEP_KEYS, "equipment": EQUIPMENT_KEYS, "reading": READING_KEYS}
-UNIT_STATUSES = ("in_progress", "complete", "cancelled")
 
 
 class InterchangeError(Exception):

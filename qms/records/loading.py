@@ -26,12 +26,11 @@ from sqlmodel import Session, col, select
 
 from qms.accounts.models import User
 from qms.checklists import engine
-from qms.checklists.facts import ReadingFacts, StepFacts, UnitFacts
+from qms.checklists.facts import IN_PROGRESS, ReadingFacts, StepFacts, UnitFacts
 from qms.checklists.judging import Judgement, UnitCase, judge_many
 from qms.records.models import StepRecord, Unit, UnitStatus
 from qms.storage.models import Reading
 
-IN_PROGRESS = "in_progress"
 PER_PAGE = 50
 WARD_ATTRIBUTE = "ward"
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import Column, ForeignKey, Index, String, Text
 from sqlmodel import Field, SQLModel
 
+from qms.checklists.facts import CANCELLED, COMPLETE, IN_PROGRESS, UNIT_STATUSES
 from qms.core.i18n import _l
 from qms.core.ledger import JSON, TIME, USER, declare
 from qms.core.ledger import Chained as C
@@ -20,8 +21,7 @@ from qms.core.models import ledger_seq_column
 from qms.db import UTCDateTime
 
 # A unit's status: in progress (no status record yet, or reopened), complete, cancelled.
-IN_PROGRESS, COMPLETE, CANCELLED = "in_progress", "complete", "cancelled"
-STATUSES = (IN_PROGRESS, COMPLETE, CANCELLED)
+STATUSES = UNIT_STATUSES
 STATUS_LABELS = {
     IN_PROGRESS: _l("in progress"),
     COMPLETE: _l("complete"),

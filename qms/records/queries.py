@@ -108,12 +108,12 @@ def to_facts(records: Sequence[StepRecord], names: Mapping[int, str]) -> list[St
 
 
 def effective_records(records: Sequence[StepRecord]) -> list[StepRecord]:
-    """What counts now: each original replaced by its latest correction (history is kept)."""
-    latest: dict[str, StepRecord] = {}
-    for record in records:  # ledger order: a later correction wins
-        if record.corrects_id is not None:
-            latest[record.corrects_id] = record
-    return [latest.get(r.id, r) for r in records if r.corrects_id is None]
+    """What counts now: each original replaced by its latest correction (history is kept).
+
+    The engine decides (`engine.effective_records`, the one owner of the rule); this maps
+    its choice back to the rows."""
+    by_id = {r.id: r for r in records}
+    return [by_id[f.record_id] for f in engine.effective_records(to_facts(records, {}))]
 
 
 def effective_steps(session: Session, unit_id: str) -> list[StepFacts]:

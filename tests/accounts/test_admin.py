@@ -149,3 +149,12 @@ def test_regulator_may_belong_to_several_sites(session, make_site, make_user):
     make_site("SH-02", "Second hospital")
     regulator = make_user("regulator", sites=("SH-01", "SH-02"))
     assert [s.id for s in service.sites_of(session=session, user=regulator)] == ["SH-01", "SH-02"]
+
+
+def test_accounts_and_checklists_know_the_same_roles():
+    from qms.accounts.roles import ROLE_LABELS, ROLE_PERMISSIONS, Role
+    from qms.checklists.language import ROLES
+    from qms.core.roles import ROLE_NAMES
+
+    assert tuple(Role) == ROLE_NAMES == ROLES
+    assert set(ROLE_LABELS) == set(ROLE_PERMISSIONS) == set(Role)

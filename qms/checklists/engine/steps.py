@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from qms.checklists.engine.context import (
@@ -17,9 +17,10 @@ from qms.checklists.engine.context import (
 from qms.checklists.engine.messages import render_parts
 from qms.checklists.language import Checklist, FieldDef, Rule, StepDef
 from qms.checklists.quantities import format_duration
+from qms.core.clock import CLOCK_SKEW
 
-# Clocks on ward devices drift; a record up to this far "in the future" is not flagged.
-CLOCK_TOLERANCE = timedelta(minutes=5)
+# Clocks on ward devices drift: the tolerance the record service accepts at entry.
+CLOCK_TOLERANCE = CLOCK_SKEW
 
 
 def _compile_profile(rule: Rule, skipped: tuple[str, ...], cl: Checklist) -> _Check:

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from qms.checklists.quantities import format_quantity
+from qms.core.roles import ROLE_NAMES
 
 if TYPE_CHECKING:
     from qms.checklists.language.shapes import (
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 # The languages checklist text may be written in; English is required, the rest optional.
 LANGUAGES = ("en", "zh")
-ROLES = ("nurse", "physician", "pharmacist", "quality_officer", "regulator", "admin")
+ROLES = ROLE_NAMES  # the checklist may name any role accounts know
 FIELD_TYPES = {
     "number": "a number with a unit (unit: mL/min)",
     "temperature": "a temperature in °C",
