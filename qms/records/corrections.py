@@ -28,6 +28,7 @@ from qms.records.guards import (
     clean_fields,
     equipment_check,
 )
+from qms.records.loading import step_facts
 from qms.records.models import StepRecord
 from qms.records.queries import (
     effective_records,
@@ -36,7 +37,6 @@ from qms.records.queries import (
     readings_for,
     step_def_of,
     step_history,
-    to_facts,
     unit_facts,
     usernames_of,
 )
@@ -85,7 +85,7 @@ def correct_step(
         | {r.witness_id for r in history}
         | {r.recorded_by_id for r in history},
     )
-    current_facts = to_facts([current], names)[0]
+    current_facts = step_facts([current], names)[0]
     merged = {**current_facts.fields, **dict(fields or {})}
     # Earlier values are checked again, but a device taken out of use since stays valid.
     values = clean_fields(
@@ -114,7 +114,9 @@ def correct_step(
         session.get(User, current.witness_id) if current.witness_id is not None else None
     )
     kept_witness_role = witness_user.role if witness_user else current.witness_role
-    others = [f for f in to_facts(effective, names) if f.record_id not in (original_id, current.id)]
+    others = [
+        f for f in step_facts(effective, names) if f.record_id not in (original_id, current.id)
+    ]
     corrected = StepFacts(
         unit=unit.id,
         step=current.step,

@@ -5,7 +5,6 @@ Read-only: nothing here writes. The guards, the writers and the services build o
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +16,7 @@ from qms.checklists import engine
 from qms.checklists.facts import DueItem, Finding, ReadingFacts, StepFacts, UnitFacts
 from qms.core.errors import Invalid, NotFound
 from qms.core.i18n import _
+from qms.records.loading import step_facts, unit_facts
 from qms.records.models import IN_PROGRESS, Signature, StepRecord, Unit, UnitStatus
 from qms.storage.models import Reading
 
@@ -54,20 +54,6 @@ def step_def_of(checklist, step: str):
     return checklist.steps[step]
 
 
-def unit_facts(unit: Unit, status: str | None = None) -> UnitFacts:
-    return UnitFacts(
-        id=unit.id,
-        checklist=unit.checklist_id,
-        site=unit.site_id,
-        profile=unit.profile,
-        coi_id=unit.coi_id,
-        patient=unit.patient_ref,
-        attributes=json.loads(unit.attributes),
-        checklist_version=unit.checklist_version,
-        status=status,
-    )
-
-
 def step_history(session: Session, unit_id: str) -> list[StepRecord]:
     """Every record of a unit, originals and corrections, in ledger order."""
     return list(
@@ -87,33 +73,13 @@ def usernames_of(session: Session, ids: set[int | None]) -> dict[int, str]:
     return dict(rows.all())
 
 
-def to_facts(records: Sequence[StepRecord], names: Mapping[int, str]) -> list[StepFacts]:
-    return [
-        StepFacts(
-            unit=r.unit_id,
-            step=r.step,
-            at=r.performed_at,
-            by=names.get(r.performed_by_id),
-            witness=names.get(r.witness_id) if r.witness_id is not None else None,
-            fields=json.loads(r.fields),
-            by_role=r.performed_by_role,
-            witness_role=r.witness_role,
-            record_id=r.id,
-            corrects=r.corrects_id,
-            reason=r.reason,
-            recorded_at=r.recorded_at,
-        )
-        for r in records
-    ]
-
-
 def effective_records(records: Sequence[StepRecord]) -> list[StepRecord]:
     """What counts now: each original replaced by its latest correction (history is kept).
 
     The engine decides (`engine.effective_records`, the one owner of the rule); this maps
     its choice back to the rows."""
     by_id = {r.id: r for r in records}
-    return [by_id[f.record_id] for f in engine.effective_records(to_facts(records, {}))]
+    return [by_id[f.record_id] for f in engine.effective_records(step_facts(records, {}))]
 
 
 def effective_steps(session: Session, unit_id: str) -> list[StepFacts]:
@@ -122,7 +88,7 @@ def effective_steps(session: Session, unit_id: str) -> list[StepFacts]:
     names = usernames_of(
         session, {r.performed_by_id for r in records} | {r.witness_id for r in records}
     )
-    return to_facts(records, names)
+    return step_facts(records, names)
 
 
 def equipment_named(steps: Sequence[StepFacts]) -> set[str]:
