@@ -100,7 +100,7 @@ class Finding:
     record_ids: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        # Key order is the design.md contract for `qms evaluate --format json`; the
+        # Key order is the contract (docs/interchange.md) for `qms evaluate --format json`; the
         # identity keys follow it.
         return {
             "unit": self.unit,

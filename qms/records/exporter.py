@@ -1,5 +1,5 @@
 """`qms export`: write units, step records (with corrections), equipment and readings
-as the interchange file of design.md, so that export → import → export is identical.
+as the interchange file (docs/interchange.md), so that export → import → export is identical.
 
 Times are written in the site's zone with its offset. `since` selects the units with
 a record entered at or after that time (each with all its records, so corrections

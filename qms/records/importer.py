@@ -1,4 +1,4 @@
-"""`qms import`: load an interchange file (design.md) into the ledger, all or nothing.
+"""`qms import`: load an interchange file (docs/interchange.md) into the ledger, all or nothing.
 
 The whole file is checked before anything is written: the format
 (`interchange.read_interchange`), the checklists (`validate_against`), then against

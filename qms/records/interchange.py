@@ -1,4 +1,4 @@
-"""The interchange file (JSON Lines, design.md): a pure reader and writer, no database.
+"""The interchange file (JSON Lines, docs/interchange.md): a pure reader and writer, no database.
 
 One object a line: `unit`, `step`, `equipment`, `reading`. Times carry a UTC offset.
 Every bad line is reported, each as "source:line: what is wrong", so that a file from

@@ -57,7 +57,7 @@ class WindowSpec:
 
     @property
     def limit_text(self) -> str:
-        # design.md: a plain maximum reads "30m".
+        # The findings contract (docs/interchange.md): a plain maximum reads "30m".
         if self.min is not None and self.max is not None:
             return f"{format_duration(self.min)}–{format_duration(self.max)}"
         if self.max is not None:
