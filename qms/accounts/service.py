@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from qms.accounts.access import require
 from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
 from qms.accounts.passwords import (
     NO_PASSWORD,
@@ -20,8 +21,8 @@ from qms.accounts.passwords import (
     verify_password,
 )
 from qms.accounts.roles import Permission, Role, permissions_of
-from qms.core.errors import Denied, Invalid
-from qms.core.i18n import LANGUAGES, _, format_datetime
+from qms.core.errors import Invalid
+from qms.core.i18n import LANGUAGES, _, _l, format_datetime
 from qms.core.trail import record_change
 from qms.db import utcnow
 
@@ -51,10 +52,6 @@ class Actor:
             name=f"{user.full_name} ({user.username})",
             permissions=permissions_of(user.role),
         )
-
-    def require(self, permission: Permission) -> None:
-        if permission not in self.permissions:
-            raise Denied(_("you do not have permission to do this"))
 
 
 # --- sites and wards -------------------------------------------------------------
@@ -120,7 +117,7 @@ def create_user(
     reason: str = "new account",
 ) -> User:
     """Create a user; `password=None` makes an account nobody can sign in to (a placeholder)."""
-    actor.require(Permission.MANAGE_USERS)
+    require(session, actor, Permission.MANAGE_USERS, action=_l("manage user accounts"))
     username = username.strip().lower()
     full_name = full_name.strip()
     if not USERNAME_RE.match(username):
@@ -183,7 +180,7 @@ def set_user_active(
     *, session: Session, actor: Actor, user: User, active: bool, reason: str
 ) -> User:
     """Deactivate or reactivate a user. Users are never deleted: records point at them."""
-    actor.require(Permission.MANAGE_USERS)
+    require(session, actor, Permission.MANAGE_USERS, action=_l("manage user accounts"))
     if not reason or not reason.strip():
         raise AccountError(_("give a reason: it is kept in the audit trail"))
     if actor.id is not None and actor.id == user.id and not active:
@@ -231,7 +228,7 @@ def reset_password(
     *, session: Session, actor: Actor, user: User, new_password: str, reason: str
 ) -> None:
     """An administrator sets a new password (a forgotten one); the user should change it."""
-    actor.require(Permission.MANAGE_USERS)
+    require(session, actor, Permission.MANAGE_USERS, action=_l("manage user accounts"))
     if not reason or not reason.strip():
         raise AccountError(_("give a reason: it is kept in the audit trail"))
     _set_password(session=session, user=user, password=new_password, actor=actor, reason=reason)
@@ -260,7 +257,7 @@ def _set_password(
 
 
 def unlock_user(*, session: Session, actor: Actor, user: User, reason: str) -> None:
-    actor.require(Permission.MANAGE_USERS)
+    require(session, actor, Permission.MANAGE_USERS, action=_l("manage user accounts"))
     if not reason or not reason.strip():
         raise AccountError(_("give a reason: it is kept in the audit trail"))
     session.add(

@@ -29,6 +29,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from qms.accounts import service as accounts
+from qms.accounts.access import require
 from qms.accounts.models import Site, User
 from qms.accounts.roles import Permission, Role
 from qms.checklists.engine import effective_records, evaluate
@@ -36,8 +37,8 @@ from qms.checklists.facts import StepFacts
 from qms.core import ledger
 from qms.core.canonical import CanonicalError, normalise
 from qms.core.clock import CLOCK_SKEW
-from qms.core.errors import Denied, Invalid
-from qms.core.i18n import _, ngettext
+from qms.core.errors import Invalid
+from qms.core.i18n import _, _l, ngettext
 from qms.core.trail import record_change
 from qms.db import utcnow
 from qms.records.interchange import (
@@ -119,10 +120,7 @@ def import_interchange(
 ) -> ImportSummary:
     """Validate the whole file, then write it; raise ImportFileError (nothing written)."""
     now = now or utcnow()
-    try:
-        actor.require(Permission.IMPORT_EXPORT)
-    except Denied:
-        raise Denied(_("your role may not import records")) from None
+    require(session, actor, Permission.IMPORT_EXPORT, action=_l("import records"))
     lines = list(lines)
     digest = hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
     try:
