@@ -19,6 +19,7 @@ from qms.core.models import LedgerEntry
 from qms.core.verify import VerifyReport, verify
 from qms.db import Database
 from qms.records import service
+from qms.records.models import StepRecord
 from qms.records.signatures import PasswordEntry, WitnessCredential
 from qms.storage import service as storage
 from qms.storage.models import Reading
@@ -497,3 +498,101 @@ def test_an_altered_column_of_any_table_is_named_by_both_passes(built, table, co
         assert named == []
     else:
         assert named and all("altered" in message for _, message in named)
+
+
+def _at_once(url: str, writers: int, work) -> list[BaseException]:
+    """Run `work(session)` in `writers` threads at the same moment, each in its own
+    connection and transaction; return what each raised (None when it committed)."""
+    barrier = threading.Barrier(writers)
+    outcome: list = [None] * writers
+
+    def run(index: int) -> None:
+        database = Database(url)
+        try:
+            barrier.wait()
+            with database.transaction() as s:
+                work(s)
+        except BaseException as exc:  # counted by the test
+            outcome[index] = exc
+        finally:
+            database.dispose()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcome
+
+
+def test_fifty_concurrent_writers_store_a_once_only_step_once(fresh_database_url, registry):
+    """The "already recorded" check is decided under the ledger's lock: of 50 nurses
+    recording the same non-repeating step at once, one stores it and 49 are told."""
+    from qms.core.errors import Conflict
+
+    setup = Database(fresh_database_url)
+    _setup(setup, registry)  # U-1 has identity_check and thaw_end; receipt is not recorded
+    setup.dispose()
+
+    def receipt(s) -> None:
+        nurse = accounts.get_user_by_username(session=s, username="li.na")
+        service.log_step(
+            session=s,
+            registry=registry,
+            unit_id="U-1",
+            step="receipt",
+            performed_at=T0 + timedelta(minutes=30),
+            fields={"temperature_c": -150},
+            by=nurse,
+            credential=PasswordEntry(PASSWORD),
+            freshness_minutes=5,
+            now=T0 + timedelta(minutes=31),
+        )
+
+    outcome = _at_once(fresh_database_url, 50, receipt)
+    assert [type(e) for e in outcome].count(type(None)) == 1
+    assert all(isinstance(e, Conflict) for e in outcome if e is not None)
+    database = Database(fresh_database_url)
+    try:
+        with database.transaction(write=False) as s:
+            stored = s.exec(
+                select(StepRecord).where(StepRecord.unit_id == "U-1", StepRecord.step == "receipt")
+            ).all()
+        assert len(stored) == 1
+        assert _verify(database).ok
+    finally:
+        database.dispose()
+
+
+def test_fifty_concurrent_writers_cancel_a_unit_once(fresh_database_url, registry):
+    from qms.core.errors import Conflict
+    from qms.records.models import UnitStatus
+    from qms.records.status import set_unit_status
+
+    setup = Database(fresh_database_url)
+    _setup(setup, registry)
+    setup.dispose()
+
+    def cancel(s) -> None:
+        set_unit_status(
+            session=s,
+            registry=registry,
+            unit_id="U-1",
+            status="cancelled",
+            by=accounts.get_user_by_username(session=s, username="wang.wei"),
+            credential=PasswordEntry(PASSWORD),
+            freshness_minutes=5,
+            reason="infusion stopped",
+            now=T0 + timedelta(hours=1),
+        )
+
+    outcome = _at_once(fresh_database_url, 50, cancel)
+    assert [type(e) for e in outcome].count(type(None)) == 1
+    assert all(isinstance(e, Conflict) for e in outcome if e is not None)
+    database = Database(fresh_database_url)
+    try:
+        with database.transaction(write=False) as s:
+            assert len(s.exec(select(UnitStatus)).all()) == 1
+        assert _verify(database).ok
+    finally:
+        database.dispose()
