@@ -9,12 +9,13 @@ Messages with values use named placeholders: `_("%(n)s left", n=3)`.
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import flask_babel
 from babel import Locale
 from babel.dates import format_datetime as _babel_format_datetime
 from flask import has_app_context
+
+from qms.core.clock import zone_of
 
 # The languages the interface is translated into; English is the source language.
 LANGUAGES = ("en", "zh_CN")
@@ -72,12 +73,9 @@ def checklist_text_key() -> str:
     return CHECKLIST_TEXT_KEYS[current_language()]
 
 
-def zone_named(name: str) -> tzinfo:
-    """The zone of that IANA name, or UTC if the name is unknown."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
+def zone_named(name: str | None) -> tzinfo:
+    """The zone of that IANA name, or UTC if the name is unknown (`core.clock.zone_of`)."""
+    return zone_of(name)
 
 
 def format_datetime(
