@@ -32,7 +32,7 @@ from qms.accounts import service as accounts
 from qms.accounts.access import require
 from qms.accounts.models import Site, User
 from qms.accounts.roles import Permission, Role
-from qms.checklists.engine import effective_records, evaluate
+from qms.checklists.engine import added_findings, effective_records, evaluate
 from qms.checklists.facts import StepFacts
 from qms.core import ledger
 from qms.core.canonical import CanonicalError, normalise
@@ -51,7 +51,6 @@ from qms.records.models import CANCELLED, COMPLETE, StepRecord, Unit
 from qms.records.queries import (
     effective_steps,
     equipment_named,
-    live_check,
     readings_for,
     readings_of,
     unit_facts,
@@ -189,6 +188,7 @@ def import_interchange(
         written: dict[str, int] = {}
         taken: set[str] = set()
         readings_cache: dict[str, list] = {}
+        last_after: dict[str, list] = {}
 
         def readings(steps: list[StepFacts]) -> dict[str, list]:
             wanted = equipment_named(steps)
@@ -228,9 +228,15 @@ def import_interchange(
                 if f.record_id != step.corrects
                 and (f.corrects is None or f.corrects != step.corrects)
             ]
-            findings = live_check(
-                checklist, unit_facts(unit), prior, facts, readings([*prior, facts])
-            )
+            # The live check (engine.check_step) judges the unit before and after the
+            # record; for an original after an original, "before" is the last "after".
+            index = readings([*prior, facts])
+            before = last_after.get(unit.id) if step.corrects is None else None
+            if before is None:
+                before = evaluate(checklist, unit_facts(unit), prior, index, complete=False)
+            after = evaluate(checklist, unit_facts(unit), [*prior, facts], index, complete=False)
+            findings = added_findings(before, after)
+            last_after[unit.id] = after if step.corrects is None else None
             recorded_at = step.recorded_at or step.at
             record = write_step_record(
                 session=session,

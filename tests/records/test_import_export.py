@@ -242,3 +242,44 @@ def test_export_since_keeps_whole_units(session, recorded):
     earlier = datetime.now(UTC) - timedelta(days=1)
     assert len(list(export_interchange(session=session, since=earlier))) == 8
     assert list(export_interchange(session=session, site="BJ-02")) == []
+
+
+def test_imported_records_keep_the_findings_the_live_check_gives_each(session, registry, make_site):
+    """The import judges record after record (reusing the unit's last judgement as the
+    next "before"); what it stores with each record is what `engine.check_step` says of
+    that record against the ones before it."""
+    from qms.checklists import engine
+    from qms.records import queries
+
+    lines = [
+        '{"type": "unit", "id": "U-9", "checklist": "testcart", "site": "SH-01", "patient": "P-0042"}',
+        '{"type": "step", "unit": "U-9", "step": "thaw_end", "at": "2026-10-02T09:00:00+08:00", "by": "li.na", "fields": {"temperature_c": 31}, "reason": "bath fault"}',
+        '{"type": "step", "unit": "U-9", "step": "identity_check", "at": "2026-10-02T09:05:00+08:00", "by": "li.na", "witness": "wang.wei", "fields": {"product_patient_id": "P-0042", "wristband_patient_id": "P-0043"}, "reason": "wrong bag caught"}',
+        '{"type": "step", "unit": "U-9", "step": "infusion_end", "at": "2026-10-02T10:30:00+08:00", "by": "li.na", "reason": "late"}',
+        '{"type": "step", "unit": "U-9", "step": "receipt", "at": "2026-10-02T10:40:00+08:00", "by": "li.na", "fields": {"temperature_c": -150}}',
+    ]
+    make_site("SH-01")
+    import_interchange(
+        session=session,
+        registry=registry,
+        lines=lines,
+        source="t.jsonl",
+        actor=IMPORTER,
+        create_missing_users=True,
+    )
+    checklist = registry.get("testcart")
+    unit = session.get(Unit, "U-9")
+    history = queries.step_history(session, "U-9")
+    facts = queries.step_facts(
+        history,
+        queries.usernames_of(
+            session, {r.performed_by_id for r in history} | {r.witness_id for r in history}
+        ),
+    )
+    stored_codes = []
+    for n, (record, fact) in enumerate(zip(history, facts, strict=True)):
+        expected = engine.check_step(checklist, queries.unit_facts(unit), facts[:n], fact)
+        stored = json.loads(record.findings)
+        assert sorted(d["code"] for d in stored) == sorted(f.code for f in expected), record.step
+        stored_codes += [d["code"] for d in stored]
+    assert {"field.out_of_range", "order.before", "window.max_exceeded"} <= set(stored_codes)

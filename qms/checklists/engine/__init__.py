@@ -19,12 +19,13 @@ time zone the records were written in.
 from qms.checklists.engine.context import ReadingIndex
 from qms.checklists.engine.due import due_next
 from qms.checklists.engine.records import effective_records
-from qms.checklists.engine.run import check_step, describe_rules, evaluate
+from qms.checklists.engine.run import added_findings, check_step, describe_rules, evaluate
 from qms.checklists.engine.steps import CLOCK_TOLERANCE
 
 __all__ = [
     "CLOCK_TOLERANCE",
     "ReadingIndex",
+    "added_findings",
     "check_step",
     "describe_rules",
     "due_next",

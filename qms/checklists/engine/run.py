@@ -70,6 +70,13 @@ def check_step(
     after = evaluate(
         checklist, unit, [*prior_steps, new_step], index, profile=profile, complete=False
     )
+    return added_findings(before, after)
+
+
+def added_findings(before: Sequence[Finding], after: Sequence[Finding]) -> list[Finding]:
+    """The findings of `after` that `before` does not have (each counted as often as it
+    occurs): what a new record adds. A caller judging records one after another (the
+    import) passes the previous `after` as the next `before`."""
     seen: dict[Finding, int] = {}
     for finding in before:
         seen[finding] = seen.get(finding, 0) + 1
