@@ -28,7 +28,7 @@ from qms.records.guards import (
     clean_fields,
     equipment_check,
 )
-from qms.records.loading import step_facts
+from qms.records.loading import step_facts, unit_facts
 from qms.records.models import StepRecord
 from qms.records.queries import (
     effective_records,
@@ -37,7 +37,6 @@ from qms.records.queries import (
     readings_for,
     step_def_of,
     step_history,
-    unit_facts,
     usernames_of,
 )
 from qms.records.service import LoggedStep

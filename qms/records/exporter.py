@@ -19,9 +19,9 @@ from qms.accounts.models import Site, User
 from qms.checklists.facts import EquipmentFacts, ReadingFacts, StepFacts
 from qms.core.clock import zone_of
 from qms.records.interchange import write_interchange
+from qms.records.loading import unit_facts as facts_of_unit
 from qms.records.models import IN_PROGRESS, StepRecord, Unit
 from qms.records.queries import status_of
-from qms.records.queries import unit_facts as facts_of_unit
 from qms.storage.models import Equipment, Reading
 
 

@@ -47,13 +47,13 @@ from qms.records.interchange import (
     read_interchange,
     validate_against,
 )
+from qms.records.loading import unit_facts
 from qms.records.models import CANCELLED, COMPLETE, StepRecord, Unit
 from qms.records.queries import (
     effective_steps,
     equipment_named,
     readings_for,
     readings_of,
-    unit_facts,
 )
 from qms.records.writers import (
     PATIENT_REF_RE,

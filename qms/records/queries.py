@@ -6,17 +6,17 @@ Read-only: nothing here writes. The guards, the writers and the services build o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from qms.accounts.models import User
 from qms.checklists import engine
-from qms.checklists.facts import DueItem, Finding, ReadingFacts, StepFacts, UnitFacts
+from qms.checklists.facts import Finding, ReadingFacts, StepFacts, UnitFacts
+from qms.checklists.judging import Judgement
 from qms.core.errors import Invalid, NotFound
 from qms.core.i18n import _
-from qms.records.loading import step_facts, unit_facts
+from qms.records.loading import load_units_by_id, step_facts
 from qms.records.models import IN_PROGRESS, Signature, StepRecord, Unit, UnitStatus
 from qms.storage.models import Reading
 
@@ -143,29 +143,10 @@ def signatures_of(session: Session, record_ids: list[str]) -> dict[str, list[Sig
     return out
 
 
-@dataclass(frozen=True)
-class Assessment:
-    """What the engine says of a unit now: findings so far and what is due next."""
-
-    findings: list[Finding]
-    due: list[DueItem]
-    status: str = "in_progress"
-
-
-def assess_unit(session: Session, registry, unit: Unit, *, now: datetime) -> Assessment:
-    """Judge a unit's effective records (corrections applied) as at `now`."""
-    checklist = registry.get(unit.checklist_id, unit.checklist_version)
-    status = status_of(session, unit.id)
-    facts = unit_facts(unit, status)
-    steps = effective_steps(session, unit.id)
-    readings = readings_for(session, steps)
-    findings = engine.evaluate(checklist, facts, steps, readings, profile=unit.profile, now=now)
-    due = (
-        engine.due_next(checklist, facts, steps, profile=unit.profile, now=now)
-        if status == "in_progress"
-        else []
-    )
-    return Assessment(findings=findings, due=due, status=status)
+def assess_unit(session: Session, registry, unit: Unit, *, now: datetime) -> Judgement:
+    """Judge one unit as at `now` (findings, what is due, its status): the loader and the
+    judging function every page uses (`records.loading`, `checklists.judging`)."""
+    return load_units_by_id(session, [unit.id]).judge(registry, now=now)[unit.id]
 
 
 def live_check(

@@ -38,6 +38,7 @@ from qms.records.guards import (
     require_open,
     require_reason,
 )
+from qms.records.loading import unit_facts
 from qms.records.models import Signature, StepRecord, Unit
 from qms.records.queries import (
     effective_steps,
@@ -45,7 +46,6 @@ from qms.records.queries import (
     load_unit_and_checklist,
     readings_for,
     step_def_of,
-    unit_facts,
 )
 from qms.records.signatures import Credential, WitnessCredential
 from qms.records.writers import create_unit_record, next_record_id, sign_step, write_step_record

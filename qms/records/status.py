@@ -26,6 +26,7 @@ from qms.core.errors import Conflict, Invalid
 from qms.core.i18n import _, _l
 from qms.db import utcnow
 from qms.records.guards import check_time, require_reason
+from qms.records.loading import unit_facts
 from qms.records.models import (
     CANCELLED,
     COMPLETE,
@@ -39,7 +40,6 @@ from qms.records.queries import (
     load_unit_and_checklist,
     readings_for,
     status_of,
-    unit_facts,
 )
 from qms.records.signatures import Credential, authenticate_signer
 from qms.records.writers import write_unit_status

@@ -250,6 +250,7 @@ def test_imported_records_keep_the_findings_the_live_check_gives_each(session, r
     that record against the ones before it."""
     from qms.checklists import engine
     from qms.records import queries
+    from qms.records.loading import unit_facts
 
     lines = [
         '{"type": "unit", "id": "U-9", "checklist": "testcart", "site": "SH-01", "patient": "P-0042"}',
@@ -278,7 +279,7 @@ def test_imported_records_keep_the_findings_the_live_check_gives_each(session, r
     )
     stored_codes = []
     for n, (record, fact) in enumerate(zip(history, facts, strict=True)):
-        expected = engine.check_step(checklist, queries.unit_facts(unit), facts[:n], fact)
+        expected = engine.check_step(checklist, unit_facts(unit), facts[:n], fact)
         stored = json.loads(record.findings)
         assert sorted(d["code"] for d in stored) == sorted(f.code for f in expected), record.step
         stored_codes += [d["code"] for d in stored]
