@@ -2,6 +2,7 @@
 see them all (a model module registers its ledger declarations when imported)."""
 
 from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
+from qms.core.anchors import LedgerAnchor
 from qms.core.models import LedgerEntry
 from qms.core.trail import AuditTrailEntry
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
@@ -10,6 +11,7 @@ from qms.storage.models import Equipment, Reading
 __all__ = [
     "AuditTrailEntry",
     "Equipment",
+    "LedgerAnchor",
     "LedgerEntry",
     "LoginEvent",
     "Reading",

@@ -37,28 +37,32 @@ def drop_refuse_function() -> None:
         op.execute("DROP FUNCTION IF EXISTS qms_refuse_change()")
 
 
+def append_only_sql(dialect: str, table: str) -> list[str]:
+    """The statements that make the database refuse UPDATE and DELETE (and TRUNCATE on
+    PostgreSQL) on `table`."""
+    if dialect == "postgresql":
+        return [
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION qms_refuse_change()",
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION qms_refuse_change()",
+        ]
+    return [
+        f"CREATE TRIGGER {table}_refuse_{operation.lower()} BEFORE {operation} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {operation} refused "
+        "(a correction is a new record with a reason)'); END"
+        for operation in ("UPDATE", "DELETE")
+    ]
+
+
 def append_only(table: str) -> None:
     """Make the database refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL) on `table`.
 
     SQLite note: a batch "move and copy" rebuilds a table and loses its triggers: call
     this again after any batch operation on a protected table.
     """
-    if _postgresql():
-        op.execute(
-            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-            "FOR EACH ROW EXECUTE FUNCTION qms_refuse_change()"
-        )
-        op.execute(
-            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-            "FOR EACH STATEMENT EXECUTE FUNCTION qms_refuse_change()"
-        )
-        return
-    for operation in ("UPDATE", "DELETE"):
-        op.execute(
-            f"CREATE TRIGGER {table}_refuse_{operation.lower()} BEFORE {operation} ON {table} "
-            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {operation} refused "
-            "(a correction is a new record with a reason)'); END"
-        )
+    for statement in append_only_sql(op.get_bind().dialect.name, table):
+        op.execute(statement)
 
 
 def drop_append_only(table: str) -> None:

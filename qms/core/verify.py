@@ -250,8 +250,42 @@ def verify(
         problems.extend(typed.join(report))
     elif check_rows and len(problems) < MAX_PROBLEMS:
         _check_typed_rows(dbapi, dialect, report, thorough)
+    _check_anchors(connection, report)
     _check_protection(connection, report)
     return report
+
+
+def _check_anchors(connection: Connection, report: VerifyReport) -> None:
+    """Every head anchored earlier (by a verify, an audit run, a report) must still stand:
+    the record at its seq exists and has its hash. A shorter chain that is whole in itself
+    (records removed from the end, triggers restored) fails here."""
+    rows = connection.execute(
+        text(
+            "SELECT a.source, a.source_ref, a.head_seq, a.head_hash, a.recorded_at, l.hash "
+            "FROM ledger_anchor a LEFT JOIN ledger_entry l ON l.seq = a.head_seq "
+            "WHERE l.hash IS NULL OR l.hash <> a.head_hash ORDER BY a.id LIMIT :n"
+        ),
+        {"n": MAX_PROBLEMS},
+    )
+    for source, ref, seq, anchored, recorded_at, found in rows:
+        by = _ANCHOR_SOURCES.get(source, source) + (f" {ref}" if ref else "")
+        when = str(recorded_at)[:19]
+        what = (
+            f"record {seq} was removed (the ledger ends before it)"
+            if found is None
+            else f"record {seq} now has another hash ({found})"
+        )
+        report.problems.append(
+            Problem(
+                seq,
+                None,
+                None,
+                f"the head anchored by {by} at {when} (hash {anchored}) no longer stands: {what}",
+            )
+        )
+
+
+_ANCHOR_SOURCES = {"verify": "qms verify", "audit": "audit run", "report": "report"}
 
 
 class _TypedPass:

@@ -12,6 +12,8 @@ from sqlmodel import func, select
 from qms.accounts import service as accounts
 from qms.cli import cli as qms_cli
 from qms.core import ledger
+from qms.core.anchors import LedgerAnchor
+from qms.core.migration import append_only_sql
 from qms.core.models import LedgerEntry
 from qms.core.verify import verify
 from qms.runtime import Runtime
@@ -102,6 +104,38 @@ def test_verify_fails_and_names_the_altered_record(cli, session, tmp_path, make_
     result = cli("verify")
     assert result.exit_code == 1
     assert f"ledger FAILED: record {seq} (step U-1#2): altered" in result.output
+
+
+def test_verify_anchors_its_head_and_a_later_verify_sees_the_end_removed(
+    cli, session, tmp_path, make_user, backend
+):
+    make_user("nurse", username="li.na")
+    source = tmp_path / "sh01.jsonl"
+    source.write_text("\n".join([UNIT, RECEIPT, THAW]) + "\n")
+    assert cli("import", str(source)).exit_code == 0
+    first = cli("verify")
+    assert first.exit_code == 0, first.output
+    head = session.exec(select(func.max(LedgerEntry.seq))).one()
+    anchored = session.exec(select(LedgerAnchor)).all()
+    assert [(a.source, a.head_seq) for a in anchored] == [("verify", head)]
+    # The newest record removed, the triggers put back: the chain alone still looks whole.
+    kind = session.exec(select(LedgerEntry.kind).where(LedgerEntry.seq == head)).one()
+    typed = next(d.table for d in ledger.RECORD_TYPES.values() if kind in d.kinds)
+    for table in (typed, "ledger_entry"):
+        for name in ledger.trigger_names(backend, table):
+            on = f" ON {table}" if backend == "postgresql" else ""
+            session.exec(text(f"DROP TRIGGER {name}{on}"))
+    session.exec(text(f"DELETE FROM {typed} WHERE ledger_seq = :s"), params={"s": head})  # noqa: S608 (a declared table name)
+    session.exec(text("DELETE FROM ledger_entry WHERE seq = :s"), params={"s": head})
+    for table in (typed, "ledger_entry"):
+        for statement in append_only_sql(backend, table):
+            session.exec(text(statement))
+    result = cli("verify")
+    assert result.exit_code == 1
+    assert f"ledger FAILED: record {head}: the head anchored by qms verify" in result.output
+    assert f"record {head} was removed" in result.output
+    # A failed verify anchors nothing.
+    assert len(session.exec(select(LedgerAnchor)).all()) == 1
 
 
 def test_export_rejects_a_time_without_offset(cli):

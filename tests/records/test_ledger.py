@@ -14,7 +14,9 @@ from sqlmodel import select
 
 from qms.accounts import service as accounts
 from qms.core import ledger
+from qms.core.anchors import LedgerAnchor, anchor
 from qms.core.canonical import GENESIS, canonical_json, chain_hash
+from qms.core.migration import append_only_sql
 from qms.core.models import LedgerEntry
 from qms.core.verify import VerifyReport, verify
 from qms.db import Database
@@ -257,6 +259,66 @@ def test_verify_names_records_removed_from_the_end_against_a_quoted_head(built):
     ]  # without the quoted hash the chain itself looks whole ...
     report = _verify(built, expect_hashes=(quoted,))
     assert any(quoted in p.message for p in report.problems)  # ... with it, it does not
+
+
+def _reprotect(database: Database, *tables: str) -> None:
+    """What a careful attacker does last: the triggers back, so verify sees them in place."""
+    with database.transaction() as s:
+        for table in tables:
+            for statement in append_only_sql(database.dialect, table):
+                s.exec(text(statement))
+
+
+def test_verify_names_an_anchored_head_after_records_are_removed_from_the_end(built):
+    """Truncation with the triggers restored leaves a chain that is whole in itself; the
+    head an earlier verify anchored no longer stands, and verify says which one."""
+    before = _verify(built)
+    with built.transaction() as s:
+        anchor(s, source="verify", head_seq=before.head_seq, head_hash=before.head_hash)
+    _unprotect(built, "ledger_entry", "signature")
+    with built.transaction() as s:
+        s.exec(text("DELETE FROM signature WHERE ledger_seq = 7"))
+        s.exec(text("DELETE FROM ledger_entry WHERE seq = 7"))
+    _reprotect(built, "ledger_entry", "signature")
+    report = _verify(built)
+    assert [str(p) for p in report.problems] == [
+        f"record 7: the head anchored by qms verify at {str(_anchored_at(built))[:19]} "
+        f"(hash {before.head_hash}) no longer stands: record 7 was removed (the ledger ends before it)"
+    ]
+
+
+def test_verify_names_an_anchored_head_that_was_rewritten(built):
+    """The last record replaced by another, correctly chained: the anchored hash is gone."""
+    report = _verify(built)
+    with built.transaction() as s:
+        anchor(s, source="report", source_ref="RPT-1", head_seq=7, head_hash=report.head_hash)
+    _unprotect(built, "ledger_entry", "signature")
+    with built.transaction() as s:
+        entry = s.get(LedgerEntry, 7)
+        forged = entry.content.replace("li.na", "wang.wei")
+        s.exec(
+            text("UPDATE ledger_entry SET content = :c, hash = :h WHERE seq = 7"),
+            params={"c": forged, "h": chain_hash(entry.prev_hash, forged)},
+        )
+    _reprotect(built, "ledger_entry", "signature")
+    problems = [p for p in _verify(built).problems if "anchored" in p.message]
+    assert len(problems) == 1
+    assert "anchored by report RPT-1" in problems[0].message
+    assert "record 7 now has another hash" in problems[0].message
+
+
+def test_anchors_are_append_only(built):
+    with built.transaction() as s:
+        anchor(s, source="audit", source_ref="AR-1", head_seq=7, head_hash="0" * 64)
+    for statement in ("UPDATE ledger_anchor SET head_seq = 1", "DELETE FROM ledger_anchor"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with built.transaction() as s:
+                s.exec(text(statement))
+
+
+def _anchored_at(database: Database):
+    with database.transaction(write=False) as s:
+        return s.exec(select(LedgerAnchor.recorded_at)).one()
 
 
 def test_verify_names_an_inserted_record(built):
