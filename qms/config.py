@@ -20,6 +20,10 @@ class Settings:
     # QMS_SECRET_KEY, if set; otherwise the web app takes the instance folder's key
     # (`web_secret_key`), so that commands which are not the web app write nothing.
     secret_key: str | None = None
+    # QMS_LEDGER_KEY (hex), if set; otherwise the instance folder's `ledger_key`. Every
+    # process that writes or verifies the ledger (web, CLI, scheduler, other instances on
+    # one PostgreSQL) must use the same key.
+    ledger_key: str | None = None
     timezone: str = "Asia/Shanghai"
     # Sessions end after this many minutes without a request (Annex 11 / Part 11).
     idle_timeout_minutes: int = 15
@@ -61,6 +65,7 @@ class Settings:
             instance_path=instance,
             database_url=database_url,
             secret_key=env.get("QMS_SECRET_KEY") or None,
+            ledger_key=_hex_key(env, "QMS_LEDGER_KEY"),
             timezone=timezone,
             idle_timeout_minutes=_int(env, "QMS_IDLE_TIMEOUT_MINUTES", 15),
             signature_freshness_minutes=_int(env, "QMS_SIGNATURE_FRESHNESS_MINUTES", 5),
@@ -84,14 +89,35 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
     return value
 
 
+def _hex_key(env: dict[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        if len(bytes.fromhex(raw)) < 32:
+            raise ValueError
+    except ValueError:
+        raise SettingsError(f"{name} must be at least 64 hexadecimal digits (32 bytes)") from None
+    return raw
+
+
+def ledger_seal_key(settings: Settings) -> bytes:
+    """The key that seals each ledger entry (an HMAC of its hash): QMS_LEDGER_KEY, else the
+    instance folder's own, made once. It stays out of the database, so that someone who can
+    write to the database but not read this key cannot append a record that verifies."""
+    return bytes.fromhex(
+        settings.ledger_key or _instance_secret(settings.instance_path, "ledger_key")
+    )
+
+
 def web_secret_key(settings: Settings) -> str:
     """The key that signs session cookies: QMS_SECRET_KEY, else the instance folder's own."""
     return settings.secret_key or _instance_secret(settings.instance_path)
 
 
-def _instance_secret(instance: Path) -> str:
-    """The secret key kept in the instance folder, made once on first use."""
-    path = instance / "secret_key"
+def _instance_secret(instance: Path, name: str = "secret_key") -> str:
+    """A secret kept in the instance folder, made once on first use."""
+    path = instance / name
     if path.exists():
         return path.read_text().strip()
     instance.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,8 @@ SQLModel.metadata.naming_convention = NAMING_CONVENTION
 metadata: MetaData = SQLModel.metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# session.info: the key the ledger seals entries with (see Database.seal_key).
+SEAL_KEY = "qms_seal_key"
 
 
 def utcnow() -> datetime:
@@ -123,9 +125,17 @@ class Database:
     """
 
     def __init__(
-        self, url: str, *, engine: Engine | None = None, connection: Connection | None = None
+        self,
+        url: str,
+        *,
+        engine: Engine | None = None,
+        connection: Connection | None = None,
+        seal_key: bytes | None = None,
     ):
         self.url = normalise_url(url)
+        # The ledger seals each entry with this key (qms.core.ledger); None writes unsealed
+        # entries (tests that do not concern sealing).
+        self.seal_key = seal_key
         self.engine = (
             engine
             if engine is not None
@@ -134,9 +144,11 @@ class Database:
         self._connection = connection
 
     @classmethod
-    def bound_to(cls, connection: Connection) -> Database:
+    def bound_to(cls, connection: Connection, *, seal_key: bytes | None = None) -> Database:
         return cls(
-            connection.engine.url.render_as_string(hide_password=False), connection=connection
+            connection.engine.url.render_as_string(hide_password=False),
+            connection=connection,
+            seal_key=seal_key,
         )
 
     @property
@@ -151,13 +163,17 @@ class Database:
 
     def session(self, *, write: bool = False) -> Session:
         if self._connection is not None:
-            return Session(
+            session = Session(
                 bind=self._connection,
                 join_transaction_mode="create_savepoint",
                 expire_on_commit=False,
             )
-        bind = self.engine.execution_options(qms_write=True) if write else self.engine
-        return Session(bind=bind, expire_on_commit=False)
+        else:
+            bind = self.engine.execution_options(qms_write=True) if write else self.engine
+            session = Session(bind=bind, expire_on_commit=False)
+        if self.seal_key is not None:
+            session.info[SEAL_KEY] = self.seal_key
+        return session
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:

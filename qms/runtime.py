@@ -51,9 +51,12 @@ class Runtime:
         if self._database is None:
             with self._lock:
                 if self._database is None:
+                    from qms.config import ledger_seal_key
                     from qms.db import Database
 
-                    self._database = Database(self.settings.database_url)
+                    self._database = Database(
+                        self.settings.database_url, seal_key=ledger_seal_key(self.settings)
+                    )
         return self._database
 
     @property

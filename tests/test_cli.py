@@ -69,6 +69,27 @@ def test_init_db_twice_then_first_admin_then_demo(env):
     assert demo.returncode == 0 and "not loaded" in demo.stdout
 
 
+def test_the_installation_seals_its_ledger_with_a_key_outside_the_database(env):
+    assert _qms("init-db", env=env).returncode == 0
+    assert _qms("demo", env=env).returncode == 0
+    key = os.path.join(env["QMS_INSTANCE_PATH"], "ledger_key")
+    assert oct(os.stat(key).st_mode & 0o777) == "0o600"
+    checked = _qms("verify", env=env)
+    assert checked.returncode == 0, checked.stderr
+    assert "seals: every record since record 1 is sealed by this installation's key" in (
+        checked.stdout
+    )
+    # Another installation's key (or a forger's) does not verify these records.
+    other = _qms("verify", env=dict(env, QMS_LEDGER_KEY="17" * 32))
+    assert other.returncode == 1
+    assert "ledger FAILED: record 1 (" in other.stderr
+    assert "seal does not match this installation's ledger key" in other.stderr
+    bad = _qms("verify", env=dict(env, QMS_LEDGER_KEY="not-hex"))
+    assert bad.returncode != 0
+    assert "QMS_LEDGER_KEY must be at least 64 hexadecimal digits" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def test_errors_are_one_clear_line_and_non_zero(env):
     assert _qms("init-db", env=env).returncode == 0
     weak = _qms(
@@ -253,9 +274,18 @@ def test_the_web_app_keeps_one_secret_key_in_its_instance_folder(tmp_path):
     assert first.config["SECRET_KEY"] == key and len(key) == 64
     second = create_app(settings.with_(database_url="sqlite://"))
     assert second.config["SECRET_KEY"] == key
-    given = Settings.from_env({"QMS_INSTANCE_PATH": str(tmp_path / "x"), "QMS_SECRET_KEY": "k"})
-    assert create_app(given.with_(database_url="sqlite://")).config["SECRET_KEY"] == "k"
-    assert not (tmp_path / "x").exists()
+    assert (instance / "ledger_key").exists()  # the ledger's seal key, beside it
+    given = Settings.from_env(
+        {
+            "QMS_INSTANCE_PATH": str(tmp_path / "x"),
+            "QMS_SECRET_KEY": "k",
+            "QMS_LEDGER_KEY": "ab" * 32,
+        }
+    )
+    app = create_app(given.with_(database_url="sqlite://"))
+    assert app.config["SECRET_KEY"] == "k"
+    assert app.extensions["qms_database"].seal_key == bytes.fromhex("ab" * 32)
+    assert not (tmp_path / "x").exists()  # both keys given: nothing written
 
 
 def _free_port() -> int:

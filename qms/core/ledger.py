@@ -22,6 +22,7 @@ reads the head once.
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ from qms.core.canonical import (
     chain_hash,
 )
 from qms.core.models import LedgerEntry
+from qms.db import SEAL_KEY
 
 # pg_advisory_xact_lock key for ledger appends (the migration lock is 7_347_001).
 LEDGER_LOCK_KEY = 7_347_002
@@ -195,6 +197,11 @@ def head(session: Session) -> tuple[int, str]:
     return (found[0], found[1]) if found else (0, GENESIS)
 
 
+def seal_of(key: bytes | None, digest: str) -> str | None:
+    """An entry's seal: HMAC-SHA256 of its hash under the installation's ledger key."""
+    return hmac.digest(key, digest.encode(), "sha256").hex() if key else None
+
+
 def append(session: Session, kind: str, ref: str, content: Mapping[str, Any]) -> LedgerEntry:
     """Chain one record's canonical content after the current head; the caller commits."""
     if content.get("type") != kind or str(content.get("id")) != ref:
@@ -202,13 +209,15 @@ def append(session: Session, kind: str, ref: str, content: Mapping[str, Any]) ->
     lock(session)
     seq, previous = head(session)
     body = canonical_json(content)
+    digest = chain_hash(previous, body)
     entry = LedgerEntry(
         seq=seq + 1,
         kind=kind,
         ref=ref,
         content=body,
         prev_hash=previous,
-        hash=chain_hash(previous, body),
+        hash=digest,
+        seal=seal_of(session.info.get(SEAL_KEY), digest),
     )
     session.add(entry)
     session.info[_HEAD] = (entry.seq, entry.hash)
@@ -259,6 +268,7 @@ def write(session: Session, row: SQLModel) -> SQLModel:
             "content": body,
             "prev_hash": previous,
             "hash": digest,
+            "seal": seal_of(session.info.get(SEAL_KEY), digest),
         }
     )
     session.info[_HEAD] = (seq + 1, digest)

@@ -20,6 +20,10 @@ class LedgerEntry(SQLModel, table=True):
     # Unique: two entries can never follow the same one (no fork, even by mistake).
     prev_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    # HMAC-SHA256 of `hash` under the installation's ledger key (kept outside the
+    # database): a record appended or rewritten by someone without the key has no valid
+    # seal. NULL on entries written before sealing began (or by code given no key).
+    seal: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
 def ledger_seq_column() -> Column:

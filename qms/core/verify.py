@@ -11,6 +11,7 @@ append-only triggers, enabled.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -57,6 +58,9 @@ class VerifyReport:
     head_hash: str = GENESIS
     problems: list[Problem] = field(default_factory=list)
     rows_checked: int = 0
+    # With a ledger key: the first sealed record (None: none is) and whether seals were checked.
+    sealed_from: int | None = None
+    seals_checked: bool = False
 
     @property
     def ok(self) -> bool:
@@ -67,6 +71,10 @@ class VerifyReport:
         return min(self.problems, key=lambda p: (p.seq is None, p.seq or 0), default=None)
 
 
+_FORGED = (
+    "its seal does not match this installation's ledger key: appended or rewritten "
+    "outside qms (or the ledger key was changed)"
+)
 BATCH = 20_000
 MAX_PROBLEMS = 100
 
@@ -133,6 +141,7 @@ def verify(
     progress: Callable[[int], None] | None = None,
     thorough: bool = False,
     parallel: bool = False,
+    seal_key: bytes | None = None,
 ) -> VerifyReport:
     """Check the whole chain, then that every typed row matches what the chain covers.
 
@@ -146,6 +155,10 @@ def verify(
     connection while this one hashes the chain: the database works on one core while
     Python hashes on the other. Each pass is whole in its own snapshot; use it only on
     committed data (a second connection does not see this transaction's own writes).
+
+    `seal_key` (the installation's ledger key) checks each entry's seal: an entry appended
+    or rewritten by someone without the key, chained correctly or not, is named. Entries
+    written before sealing began carry none; after the first sealed one, every one must.
     """
     connection, dbapi = _raw(session_or_connection)
     dialect = connection.dialect.name
@@ -161,18 +174,37 @@ def verify(
     sha256 = hashlib.sha256
     wanted = {h.encode() for h in expect_hashes}
     # kind and ref are looked up afterwards for the few records with a problem.
-    sql = "SELECT seq, content, prev_hash, hash FROM ledger_entry ORDER BY seq"
+    sql = "SELECT seq, content, prev_hash, hash, seal FROM ledger_entry ORDER BY seq"
+    report.seals_checked = seal_key is not None
+    digest = hmac.digest
+    sealed_from: int | None = None
     # Text as bytes: hashed as stored, without decoding and encoding again.
     sqlite_factory = None
     if dialect == "sqlite":
         sqlite_factory, dbapi.text_factory = dbapi.text_factory, bytes
     try:
-        for rows in _rows(dbapi, dialect, sql, ["int4", "bytea", "bytea", "bytea"]):
-            for seq, content, prev_hash, stored in rows:
+        for rows in _rows(dbapi, dialect, sql, ["int4", "bytea", "bytea", "bytea", "bytea"]):
+            for seq, content, prev_hash, stored, seal in rows:
                 if sha256(prev_hash + content).hexdigest().encode() != stored:
                     problems.append(
                         Problem(seq, None, None, "altered: its content no longer matches its hash")
                     )
+                if seal_key is not None:
+                    if seal is not None:
+                        if sealed_from is None:
+                            sealed_from = seq
+                        if digest(seal_key, stored, "sha256").hex().encode() != seal:
+                            problems.append(Problem(seq, None, None, _FORGED))
+                    elif sealed_from is not None:
+                        problems.append(
+                            Problem(
+                                seq,
+                                None,
+                                None,
+                                f"not sealed, though every record since {sealed_from} is: "
+                                "written outside qms",
+                            )
+                        )
                 linked = prev_hash == previous
                 if pending is not None:
                     p_seq, before, b_seq = pending
@@ -235,6 +267,7 @@ def verify(
             )
         )
     report.head_seq, report.head_hash = previous_seq, previous.decode()
+    report.sealed_from = sealed_from
     _name_records(connection, report)
     for missing_hash in sorted(wanted):
         problems.append(

@@ -143,12 +143,19 @@ def verify_command(expect: tuple[str, ...], chain_only: bool) -> None:
             expect_hashes=expect,
             progress=progress,
             parallel=not database.bound,  # typed rows on a second connection, in parallel
+            seal_key=database.seal_key,
         )
     elapsed = time.perf_counter() - started
     click.echo(
         f"{report.records} records checked in {elapsed:.2f}s; "
         f"head: record {report.head_seq}, hash {report.head_hash}"
     )
+    if report.seals_checked:
+        click.echo(
+            f"seals: every record since record {report.sealed_from} is sealed by this installation's key"
+            if report.sealed_from is not None
+            else "seals: no record is sealed (written before sealing began, or without a ledger key)"
+        )
     if report.ok:
         if report.head_seq:
             from qms.core.anchors import anchor

@@ -316,6 +316,79 @@ def test_anchors_are_append_only(built):
                 s.exec(text(statement))
 
 
+KEY = bytes.fromhex("5e" * 32)
+
+
+@pytest.fixture
+def sealed(fresh_database_url, registry):
+    """The same ledger, written by an installation that seals its entries."""
+    database = Database(fresh_database_url, seal_key=KEY)
+    _setup(database, registry)
+    yield database
+    database.dispose()
+
+
+def _forge_reading(url: str, minute: int, **database) -> None:
+    """What someone with database rights but without the ledger key can do: run qms's own
+    code (or hand-written SQL) to append a correctly chained record."""
+    forger = Database(url, **database)
+    with forger.transaction() as s:
+        storage.record_reading(
+            session=s,
+            actor=accounts.Actor.system("logger"),
+            equipment_id="LN2-01",
+            at=T0 + timedelta(minutes=minute),
+            temperature_c=-150.0,
+            source="logger",
+            now=T0 + timedelta(minutes=minute + 1),
+        )
+    forger.dispose()
+
+
+def test_a_sealed_ledger_verifies_with_its_key(sealed):
+    report = _verify(sealed, seal_key=KEY)
+    assert report.ok, report.problems
+    assert report.seals_checked and report.sealed_from == 1
+    with sealed.transaction(write=False) as s:
+        entry = s.get(LedgerEntry, 7)
+    assert entry.seal == ledger.seal_of(KEY, entry.hash)
+
+
+def test_verify_names_a_correctly_chained_append_made_without_the_key(sealed):
+    _forge_reading(sealed.url, 30)
+    assert _verify(sealed).ok  # the chain alone cannot tell ...
+    report = _verify(sealed, seal_key=KEY)  # ... the seal can
+    assert [str(p) for p in report.problems] == [
+        "record 8 (reading LN2-01@2026-10-02T01:30:00.000000Z): not sealed, though every "
+        "record since 1 is: written outside qms"
+    ]
+
+
+def test_verify_names_an_append_sealed_with_another_key(sealed):
+    _forge_reading(sealed.url, 30, seal_key=bytes.fromhex("17" * 32))
+    report = _verify(sealed, seal_key=KEY)
+    assert [(p.seq, p.kind) for p in report.problems] == [(8, "reading")]
+    assert "seal does not match this installation's ledger key" in report.problems[0].message
+
+
+def test_records_from_before_sealing_began_verify(sealed_later):
+    report = _verify(sealed_later, seal_key=KEY)
+    assert report.ok, report.problems
+    assert report.sealed_from == 8
+
+
+@pytest.fixture
+def sealed_later(built):
+    """A ledger written before sealing began (an upgraded installation), then sealed."""
+    _forge_reading(built.url, 30, seal_key=KEY)
+    return built
+
+
+def test_verify_with_the_wrong_key_names_every_sealed_record(sealed):
+    report = _verify(sealed, seal_key=bytes.fromhex("17" * 32))
+    assert [p.seq for p in report.problems] == [1, 2, 3, 4, 5, 6, 7]
+
+
 def _anchored_at(database: Database):
     with database.transaction(write=False) as s:
         return s.exec(select(LedgerAnchor.recorded_at)).one()

@@ -1,4 +1,5 @@
-"""ledger anchors: the heads each verify, audit run and report relied on (append-only)
+"""ledger anchors and seals: the heads each verify, audit run and report relied on
+(append-only), and each ledger entry's seal (an HMAC under a key kept outside the database)
 
 Revision ID: 0005
 Revises: 0004
@@ -32,8 +33,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_anchor")),
     )
     append_only("ledger_anchor")  # qms_refuse_change() comes from 0002
+    # Not in a batch: SQLite adds the column in place, so ledger_entry keeps its triggers.
+    op.add_column("ledger_entry", sa.Column("seal", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
+    # In place on both (SQLite 3.35+): a batch rebuild would lose ledger_entry's triggers.
+    op.execute("ALTER TABLE ledger_entry DROP COLUMN seal")
     drop_append_only("ledger_anchor")
     op.drop_table("ledger_anchor")
