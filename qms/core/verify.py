@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -476,14 +477,6 @@ def _sql_text(dialect: str, expression: str) -> str:
     return f"json_quote({expression})"  # json_quote(NULL) is 'null'
 
 
-def _sql_time(dialect: str, expression: str) -> str:
-    if dialect == "postgresql":
-        formatted = f"""to_char({expression} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
-    else:
-        formatted = f"(replace({expression}, ' ', 'T') || 'Z')"
-    return f"""COALESCE('"' || {formatted} || '"', 'null')"""
-
-
 def _sql_number(dialect: str, expression: str) -> str:
     if dialect == "postgresql":  # float8 text is the shortest exact form, as repr is
         return (
@@ -506,21 +499,41 @@ def _suspects_sql(dialect: str, declaration: RecordType) -> str:
     before: list[str] = []  # the rendered "key":value parts, in key order, before "v"
     after: list[str] = []
     by_key = {c.key: c for c in declaration.chained}
+    # On PostgreSQL each time column is formatted once per row (to_char is the costly part,
+    # and a column can appear in several keys and in the ref), in a lateral subquery that
+    # OFFSET 0 keeps from being flattened back into every use.
+    times: dict[str, str] = {}
+
+    def formatted(expression: str) -> str:
+        if dialect != "postgresql":
+            return _time_sql(dialect, expression)
+        if expression not in times:
+            times[expression] = f"f{len(times)}"
+        return f"x.{times[expression]}"
+
+    def with_times(expression: str) -> str:
+        while "{time:" in expression:
+            inner = expression.split("{time:")[1].split("}")[0]
+            expression = expression.replace("{time:" + inner + "}", formatted(inner))
+        return expression
+
     seen_v = False
     for key in declaration.keys:
         if key == "v":
             seen_v = True
             continue
         if key == "type":
-            value = _sql_text(dialect, declaration.kind_sql)
+            constant = re.fullmatch(r"'([a-z_]+)'", declaration.kind_sql)
+            value = (
+                f"""'"{constant.group(1)}"'"""
+                if constant
+                else _sql_text(dialect, declaration.kind_sql)
+            )
         else:
             chained = by_key[key]
-            expression = chained.sql or f"t.{chained.attribute}"
-            if "{time:" in expression:
-                inner = expression.split("{time:")[1].split("}")[0]
-                expression = expression.replace("{time:" + inner + "}", _time_sql(dialect, inner))
+            expression = with_times(chained.sql or f"t.{chained.attribute}")
             if chained.encoding == TIME:
-                value = _sql_time(dialect, expression)
+                value = f"""COALESCE('"' || {formatted(expression)} || '"', 'null')"""
             elif chained.encoding == USER:
                 alias = f"u{len(joins)}"
                 joins.append(f"LEFT JOIN app_user {alias} ON {alias}.id = {expression}")
@@ -548,10 +561,12 @@ def _suspects_sql(dialect: str, declaration: RecordType) -> str:
     rendered = f"{prefix} || {version} || {suffix}"
     kinds = ", ".join(f"'{k}'" for k in declaration.kinds)
     id_chained = by_key["id"]
-    id_expression = id_chained.sql or f"t.{id_chained.attribute}"
-    if "{time:" in id_expression:
-        inner = id_expression.split("{time:")[1].split("}")[0]
-        id_expression = id_expression.replace("{time:" + inner + "}", _time_sql(dialect, inner))
+    id_expression = with_times(id_chained.sql or f"t.{id_chained.attribute}")
+    if times:
+        columns = ", ".join(
+            f"{_time_sql(dialect, expression)} AS {alias}" for expression, alias in times.items()
+        )
+        joins.insert(0, f"CROSS JOIN LATERAL (SELECT {columns} OFFSET 0) x")
     differs = (
         f"({rendered}) <> l.content OR l.kind NOT IN ({kinds}) "
         f"OR l.kind <> {declaration.kind_sql} OR l.ref <> {id_expression}"
