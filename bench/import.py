@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ledger import fill, new_database, setup_people  # noqa: E402
+from sqlmodel import func, select  # noqa: E402
 
 from qms.accounts import service as accounts  # noqa: E402
 from qms.checklists.language import Registry  # noqa: E402
@@ -90,7 +91,7 @@ def timed_import(
             )
         elapsed = time.perf_counter() - started
         with database.transaction(write=False) as s:
-            records = s.query(LedgerEntry).count()
+            records = s.exec(select(func.count()).select_from(LedgerEntry)).one()
         database.dispose()
         return elapsed, records
     finally:

@@ -50,9 +50,7 @@ from qms.records.interchange import (
 from qms.records.loading import unit_facts
 from qms.records.models import CANCELLED, COMPLETE, StepRecord, Unit
 from qms.records.queries import (
-    effective_steps,
     equipment_named,
-    readings_for,
     readings_of,
 )
 from qms.records.writers import (
@@ -129,6 +127,10 @@ def import_interchange(
     problems = validate_against(data, registry)
     if problems:
         raise ImportFileError(problems)
+    # What the file may add (new unit ids, record ids) is decided under the ledger's lock,
+    # held until the import commits: a registration made meanwhile waits, and the writers
+    # below need not ask again, unit by unit.
+    ledger.lock(session)
     plan = _check_against_database(session, registry, data, source, create_missing_users, now)
     if plan.problems:
         raise ImportFileError([text for _, text in sorted(plan.problems, key=lambda p: p[0])])
@@ -162,6 +164,7 @@ def import_interchange(
                 registered_by=None,
                 imported_at=now,
                 imported_by=imported_by,
+                known_new=True,  # checked above, under the lock
             )
             summary.units += 1
         for item in data.equipment:
@@ -290,34 +293,43 @@ def import_interchange(
                 imported_at=now,
             )
             summary.readings += 1
-        ledger.flush_batch(session)  # the steps and readings, which the status reads back
-        # A finished or cancelled unit in the file: its status, after its steps and readings.
-        for facts in data.units:
-            if facts.status in (COMPLETE, CANCELLED):
-                unit = units[facts.id]
-                findings = []
-                if facts.status == COMPLETE:
-                    steps = effective_steps(session, unit.id)
-                    findings = evaluate(
-                        registry.get(unit.checklist_id, unit.checklist_version),
-                        unit_facts(unit, COMPLETE),
-                        steps,
-                        readings_for(session, steps),
-                        profile=unit.profile,
-                    )
-                write_unit_status(
-                    session=session,
-                    unit=unit,
-                    status=facts.status,
-                    at=now,
-                    recorded_at=now,
-                    by=None,
-                    method="imported",
-                    reason=f"status {facts.status} given in {source}",
-                    findings=findings,
-                    imported_at=now,
-                    imported_by=imported_by,
+        ledger.flush_batch(session)  # the readings, which the status reads back
+        # A finished or cancelled unit in the file: its status, after its steps and readings,
+        # judged as `set_unit_status` would: the unit's steps (corrections applied) as written
+        # above, and the readings of the devices they name, all read in one query.
+        closing = [u for u in data.units if u.status in (COMPLETE, CANCELLED)]
+        final_steps = {
+            u.id: effective_records(history.get(u.id, [])) for u in closing if u.status == COMPLETE
+        }
+        all_readings = readings_of(
+            session, set().union(*map(equipment_named, final_steps.values()))
+        )
+        for facts in closing:
+            unit = units[facts.id]
+            findings = []
+            if facts.status == COMPLETE:
+                steps = final_steps[facts.id]
+                findings = evaluate(
+                    registry.get(unit.checklist_id, unit.checklist_version),
+                    unit_facts(unit, COMPLETE),
+                    steps,
+                    {e: all_readings[e] for e in equipment_named(steps)},
+                    profile=unit.profile,
                 )
+            write_unit_status(
+                session=session,
+                unit=unit,
+                status=facts.status,
+                at=now,
+                recorded_at=now,
+                by=None,
+                method="imported",
+                reason=f"status {facts.status} given in {source}",
+                findings=findings,
+                imported_at=now,
+                imported_by=imported_by,
+                number=1,  # the unit is new in this import
+            )
     record_change(
         session=session,
         actor_id=actor.id,
@@ -339,6 +351,14 @@ class _Plan:
     missing_users: dict[str, tuple[int, str | None, str]] = field(default_factory=dict)
 
 
+def _existing(session: Session, column, ids: list[str]) -> set[str]:
+    """Which of these ids the table already holds, in a few queries whatever the count."""
+    found: set[str] = set()
+    for at in range(0, len(ids), 5000):
+        found.update(session.exec(select(column).where(col(column).in_(ids[at : at + 5000]))))
+    return found
+
+
 def _check_against_database(
     session: Session,
     registry,
@@ -355,6 +375,8 @@ def _check_against_database(
 
     sites = {s.id for s in session.exec(select(Site))}
     units_in_file = {u.id: u for u in data.units}
+    existing_units = _existing(session, Unit.id, list(units_in_file))
+    existing_equipment = _existing(session, Equipment.id, [item.id for item in data.equipment])
     for unit in data.units:
         if not UNIT_ID_RE.match(unit.id):
             problem(
@@ -364,7 +386,7 @@ def _check_against_database(
                     unit=repr(unit.id),
                 ),
             )
-        if session.get(Unit, unit.id) is not None:
+        if unit.id in existing_units:
             problem(unit, _("unit %(unit)s already exists in this database", unit=unit.id))
         if unit.site not in sites:
             problem(
@@ -389,7 +411,7 @@ def _check_against_database(
         except CanonicalError as exc:
             problem(unit, _("unit %(unit)s: attributes: %(problem)s", unit=unit.id, problem=exc))
     for item in data.equipment:
-        if session.get(Equipment, item.id) is not None:
+        if item.id in existing_equipment:
             problem(
                 item,
                 _("equipment %(equipment)s already exists in this database", equipment=item.id),

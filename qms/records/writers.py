@@ -45,7 +45,10 @@ def create_unit_record(
     registered_by: User | None,
     imported_at: datetime | None = None,
     imported_by: str | None = None,
+    known_new: bool = False,
 ) -> Unit:
+    """`known_new`: the caller has checked, under the ledger's lock, that no unit has this id
+    (the import, for all its units in one query)."""
     unit_id = (unit_id or "").strip()
     ledger.lock(session)  # "already registered" is decided under the lock
     if not UNIT_ID_RE.match(unit_id):
@@ -56,7 +59,7 @@ def create_unit_record(
                 unit=repr(unit_id),
             )
         )
-    if session.get(Unit, unit_id) is not None:
+    if not known_new and session.get(Unit, unit_id) is not None:
         raise Invalid(_("unit %(unit)s is already registered", unit=unit_id))
     patient_ref = (patient_ref or "").strip()
     if not PATIENT_REF_RE.match(patient_ref):
@@ -83,7 +86,9 @@ def create_unit_record(
         attributes_json = canonical_json(dict(attributes or {}))
     except CanonicalError as exc:
         raise Invalid(_("unit attributes: %(problem)s", problem=exc)) from None
-    unit = Unit(
+    unit = ledger.new_row(
+        session,
+        Unit,
         id=unit_id,
         site_id=site_id,
         checklist_id=checklist.id,
@@ -133,7 +138,9 @@ def write_step_record(
 ) -> StepRecord:
     """Store and chain one step record or correction (internal: everything was checked)."""
     finding_docs = [f.to_record() for f in findings]
-    record = StepRecord(
+    record = ledger.new_row(
+        session,
+        StepRecord,
         id=record_id,
         unit_id=unit.id,
         step=step,
@@ -190,7 +197,9 @@ def write_signature(
             ).one()
         )
     signature_id = f"{record.id}/{number}"
-    signature = Signature(
+    signature = ledger.new_row(
+        session,
+        Signature,
         id=signature_id,
         record_id=record.id,
         signer_id=signer.id,
@@ -247,15 +256,24 @@ def write_unit_status(
     findings: list[Finding],
     imported_at: datetime | None = None,
     imported_by: str | None = None,
+    number: int | None = None,
 ) -> UnitStatus:
-    """Store and chain one status record (internal: everything was checked)."""
+    """Store and chain one status record (internal: everything was checked). Its id is
+    "<unit id>!<n>"; a caller that knows n (the import, for a unit it has just written)
+    gives `number` and saves the count."""
     ledger.lock(session)
-    count = session.exec(
-        select(func.count()).select_from(UnitStatus).where(UnitStatus.unit_id == unit.id)
-    ).one()
-    record_id = f"{unit.id}!{count + 1}"
+    if number is None:
+        number = (
+            1
+            + session.exec(
+                select(func.count()).select_from(UnitStatus).where(UnitStatus.unit_id == unit.id)
+            ).one()
+        )
+    record_id = f"{unit.id}!{number}"
     finding_docs = [f.to_record() for f in findings]
-    record = UnitStatus(
+    record = ledger.new_row(
+        session,
+        UnitStatus,
         id=record_id,
         unit_id=unit.id,
         status=status,

@@ -63,7 +63,6 @@ def test_chain_hash_is_sha256_of_previous_hex_and_content():
 
 def test_every_declared_record_type_renders_its_keys_in_sorted_order():
     """verify renders a row with one %-template per table: its keys are the content's."""
-    import qms.models  # noqa: F401  (every model module registers its declarations)
     from qms.core.verify import _typed_query
 
     protected_tables()
@@ -73,3 +72,54 @@ def test_every_declared_record_type_renders_its_keys_in_sorted_order():
             query = _typed_query(dialect, declaration, {None: "null"})
             assert declaration.keys == sorted(["type", "v", *(c.key for c in declaration.chained)])
             assert "FROM " + table + " t JOIN ledger_entry" in query.sql
+
+
+# --- what the ledger writes is the canonical dump of the declared content ------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import qms.models  # noqa: E402, F401  (every declaration)
+from qms.core.ledger import JSON, NUMBER, TIME, USER  # noqa: E402
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**9), 10**9) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_times = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)
+)
+_by_encoding = {
+    TIME: _times,
+    USER: st.integers(1, 3),
+    NUMBER: st.integers(-1000, 1000) | st.floats(-300, 300, allow_nan=False),
+    JSON: _json_values.map(canonical_json),
+}
+USERNAMES = {1: "li.na", 2: 'wang "wei"', 3: "张\u202e伟"}
+
+
+@pytest.mark.parametrize("table", sorted(RECORD_TYPES))
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_the_written_body_is_the_canonical_dump_of_the_content(table, data):
+    """`RecordType.body` writes the canonical JSON directly (JSON columns spliced in as
+    stored); it must be byte for byte `canonical_json(content)` for any values."""
+    declaration = RECORD_TYPES[table]
+    row = {}
+    for chained in declaration.chained:
+        strategy = _by_encoding.get(chained.encoding, st.text(max_size=12))
+        row[chained.attribute] = data.draw(st.none() | strategy, label=chained.attribute)
+    # Computed keys (a reading's id) read other columns: give them values, as a row has.
+    for name in ("equipment_id", "at", "corrects_id"):
+        row.setdefault(name, data.draw(st.none() | _times if name == "at" else st.text(max_size=6)))
+    if row.get("at") is None:
+        row["at"] = datetime(2026, 10, 2, tzinfo=UTC)
+    if row.get("equipment_id") is None:
+        row["equipment_id"] = "LN2-01"
+    kind, ref, body = declaration.body(row, USERNAMES.__getitem__)
+    content = declaration.content(row, USERNAMES.__getitem__)
+    assert body == canonical_json(content)
+    assert (kind, ref) == (content["type"], str(content["id"]))

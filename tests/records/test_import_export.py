@@ -284,3 +284,48 @@ def test_imported_records_keep_the_findings_the_live_check_gives_each(session, r
         assert sorted(d["code"] for d in stored) == sorted(f.code for f in expected), record.step
         stored_codes += [d["code"] for d in stored]
     assert {"field.out_of_range", "order.before", "window.max_exceeded"} <= set(stored_codes)
+
+
+def test_an_imported_complete_unit_is_judged_as_a_status_change_would_judge_it(
+    session, registry, make_site
+):
+    """The import judges a finished unit from the steps it has just written (corrections
+    applied) and the readings in one query; the status it stores carries exactly what
+    judging the stored records would give."""
+    from qms.checklists.engine import evaluate
+    from qms.records import queries
+    from qms.records.loading import unit_facts
+    from qms.records.models import COMPLETE, UnitStatus
+
+    lines = [
+        '{"type": "unit", "id": "U-7", "checklist": "testcart", "site": "SH-01", "patient": "P-0042", "status": "complete"}',
+        '{"type": "step", "unit": "U-7", "step": "receipt", "at": "2026-10-02T08:00:00+08:00", "by": "li.na", "fields": {"temperature_c": -150}, "record_id": "U-7#1"}',
+        '{"type": "step", "unit": "U-7", "step": "thaw_end", "at": "2026-10-02T09:00:00+08:00", "by": "li.na", "fields": {"temperature_c": 31}, "reason": "bath fault", "record_id": "U-7#2"}',
+        '{"type": "step", "unit": "U-7", "step": "thaw_end", "at": "2026-10-02T09:00:00+08:00", "by": "li.na", "fields": {"temperature_c": 21}, "corrects": "U-7#2", "reason": "typed 31 for 21", "record_id": "U-7#3", "recorded_at": "2026-10-02T09:10:00+08:00"}',
+    ]
+    make_site("SH-01")
+    import_interchange(
+        session=session,
+        registry=registry,
+        lines=lines,
+        source="t.jsonl",
+        actor=IMPORTER,
+        create_missing_users=True,
+    )
+    unit = session.get(Unit, "U-7")
+    status = session.exec(select(UnitStatus).where(UnitStatus.unit_id == "U-7")).one()
+    steps = queries.effective_steps(session, "U-7")
+    expected = evaluate(
+        registry.get("testcart"),
+        unit_facts(unit, COMPLETE),
+        steps,
+        queries.readings_for(session, steps),
+        profile=unit.profile,
+    )
+    stored = json.loads(status.findings)
+    assert stored == [f.to_record() for f in expected]
+    assert status.id == "U-7!1" and status.status == COMPLETE
+    # The corrected temperature is what was judged: no out-of-range finding remains ...
+    assert "field.out_of_range" not in {d["code"] for d in stored}
+    # ... and the steps never recorded are.
+    assert stored, "a unit completed without its infusion has findings"
