@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from qms.accounts.access import require
+from qms.accounts.access import require, require_administers, require_sites
 from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
 from qms.accounts.passwords import (
     NO_PASSWORD,
@@ -148,6 +148,7 @@ def create_user(
     for site_id in site_ids:
         if session.get(Site, site_id) is None:
             raise AccountError(_("site %(site)s does not exist", site=site_id))
+    require_sites(session, actor, site_ids)
     if get_user_by_username(session=session, username=username) is not None:
         raise AccountError(
             _("the username %(username)s is taken (usernames are never reused)", username=username)
@@ -181,6 +182,7 @@ def set_user_active(
 ) -> User:
     """Deactivate or reactivate a user. Users are never deleted: records point at them."""
     require(session, actor, Permission.MANAGE_USERS, action=_l("manage user accounts"))
+    require_administers(session, actor, user)
     if not reason or not reason.strip():
         raise AccountError(_("give a reason: it is kept in the audit trail"))
     if actor.id is not None and actor.id == user.id and not active:
@@ -229,6 +231,7 @@ def reset_password(
 ) -> None:
     """An administrator sets a new password (a forgotten one); the user should change it."""
     require(session, actor, Permission.MANAGE_USERS, action=_l("manage user accounts"))
+    require_administers(session, actor, user)
     if not reason or not reason.strip():
         raise AccountError(_("give a reason: it is kept in the audit trail"))
     _set_password(session=session, user=user, password=new_password, actor=actor, reason=reason)
@@ -258,6 +261,7 @@ def _set_password(
 
 def unlock_user(*, session: Session, actor: Actor, user: User, reason: str) -> None:
     require(session, actor, Permission.MANAGE_USERS, action=_l("manage user accounts"))
+    require_administers(session, actor, user)
     if not reason or not reason.strip():
         raise AccountError(_("give a reason: it is kept in the audit trail"))
     session.add(

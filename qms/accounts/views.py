@@ -16,10 +16,11 @@ from flask import (
     url_for,
 )
 from flask_babel import refresh
-from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from flask_login import LoginManager, current_user, login_user, logout_user
 from sqlmodel import col, select
 
 from qms.accounts import service
+from qms.accounts.access import member_site_ids, sees_user
 from qms.accounts.forms import (
     AUTOMATIC,
     LanguageForm,
@@ -29,8 +30,8 @@ from qms.accounts.forms import (
     ReasonForm,
     UserCreateForm,
 )
-from qms.accounts.models import LoginEvent, Site, User
-from qms.accounts.permissions import permission_required
+from qms.accounts.models import LoginEvent, Site, User, UserSite
+from qms.accounts.permissions import permission_required, public, signed_in_required
 from qms.accounts.roles import Permission
 from qms.core.i18n import N_, _
 from qms.db import utcnow
@@ -116,6 +117,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@public
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("web.home"))
@@ -156,7 +158,7 @@ def login():
 
 
 @bp.route("/logout", methods=["POST"])
-@login_required
+@signed_in_required
 def logout():
     user = current_user.row
     message = _("You have signed out.")  # in the user's language, before it is forgotten
@@ -170,7 +172,7 @@ def logout():
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
-@login_required
+@signed_in_required
 def password():
     form = PasswordChangeForm()
     status = 200
@@ -199,7 +201,7 @@ def password():
 
 
 @bp.route("/account", methods=["GET", "POST"])
-@login_required
+@signed_in_required
 def account():
     """The user's own account: who they are, where they work, and the language of their pages."""
     s = db_session()
@@ -267,7 +269,7 @@ def user_password(user_id: int):
 
 
 @bp.route("/site", methods=["POST"])
-@login_required
+@signed_in_required
 def choose_site():
     site_id = request.form.get("site_id", "")
     allowed = {site.id for site in service.sites_of(session=db_session(), user=current_user.row)}
@@ -284,7 +286,11 @@ def choose_site():
 @permission_required(Permission.MANAGE_USERS)
 def users():
     s = db_session()
-    rows = s.exec(select(User).order_by(col(User.active).desc(), User.username)).all()
+    rows = s.exec(
+        select(User)
+        .where(col(User.id).in_(_administered_user_ids(s)))
+        .order_by(col(User.active).desc(), User.username)
+    ).all()
     memberships = {
         user.id: [site.id for site in service.sites_of(session=s, user=user)] for user in rows
     }
@@ -312,8 +318,10 @@ def users():
 def user_new():
     s = db_session()
     form = UserCreateForm()
+    own = member_site_ids(s, current_user.id)
     form.sites.choices = [
-        (site.id, f"{site.id} — {site.name}") for site in s.exec(select(Site).order_by(Site.id))
+        (site.id, f"{site.id} — {site.name}")
+        for site in s.exec(select(Site).where(col(Site.id).in_(own)).order_by(Site.id))
     ]
     status = 200
     if form.validate_on_submit():
@@ -341,9 +349,17 @@ def user_new():
     return render_template("accounts/user_new.html", form=form), status
 
 
+def _administered_user_ids(s):
+    """The ids of the users who belong to at least one of the administrator's sites."""
+    return select(UserSite.user_id).where(
+        col(UserSite.site_id).in_(member_site_ids(s, current_user.id))
+    )
+
+
 def _user_or_404(s, user_id: int) -> User:
+    # Another site's account answers exactly like a missing one.
     user = s.get(User, user_id)
-    if user is None:
+    if user is None or not sees_user(s, current_user.row, user):
         abort(404, description=_("No such user."))
     return user
 
@@ -391,7 +407,10 @@ def login_events():
         db_session()
         .exec(
             select(LoginEvent)
-            .where(LoginEvent.at >= since)
+            .where(
+                LoginEvent.at >= since,
+                col(LoginEvent.user_id).in_(_administered_user_ids(db_session())),
+            )
             .order_by(col(LoginEvent.at).desc())
             .limit(500)
         )

@@ -59,8 +59,11 @@ def test_unit_page_shows_original_correction_who_when_why(client, login, correct
 def test_unit_page_is_limited_to_the_units_site(client, login, make_user, corrected_unit):
     unit, _, _ = corrected_unit
     login(make_user("nurse", sites=("BJ-02",)))
-    assert client.get(f"/units/{unit.id}").status_code == 403
-    assert client.get("/units/U-does-not-exist").status_code == 404
+    other = client.get(f"/units/{unit.id}")
+    missing = client.get("/units/U-does-not-exist")
+    # Another site's unit answers exactly like a missing one: ids cannot be enumerated.
+    assert other.status_code == missing.status_code == 404
+    assert "SH-01" not in other.get_data(as_text=True)
 
 
 def test_regulators_do_not_see_unit_records(client, login, make_user, corrected_unit):
