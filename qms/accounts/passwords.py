@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -37,6 +39,23 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+def is_password_hash(stored: str) -> bool:
+    """Whether `stored` is a hash some password could match (not NO_PASSWORD)."""
+    return stored.startswith("$argon2")
+
+
+_dummy: tuple[PasswordHasher, str] | None = None
+
+
+def verify_dummy(password: str) -> None:
+    """Spend the time a real check takes, against a hash no password matches: an unknown
+    username (or an account without a password) answers as slowly as a wrong password."""
+    global _dummy
+    if _dummy is None or _dummy[0] is not _hasher:
+        _dummy = (_hasher, _hasher.hash(secrets.token_hex(16)))
+    verify_password(_dummy[1], password)
 
 
 def needs_rehash(password_hash: str) -> bool:

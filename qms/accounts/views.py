@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -35,7 +37,7 @@ from qms.accounts.permissions import permission_required, public, signed_in_requ
 from qms.accounts.roles import Permission
 from qms.core.i18n import N_, _
 from qms.db import utcnow
-from qms.web.database import db_session
+from qms.web.database import db_session, get_database
 
 bp = Blueprint("accounts", __name__)
 login_manager = LoginManager()
@@ -76,6 +78,10 @@ def _load_user(user_id: str):
         return None
     if user is None or not user.active:
         return None
+    # A session ended on the server (logout, password change or reset, deactivation,
+    # lockout) stays ended, whatever cookie is shown.
+    if session.get("session_version") != user.session_version:
+        return None
     return SessionUser(user)
 
 
@@ -109,10 +115,23 @@ def _enforce_idle_timeout():
     return None
 
 
+# Browsers drop tabs and line breaks from an address and read a backslash as a slash:
+# the target is judged as a browser would read it.
+_IGNORED_IN_URLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _safe_next(target: str | None) -> str:
-    # Only same-site relative paths: never redirect a nurse to another host.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
+    """Only same-site paths: never redirect a nurse to another host."""
+    if target:
+        cleaned = _IGNORED_IN_URLS.sub("", target).replace("\\", "/")
+        parts = urlsplit(cleaned)
+        if (
+            cleaned.startswith("/")
+            and not cleaned.startswith("//")
+            and not parts.scheme
+            and not parts.netloc
+        ):
+            return cleaned
     return url_for("web.home")
 
 
@@ -124,13 +143,17 @@ def login():
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
-        s = db_session()
         settings = _settings()
+        # Read the account in a read session and hash with no transaction open: the slow
+        # hash never holds the database's write lock (SQLite: one writer at a time).
+        with get_database().session() as read:
+            account = service.sign_in_account(session=read, username=form.username.data)
+        check = service.check_password_of(*account, form.password.data)
+        s = db_session()
         try:
-            user = service.authenticate(
+            user = service.record_sign_in(
                 session=s,
-                username=form.username.data,
-                password=form.password.data,
+                check=check,
                 threshold=settings.lockout_threshold,
                 minutes=settings.lockout_minutes,
                 remote_addr=request.remote_addr,
@@ -151,6 +174,7 @@ def login():
                 now  # e-signatures within the freshness window need no password
             )
             session["site_id"] = sites[0].id if sites else None
+            session["session_version"] = user.session_version
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
         status = 400
@@ -193,6 +217,7 @@ def password():
         else:
             s.commit()
             session["password_at"] = datetime.now(UTC).timestamp()
+            session["session_version"] = user.session_version  # this browser stays signed in
             flash(_("Your password was changed."), "success")
             return redirect(url_for("web.home"))
     elif request.method == "POST":
