@@ -259,7 +259,10 @@ def unit_status(unit_id: str):
         if isinstance(exc, SignatureError) and exc.failed_username:
             # A wrong password at a signature counts towards the lockout, like at sign-in.
             accounts.record_signature_failure(
-                session=s, username=exc.failed_username, remote_addr=request.remote_addr
+                session=s,
+                username=exc.failed_username,
+                remote_addr=request.remote_addr,
+                lockout=accounts.Lockout.of(settings),
             )
             s.commit()
         flash(str(exc), "error")
