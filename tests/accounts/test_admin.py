@@ -70,7 +70,7 @@ def test_bad_user_form_explains_and_stores_nothing(client, make_user, login, ses
         },
     )
     assert response.status_code == 422
-    assert "at least 10 characters" in response.get_data(as_text=True)
+    assert "at least 12 characters" in response.get_data(as_text=True)
     assert len(session.exec(select(User)).all()) == before
 
 
