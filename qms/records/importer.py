@@ -129,6 +129,9 @@ def import_interchange(
     problems = validate_against(data, registry)
     if problems:
         raise ImportFileError(problems)
+    # What already exists is decided under the ledger's lock: of imports running at once,
+    # the later ones are refused in the import's words, never with a database error.
+    ledger.lock(session)
     plan = _check_against_database(session, registry, data, source, create_missing_users, now)
     if plan.problems:
         raise ImportFileError([text for _, text in sorted(plan.problems, key=lambda p: p[0])])
