@@ -659,3 +659,15 @@ def test_fifty_concurrent_registrations_of_one_unit_store_it_once(fresh_database
     refused = [e for e in outcome if e is not None]
     assert all(isinstance(e, Conflict) for e in refused), {type(e) for e in refused}
     assert all("unit U-51 is already registered" in str(e) for e in refused)
+
+
+@only_on("postgresql")  # triggers in replica mode are PostgreSQL's
+def test_verify_reports_triggers_switched_to_replica_mode(built):
+    """ENABLE REPLICA TRIGGER lets ordinary sessions UPDATE the table: verify must say so."""
+    with built.transaction() as s:
+        for name in ledger.trigger_names(built.dialect, "ledger_entry"):
+            s.exec(text(f"ALTER TABLE ledger_entry ENABLE REPLICA TRIGGER {name}"))
+    with built.transaction() as s:  # the bypass works: the update goes through
+        s.exec(text("UPDATE ledger_entry SET content = content WHERE seq = 6"))
+    report = _verify(built)
+    assert any("ledger_entry is no longer protected" in p.message for p in report.problems)
