@@ -1,8 +1,10 @@
-"""The security headers every answer carries, and refusing NUL bytes in what is sent."""
+"""The security headers every answer carries, refusing NUL bytes in what is sent, and
+showing bidirectional controls in what is printed."""
 
 from __future__ import annotations
 
 from flask import Flask, abort, request
+from markupsafe import Markup
 
 from qms.core.i18n import _
 
@@ -39,6 +41,7 @@ def init_app(app: Flask, *, secure_cookies: bool) -> None:
         return response
 
     app.before_request(refuse_nul_bytes)
+    app.jinja_env.finalize = show_bidi_controls
 
 
 def refuse_nul_bytes():
@@ -55,3 +58,17 @@ def refuse_nul_bytes():
     ]
     if any("\x00" in text for text in texts):
         abort(400, description=_("The request contains a NUL character, which no text may hold."))
+
+
+# Bidirectional controls reorder what is shown (U+202E makes "exe.txt" read "txt.exe"):
+# in a regulated record a reader must see them, so every page shows them as their code.
+BIDI_CONTROLS = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_VISIBLE = {code: f"[U+{code:04X}]" for code in BIDI_CONTROLS}
+
+
+def show_bidi_controls(value):
+    """The Jinja `finalize` hook: every printed text shows bidi controls as [U+202E]."""
+    if isinstance(value, str) and not value.isascii():
+        shown = str(value).translate(_VISIBLE)
+        return Markup(shown) if isinstance(value, Markup) else shown
+    return value

@@ -161,3 +161,28 @@ def test_switching_the_language_changes_the_finding_text(
     )
     assert "above the maximum" not in chinese
     assert chinese.count("高于最大值") >= 2  # the live finding and the one kept with the record
+
+
+def test_bidi_controls_in_record_text_are_shown_escaped(
+    client, login, session, registry, make_user, make_unit, log
+):
+    nurse = make_user("nurse", username="li.na", full_name="Li \u202eaN")
+    unit = make_unit(by=nurse, unit_id="U-78")
+    original = log(
+        unit, "thaw_end", by=nurse, fields={"temperature_c": 2.1}, reason="late \u2066entry"
+    ).record
+    correct_step(
+        session=session,
+        registry=registry,
+        record_id=original.id,
+        by=make_user("quality_officer"),
+        credential=PasswordEntry(PASSWORD),
+        freshness_minutes=5,
+        reason="typo \u202egnorw\u202c fixed",
+        fields={"temperature_c": 21},
+    )
+    login(nurse)
+    html = client.get(f"/units/{unit.id}").get_data(as_text=True)
+    assert "\u202e" not in html and "\u202c" not in html
+    assert "typo [U+202E]gnorw[U+202C] fixed" in html
+    assert "Li [U+202E]aN" in html and "late [U+2066]entry" in html
