@@ -13,6 +13,7 @@ from sqlmodel import select
 from qms.accounts import passwords, service
 from qms.accounts.models import LoginEvent, User
 from qms.db import Database, utcnow
+from tests.conftest import only_on
 
 PASSWORD = "correct-horse-battery"
 
@@ -240,3 +241,56 @@ def test_forty_parallel_wrong_passwords_lock_at_exactly_five(fresh_database_url)
     assert sum("now locked" in a for a in answers) == 1
     assert sum("is locked after" in a for a in answers) == 35
     assert version == 1  # the lockout ended the account's sessions once
+
+
+@only_on("sqlite")  # one writer at a time: the write lock is what a hash must not hold
+def test_the_password_hash_runs_outside_the_write_transaction(fresh_database_url, tmp_path):
+    """While a sign-in checks its password, another writer can still commit (SQLite)."""
+    import sqlite3
+
+    from sqlalchemy import make_url
+
+    from qms.web.app import create_app
+    from tests.conftest import make_test_settings
+
+    database = Database(fresh_database_url)
+    with database.transaction() as s:
+        service.create_site(session=s, site_id="SH-01", name="Test")
+        s.flush()
+        service.create_user(
+            session=s,
+            actor=service.Actor.system(),
+            username="li.na",
+            full_name="Li Na",
+            role="nurse",
+            password=PASSWORD,
+            site_ids=["SH-01"],
+        )
+    app = create_app(make_test_settings(tmp_path, fresh_database_url))
+    app.config["WTF_CSRF_ENABLED"] = False
+    path = make_url(fresh_database_url).database
+    others: list[str] = []
+
+    class WriterDuringHash(PasswordHasher):
+        def verify(self, hash, password):
+            other = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                others.append("wrote")
+            except sqlite3.OperationalError as exc:
+                others.append(str(exc))
+            finally:
+                other.close()
+            return super().verify(hash, password)
+
+    previous = passwords.use_hasher(WriterDuringHash(time_cost=1, memory_cost=1024, parallelism=1))
+    try:
+        response = app.test_client().post(
+            "/login", data={"username": "li.na", "password": PASSWORD}
+        )
+    finally:
+        passwords.use_hasher(previous)
+        database.engine.dispose()
+    assert response.status_code == 302
+    assert others == ["wrote"]
