@@ -112,7 +112,7 @@ def test_errors_are_one_clear_line_and_non_zero(env):
     assert weak.returncode != 0
     assert (
         weak.stderr.strip().splitlines()[-1]
-        == "Error: the password must be at least 10 characters long"
+        == "Error: the password must be at least 12 characters long"
     )
     no_site = _qms(
         "user",

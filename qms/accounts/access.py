@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from qms.accounts.models import User, UserSite
 from qms.accounts.roles import Permission, Role, permissions_of
-from qms.core.errors import Denied
+from qms.core.errors import Denied, NotFound
 from qms.core.i18n import _, _l
 
 if TYPE_CHECKING:
@@ -98,3 +98,65 @@ def require(
                 site=site_id,
             )
         )
+
+
+# --- administrators act on the accounts of their own sites ------------------------------
+
+
+def site_ids_of(session: Session, who: User | Actor) -> set[str] | None:
+    """The sites `who` acts at; None for the system, which acts at every site."""
+    user_id = who.id
+    if user_id is None:
+        return None
+    return member_site_ids(session, user_id)
+
+
+def require_sites(session: Session, who: User | Actor, site_ids) -> None:
+    """Raise `Denied` unless `who` belongs to every one of `site_ids` (granting a site one
+    does not hold is refused: an administrator of one site cannot make accounts elsewhere)."""
+    own = site_ids_of(session, who)
+    if own is None:
+        return
+    for site_id in sorted(set(site_ids)):
+        if site_id not in own:
+            raise Denied(
+                _(
+                    "you do not administer site %(site)s: only its own administrators grant it",
+                    site=site_id,
+                )
+            )
+
+
+def sees_user(session: Session, who: User | Actor, user: User) -> bool:
+    """Whether `who` may see `user`'s account at all: they share a site (or `who` is the system)."""
+    own = site_ids_of(session, who)
+    return own is None or bool(own & member_site_ids(session, user.id))
+
+
+def require_administers(session: Session, who: User | Actor, user: User) -> None:
+    """Raise unless every site of `user` is one of `who`'s: acting on an account (a new
+    password, an unlock) is acting at each of its sites. An account of other sites alone
+    answers as a missing one (`NotFound`), so that ids cannot be enumerated."""
+    own = site_ids_of(session, who)
+    if own is None:
+        return
+    theirs = member_site_ids(session, user.id)
+    if not own & theirs:
+        raise NotFound(_("No such user."))
+    outside = sorted(theirs - own)
+    if outside:
+        raise Denied(
+            _(
+                "%(username)s also belongs to %(sites)s, which you do not administer",
+                username=user.username,
+                sites=", ".join(outside),
+            )
+        )
+
+
+def require_visible(session: Session, who: User | Actor, site_id: str, missing: str) -> None:
+    """Raise `NotFound(missing)` unless `who` belongs to `site_id`: another site's object
+    answers exactly as a missing one does, so that its ids cannot be enumerated."""
+    own = site_ids_of(session, who)
+    if own is not None and site_id not in own:
+        raise NotFound(missing)

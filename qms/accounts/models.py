@@ -49,6 +49,8 @@ class User(SQLModel, table=True):
     active: bool = Field(default=True)
     # The language the user chose for pages; None: the browser's, else the site's.
     language: str | None = Field(default=None, max_length=16)
+    # Signed-in sessions carry the version they began with; raising it ends them all.
+    session_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )

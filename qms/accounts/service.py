@@ -9,15 +9,18 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from qms.accounts.access import require
+from qms.accounts.access import require, require_administers, require_sites
 from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
 from qms.accounts.passwords import (
     NO_PASSWORD,
     hash_password,
+    is_password_hash,
     needs_rehash,
     password_problem,
+    verify_dummy,
     verify_password,
 )
 from qms.accounts.roles import Permission, Role, permissions_of
@@ -148,6 +151,7 @@ def create_user(
     for site_id in site_ids:
         if session.get(Site, site_id) is None:
             raise AccountError(_("site %(site)s does not exist", site=site_id))
+    require_sites(session, actor, site_ids)
     if get_user_by_username(session=session, username=username) is not None:
         raise AccountError(
             _("the username %(username)s is taken (usernames are never reused)", username=username)
@@ -181,6 +185,7 @@ def set_user_active(
 ) -> User:
     """Deactivate or reactivate a user. Users are never deleted: records point at them."""
     require(session, actor, Permission.MANAGE_USERS, action=_l("manage user accounts"))
+    require_administers(session, actor, user)
     if not reason or not reason.strip():
         raise AccountError(_("give a reason: it is kept in the audit trail"))
     if actor.id is not None and actor.id == user.id and not active:
@@ -194,6 +199,8 @@ def set_user_active(
     old = user.active
     user.active = active
     session.add(user)
+    if not active:
+        end_sessions(session=session, user=user)
     record_change(
         session=session,
         actor_id=actor.id,
@@ -229,6 +236,7 @@ def reset_password(
 ) -> None:
     """An administrator sets a new password (a forgotten one); the user should change it."""
     require(session, actor, Permission.MANAGE_USERS, action=_l("manage user accounts"))
+    require_administers(session, actor, user)
     if not reason or not reason.strip():
         raise AccountError(_("give a reason: it is kept in the audit trail"))
     _set_password(session=session, user=user, password=new_password, actor=actor, reason=reason)
@@ -243,7 +251,7 @@ def _set_password(
     if verify_password(user.password_hash, password):
         raise AccountError(_("the new password must differ from the current one"))
     user.password_hash = hash_password(password)
-    session.add(user)
+    end_sessions(session=session, user=user)  # every other browser signs in again
     # The trail says that the password changed, never what it was or became.
     record_change(
         session=session,
@@ -258,6 +266,7 @@ def _set_password(
 
 def unlock_user(*, session: Session, actor: Actor, user: User, reason: str) -> None:
     require(session, actor, Permission.MANAGE_USERS, action=_l("manage user accounts"))
+    require_administers(session, actor, user)
     if not reason or not reason.strip():
         raise AccountError(_("give a reason: it is kept in the audit trail"))
     session.add(
@@ -335,30 +344,34 @@ class LockState:
 def lock_state(
     *, session: Session, username: str, threshold: int, minutes: int, now: datetime | None = None
 ) -> LockState:
-    """Failures since the last success or unlock; locked while the last of `threshold` is recent."""
+    """The failures since the last success or unlock, in series: `threshold` of them lock
+    the account for `minutes` after the last; failures while locked do not count, and
+    when a lock runs out a fresh series starts (old failures never count again)."""
     now = now or utcnow()
-    events = session.exec(
-        select(LoginEvent)
-        .where(
-            LoginEvent.username == username,
-            col(LoginEvent.kind).in_(("success", "unlock", *FAILURE_KINDS)),
-        )
+    reset = session.exec(
+        select(LoginEvent.at, LoginEvent.id)
+        .where(LoginEvent.username == username, col(LoginEvent.kind).in_(("success", "unlock")))
         .order_by(col(LoginEvent.at).desc(), col(LoginEvent.id).desc())
-        .limit(threshold)
-    ).all()
-    failures = 0
-    last_failure = None
-    for event in events:
-        if event.kind not in FAILURE_KINDS:
-            break
+        .limit(1)
+    ).first()
+    query = select(LoginEvent.at, LoginEvent.id).where(
+        LoginEvent.username == username, col(LoginEvent.kind).in_(FAILURE_KINDS)
+    )
+    if reset is not None:
+        query = query.where(col(LoginEvent.at) >= reset[0])
+    failures, until = 0, None
+    for at, event_id in session.exec(query.order_by(col(LoginEvent.at), col(LoginEvent.id))):
+        if reset is not None and (at, event_id) <= tuple(reset):
+            continue
+        if until is not None:
+            if at < until:
+                continue  # while locked: neither counted nor extending the lock
+            failures, until = 0, None  # the lock ran out: a fresh series
         failures += 1
-        last_failure = last_failure or event.at
-    if failures >= threshold and last_failure is not None:
-        until = last_failure + timedelta(minutes=minutes)
-        if until > now:
-            return LockState(True, failures, until)
-        # The lock has run out: a fresh series of failures starts counting again.
-        return LockState(False, 0, None)
+        if failures >= threshold:
+            until = at + timedelta(minutes=minutes)
+    if until is not None:
+        return LockState(True, failures, until) if until > now else LockState(False, 0, None)
     return LockState(False, failures, None)
 
 
@@ -366,23 +379,77 @@ class LoginFailed(AccountError):
     pass
 
 
-def authenticate(
+def end_sessions(*, session: Session, user: User) -> None:
+    """End every signed-in session of `user` (each is checked against the version on
+    every request): at logout, a password change or reset, deactivation and lockout."""
+    user.session_version = (user.session_version or 0) + 1
+    session.add(user)
+
+
+def lock_sign_ins(session: Session, username: str) -> None:
+    """Serialise the sign-in decisions about one username until the transaction ends:
+    a PostgreSQL advisory lock on the name (SQLite: the write transaction already does)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:space, hashtext(:name))"),
+            {"space": SIGN_IN_LOCK_SPACE, "name": username},
+        )
+
+
+# The first key of the two-key advisory locks on usernames (the ledger's one-key lock is
+# in another key space).
+SIGN_IN_LOCK_SPACE = 0x716D73
+
+
+@dataclass(frozen=True)
+class SignInCheck:
+    """What a sign-in attempt found, before anything is written: read and hashed outside
+    the write transaction, so that the slow hash never holds the database's write lock."""
+
+    username: str
+    user_id: int | None
+    password_hash: str | None
+    right: bool  # the password matches an account that has one
+    new_hash: str | None = None  # the password rehashed with today's parameters
+
+
+def sign_in_account(*, session: Session, username: str) -> tuple[str, int | None, str | None]:
+    """The normalised username, and the id and stored hash of its account (None, None if
+    there is none); writes nothing, so a read session will do."""
+    username = (username or "").strip().lower()
+    user = get_user_by_username(session=session, username=username) if username else None
+    return (username, user.id, user.password_hash) if user else (username, None, None)
+
+
+def check_password_of(
+    username: str, user_id: int | None, stored: str | None, password: str
+) -> SignInCheck:
+    """The hash, as long for an unknown user as for a known one (a dummy hash is checked)."""
+    if stored is None or not is_password_hash(stored):
+        verify_dummy(password or "")
+        return SignInCheck(username, user_id, stored, False)
+    right = verify_password(stored, password or "")
+    new_hash = hash_password(password) if right and needs_rehash(stored) else None
+    return SignInCheck(username, user_id, stored, right, new_hash)
+
+
+def record_sign_in(
     *,
     session: Session,
-    username: str,
-    password: str,
+    check: SignInCheck,
     threshold: int,
     minutes: int,
     remote_addr: str | None = None,
     now: datetime | None = None,
 ) -> User:
-    """Check a username and password, record the attempt, and return the user.
+    """Decide the attempt under the username's lock and record it; return the user.
 
-    Raises LoginFailed with a message fit to show; it never says whether the
-    username exists, except that a locked account is told it is locked.
-    """
+    Raises LoginFailed with a message fit to show; it never says whether the username
+    exists, except that a locked account is told it is locked."""
     now = now or utcnow()
-    username = (username or "").strip().lower()
+    username = check.username
+    lock_sign_ins(session, username)
     state = lock_state(
         session=session, username=username, threshold=threshold, minutes=minutes, now=now
     )
@@ -395,8 +462,10 @@ def authenticate(
                 until=format_datetime(state.until),
             )
         )
-    user = get_user_by_username(session=session, username=username) if username else None
-    ok = user is not None and user.active and verify_password(user.password_hash, password or "")
+    user = session.get(User, check.user_id) if check.user_id is not None else None
+    # The password is right for the account as it is now (not changed meanwhile).
+    right = check.right and user is not None and user.password_hash == check.password_hash
+    ok = right and user.active
     session.add(
         LoginEvent(
             username=username[:64],
@@ -407,14 +476,12 @@ def authenticate(
         )
     )
     if not ok:
-        if (
-            user is not None
-            and not user.active
-            and verify_password(user.password_hash, password or "")
-        ):
+        if right and not user.active:
             raise LoginFailed(_("This account has been deactivated. Ask an administrator."))
         remaining = threshold - (state.failures + 1)
         if remaining <= 0:
+            if user is not None:
+                end_sessions(session=session, user=user)
             raise LoginFailed(
                 _(
                     "Wrong username or password. The account is now locked for %(minutes)s minutes.",
@@ -427,18 +494,51 @@ def authenticate(
                 remaining=remaining,
             )
         )
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+    if check.new_hash is not None:
+        user.password_hash = check.new_hash
         session.add(user)
     return user
 
 
+def authenticate(
+    *,
+    session: Session,
+    username: str,
+    password: str,
+    threshold: int,
+    minutes: int,
+    remote_addr: str | None = None,
+    now: datetime | None = None,
+) -> User:
+    """Check a username and password, record the attempt, and return the user, in one
+    session (commands, tests). The web sign-in checks in a read session first."""
+    check = check_password_of(*sign_in_account(session=session, username=username), password)
+    return record_sign_in(
+        session=session,
+        check=check,
+        threshold=threshold,
+        minutes=minutes,
+        remote_addr=remote_addr,
+        now=now,
+    )
+
+
 def record_signature_failure(
-    *, session: Session, username: str, remote_addr: str | None = None
+    *,
+    session: Session,
+    username: str,
+    remote_addr: str | None = None,
+    lockout: Lockout | None = None,
 ) -> None:
-    """A wrong password given to sign a record (the caller commits, after its rollback)."""
+    """A wrong password given to sign a record (the caller commits, after its rollback).
+    When it locks the account, the account's sessions end."""
+    lockout = lockout or Lockout()
     username = (username or "").strip().lower()[:64]
+    lock_sign_ins(session, username)
     user = get_user_by_username(session=session, username=username) if username else None
+    before = lock_state(
+        session=session, username=username, threshold=lockout.threshold, minutes=lockout.minutes
+    )
     session.add(
         LoginEvent(
             username=username,
@@ -447,7 +547,13 @@ def record_signature_failure(
             remote_addr=remote_addr,
         )
     )
+    if user is not None and not before.locked and before.failures + 1 >= lockout.threshold:
+        end_sessions(session=session, user=user)
 
 
 def record_logout(*, session: Session, user: User, kind: str = "logout") -> None:
+    """A sign-out; one the user asked for ends their sessions everywhere (a copied cookie
+    stops working). An idle timeout ends the browser's session alone."""
     session.add(LoginEvent(username=user.username, user_id=user.id, kind=kind))
+    if kind == "logout":
+        end_sessions(session=session, user=user)

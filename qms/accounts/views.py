@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -16,10 +18,11 @@ from flask import (
     url_for,
 )
 from flask_babel import refresh
-from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from flask_login import LoginManager, current_user, login_user, logout_user
 from sqlmodel import col, select
 
 from qms.accounts import service
+from qms.accounts.access import member_site_ids, sees_user
 from qms.accounts.forms import (
     AUTOMATIC,
     LanguageForm,
@@ -29,12 +32,12 @@ from qms.accounts.forms import (
     ReasonForm,
     UserCreateForm,
 )
-from qms.accounts.models import LoginEvent, Site, User
-from qms.accounts.permissions import permission_required
+from qms.accounts.models import LoginEvent, Site, User, UserSite
+from qms.accounts.permissions import permission_required, public, signed_in_required
 from qms.accounts.roles import Permission
 from qms.core.i18n import N_, _
 from qms.db import utcnow
-from qms.web.database import db_session
+from qms.web.database import db_session, get_database
 
 bp = Blueprint("accounts", __name__)
 login_manager = LoginManager()
@@ -75,6 +78,10 @@ def _load_user(user_id: str):
         return None
     if user is None or not user.active:
         return None
+    # A session ended on the server (logout, password change or reset, deactivation,
+    # lockout) stays ended, whatever cookie is shown.
+    if session.get("session_version") != user.session_version:
+        return None
     return SessionUser(user)
 
 
@@ -108,27 +115,45 @@ def _enforce_idle_timeout():
     return None
 
 
+# Browsers drop tabs and line breaks from an address and read a backslash as a slash:
+# the target is judged as a browser would read it.
+_IGNORED_IN_URLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _safe_next(target: str | None) -> str:
-    # Only same-site relative paths: never redirect a nurse to another host.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
+    """Only same-site paths: never redirect a nurse to another host."""
+    if target:
+        cleaned = _IGNORED_IN_URLS.sub("", target).replace("\\", "/")
+        parts = urlsplit(cleaned)
+        if (
+            cleaned.startswith("/")
+            and not cleaned.startswith("//")
+            and not parts.scheme
+            and not parts.netloc
+        ):
+            return cleaned
     return url_for("web.home")
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@public
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("web.home"))
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
-        s = db_session()
         settings = _settings()
+        # Read the account in a read session and hash with no transaction open: the slow
+        # hash never holds the database's write lock (SQLite: one writer at a time).
+        with get_database().session() as read:
+            account = service.sign_in_account(session=read, username=form.username.data)
+        check = service.check_password_of(*account, form.password.data)
+        s = db_session()
         try:
-            user = service.authenticate(
+            user = service.record_sign_in(
                 session=s,
-                username=form.username.data,
-                password=form.password.data,
+                check=check,
                 threshold=settings.lockout_threshold,
                 minutes=settings.lockout_minutes,
                 remote_addr=request.remote_addr,
@@ -149,6 +174,7 @@ def login():
                 now  # e-signatures within the freshness window need no password
             )
             session["site_id"] = sites[0].id if sites else None
+            session["session_version"] = user.session_version
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
         status = 400
@@ -156,7 +182,7 @@ def login():
 
 
 @bp.route("/logout", methods=["POST"])
-@login_required
+@signed_in_required
 def logout():
     user = current_user.row
     message = _("You have signed out.")  # in the user's language, before it is forgotten
@@ -170,7 +196,7 @@ def logout():
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
-@login_required
+@signed_in_required
 def password():
     form = PasswordChangeForm()
     status = 200
@@ -191,6 +217,7 @@ def password():
         else:
             s.commit()
             session["password_at"] = datetime.now(UTC).timestamp()
+            session["session_version"] = user.session_version  # this browser stays signed in
             flash(_("Your password was changed."), "success")
             return redirect(url_for("web.home"))
     elif request.method == "POST":
@@ -199,7 +226,7 @@ def password():
 
 
 @bp.route("/account", methods=["GET", "POST"])
-@login_required
+@signed_in_required
 def account():
     """The user's own account: who they are, where they work, and the language of their pages."""
     s = db_session()
@@ -267,7 +294,7 @@ def user_password(user_id: int):
 
 
 @bp.route("/site", methods=["POST"])
-@login_required
+@signed_in_required
 def choose_site():
     site_id = request.form.get("site_id", "")
     allowed = {site.id for site in service.sites_of(session=db_session(), user=current_user.row)}
@@ -284,7 +311,11 @@ def choose_site():
 @permission_required(Permission.MANAGE_USERS)
 def users():
     s = db_session()
-    rows = s.exec(select(User).order_by(col(User.active).desc(), User.username)).all()
+    rows = s.exec(
+        select(User)
+        .where(col(User.id).in_(_administered_user_ids(s)))
+        .order_by(col(User.active).desc(), User.username)
+    ).all()
     memberships = {
         user.id: [site.id for site in service.sites_of(session=s, user=user)] for user in rows
     }
@@ -312,8 +343,10 @@ def users():
 def user_new():
     s = db_session()
     form = UserCreateForm()
+    own = member_site_ids(s, current_user.id)
     form.sites.choices = [
-        (site.id, f"{site.id} — {site.name}") for site in s.exec(select(Site).order_by(Site.id))
+        (site.id, f"{site.id} — {site.name}")
+        for site in s.exec(select(Site).where(col(Site.id).in_(own)).order_by(Site.id))
     ]
     status = 200
     if form.validate_on_submit():
@@ -341,9 +374,17 @@ def user_new():
     return render_template("accounts/user_new.html", form=form), status
 
 
+def _administered_user_ids(s):
+    """The ids of the users who belong to at least one of the administrator's sites."""
+    return select(UserSite.user_id).where(
+        col(UserSite.site_id).in_(member_site_ids(s, current_user.id))
+    )
+
+
 def _user_or_404(s, user_id: int) -> User:
+    # Another site's account answers exactly like a missing one.
     user = s.get(User, user_id)
-    if user is None:
+    if user is None or not sees_user(s, current_user.row, user):
         abort(404, description=_("No such user."))
     return user
 
@@ -391,7 +432,10 @@ def login_events():
         db_session()
         .exec(
             select(LoginEvent)
-            .where(LoginEvent.at >= since)
+            .where(
+                LoginEvent.at >= since,
+                col(LoginEvent.user_id).in_(_administered_user_ids(db_session())),
+            )
             .order_by(col(LoginEvent.at).desc())
             .limit(500)
         )

@@ -16,7 +16,12 @@ from qms.checklists.engine import describe_rules
 from qms.checklists.facts import DueItem, Finding
 from qms.checklists.judging import COMPLETE, UnitCase, judge_many
 from qms.checklists.language import ChecklistError, Registry, lint
-from qms.records.interchange import InterchangeError, read_interchange, validate_against
+from qms.records.interchange import (
+    InterchangeError,
+    read_interchange,
+    shown_problems,
+    validate_against,
+)
 
 
 @click.group("checklist")
@@ -210,7 +215,7 @@ def _due_json(item: DueItem) -> dict:
 
 
 def _fail(problems: list[str], source: str) -> None:
-    for problem in problems:
+    for problem in shown_problems(problems):
         click.echo(problem, err=True)
     raise click.ClickException(
         f"{source}: {len(problems)} bad line{'s' if len(problems) != 1 else ''}; nothing evaluated"

@@ -43,9 +43,14 @@ def load_located(text: str) -> Any:
         raise YamlProblem(line, f"not valid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise YamlProblem(1, f"not valid YAML: {exc}") from None
+    except RecursionError:
+        raise YamlProblem(1, "nested too deeply to be a checklist") from None
     if node is None:
         return None
-    return _convert(node, SafeConstructor(), set())
+    try:
+        return _convert(node, SafeConstructor(), set())
+    except RecursionError:
+        raise YamlProblem(1, "nested too deeply to be a checklist") from None
 
 
 def _convert(node: yaml.Node, constructor: SafeConstructor, seen: set[int]) -> Any:

@@ -15,6 +15,7 @@ from qms.core.errors import QmsError
 from qms.core.verify import verify
 from qms.records.exporter import export_interchange
 from qms.records.importer import ImportFileError, import_interchange
+from qms.records.interchange import shown_problems
 from qms.runtime import current_runtime
 
 
@@ -62,7 +63,7 @@ def import_command(file: Path, create_missing_users: bool, as_user: str | None) 
                 create_missing_users=create_missing_users,
             )
     except ImportFileError as exc:
-        for problem in exc.problems:
+        for problem in shown_problems(exc.problems):
             click.echo(problem, err=True)
         raise click.ClickException(
             f"nothing was imported: {len(exc.problems)} problem(s) in {file.name} (listed above)"

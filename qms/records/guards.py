@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from qms.accounts.access import is_member, require, role_name, role_names
+from qms.accounts.access import is_member, require, require_visible, role_name, role_names
 from qms.accounts.models import User
 from qms.accounts.roles import Permission, permissions_of
 from qms.accounts.service import Lockout
@@ -49,6 +49,7 @@ def _when(moment: datetime, site_zone: str | None) -> str:
 def check_performer(session: Session, user: User, unit: Unit, step_def) -> None:
     """Who may record a step: the permission, the checklist's roles for it, the unit's site."""
     require(session, user, Permission.LOG_STEPS, action=_l("record steps"))
+    require_visible(session, user, unit.site_id, _("there is no unit %(unit)s", unit=unit.id))
     if step_def.roles and user.role not in step_def.roles:
         raise Denied(
             _(
@@ -65,6 +66,7 @@ def check_performer(session: Session, user: User, unit: Unit, step_def) -> None:
 def check_corrector(session: Session, user: User, unit: Unit, step_def) -> None:
     """Who may correct: someone who may record the step at the unit's site, or quality."""
     require(session, user, None, action=_l("correct records"))
+    require_visible(session, user, unit.site_id, _("there is no unit %(unit)s", unit=unit.id))
     granted = permissions_of(user.role)
     may_record = Permission.LOG_STEPS in granted and (
         not step_def.roles or user.role in step_def.roles

@@ -128,8 +128,9 @@ def import_interchange(
     if problems:
         raise ImportFileError(problems)
     # What the file may add (new unit ids, record ids) is decided under the ledger's lock,
-    # held until the import commits: a registration made meanwhile waits, and the writers
-    # below need not ask again, unit by unit.
+    # held until the import commits: of imports running at once, the later ones are refused
+    # in the import's words (never a database error), and the writers below need not ask
+    # again, unit by unit.
     ledger.lock(session)
     plan = _check_against_database(session, registry, data, source, create_missing_users, now)
     if plan.problems:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from qms.checklists.facts import (
@@ -90,29 +91,136 @@ class Interchange:
         return out
 
 
+# The shape of every id in the file (units, records, steps, people, sites, equipment): no
+# spaces, no markup, as the database columns hold them on SQLite and PostgreSQL alike.
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:#/!@+-]*\Z")
+ID_SHAPE = "letters, digits and . _ : # / ! @ + - (starting with a letter or digit)"
+# The longest value each key may hold: the width of its column.
+MAX_LENGTH = {
+    ("unit", "id"): 64,
+    ("unit", "checklist"): 64,
+    ("unit", "site"): 32,
+    ("unit", "profile"): 32,
+    ("unit", "coi_id"): 64,
+    ("unit", "patient"): 64,
+    ("unit", "checklist_version"): 32,
+    ("unit", "status"): 16,
+    ("step", "unit"): 64,
+    ("step", "step"): 64,
+    ("step", "by"): 64,
+    ("step", "witness"): 64,
+    ("step", "by_role"): 32,
+    ("step", "witness_role"): 32,
+    ("step", "record_id"): 96,
+    ("step", "corrects"): 96,
+    ("step", "recorded_by"): 64,
+    ("equipment", "id"): 64,
+    ("equipment", "kind"): 32,
+    ("equipment", "site"): 32,
+    ("reading", "equipment"): 64,
+}
+# Free text (a reason, a text field) and the values inside fields and attributes.
+MAX_TEXT = 4000
+MAX_DEPTH = 16  # of lists and objects inside fields and attributes
+MAX_EXACT_INTEGER = 2**53  # beyond it a number is not kept exactly (JSON readers, floats)
+MAX_PROBLEMS_SHOWN = 50
+
+
+def shown_problems(problems: list[str], limit: int = MAX_PROBLEMS_SHOWN) -> list[str]:
+    """The first `limit` problems, and a line counting the rest: what a command prints."""
+    if len(problems) <= limit:
+        return list(problems)
+    rest = len(problems) - limit
+    return [*problems[:limit], f"… and {rest} more problem{'s' if rest != 1 else ''}"]
+
+
+def _bad_text(value: str) -> str | None:
+    """Why a text cannot be stored as it is, or None."""
+    if "\x00" in value:
+        return "holds a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds a lone surrogate (\\ud800-\\udfff), which is not text"
+    return None
+
+
 def _time(value: Any, key: str) -> datetime:
     if not isinstance(value, str):
-        raise ValueError(f"{key} must be an ISO 8601 date-time text, got {json.dumps(value)}")
+        raise ValueError(f"{key} must be an ISO 8601 date-time text, got {_shown(value)}")
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(
-            f"{key} {value!r} is not an ISO 8601 date-time (e.g. 2026-10-02T09:30:00+08:00)"
+            f"{key} {_shown(value)} is not an ISO 8601 date-time (e.g. 2026-10-02T09:30:00+08:00)"
         ) from None
     if moment.tzinfo is None:
         raise ValueError(f"{key} {value!r} has no UTC offset; write e.g. {value}+08:00 or {value}Z")
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{key} {value!r} is outside the years 1 to 9999 in UTC") from None
     return moment
 
 
-def _text(obj: Mapping[str, Any], key: str, *, required: bool) -> str | None:
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as a message quotes it: short, whatever its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**limit:
+        return f"a number of {len(str(abs(value)))} digits"
+    text = json.dumps(value, ensure_ascii=True) if not isinstance(value, dict | list) else None
+    if text is None:
+        return "a JSON object" if isinstance(value, dict) else "a JSON list"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _text(obj: Mapping[str, Any], key: str, *, required: bool, kind: str = "") -> str | None:
     value = obj.get(key)
     if value is None:
         if required:
             raise ValueError(f"{key} is required")
         return None
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{key} must be non-empty text, got {json.dumps(value)}")
+        raise ValueError(f"{key} must be non-empty text, got {_shown(value)}")
+    bad = _bad_text(value)
+    if bad:
+        raise ValueError(f"{key} {bad}")
+    limit = MAX_LENGTH.get((kind, key), MAX_TEXT)
+    if len(value) > limit:
+        raise ValueError(f"{key} is {len(value)} characters long; at most {limit}")
+    # The patient reference's own shape is the importer's to judge (it says "never a name").
+    if (kind, key) in MAX_LENGTH and key != "patient" and not ID_RE.match(value):
+        raise ValueError(f"{key} {_shown(value)} may use only {ID_SHAPE}")
     return value
+
+
+def _check_value(value: Any, where: str, depth: int = 1) -> None:
+    """A value inside fields or attributes: text, a number kept exactly, true/false,
+    null, or lists and objects of these, not nested too deep."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{where} is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, str):
+        bad = _bad_text(value)
+        if bad:
+            raise ValueError(f"{where} {bad}")
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"{where} is {len(value)} characters long; at most {MAX_TEXT}")
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if abs(value) > MAX_EXACT_INTEGER:
+            raise ValueError(f"{where} is {_shown(value)}: too large to be kept exactly")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} is a number too large to be kept")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_value(item, f"{where}[{index}]", depth + 1)
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            bad = _bad_text(name)
+            if bad:
+                raise ValueError(f"a key of {where} {bad}")
+            _check_value(item, f"{where}.{name}", depth + 1)
 
 
 def _object(obj: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -120,7 +228,8 @@ def _object(obj: Mapping[str, Any], key: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ValueError(f"{key} must be a JSON object, got {json.dumps(value)}")
+        raise ValueError(f"{key} must be a JSON object, got {_shown(value)}")
+    _check_value(value, key)
     return value
 
 
@@ -129,7 +238,7 @@ def _parse_line(obj: Any) -> UnitFacts | StepFacts | EquipmentFacts | ReadingFac
         raise ValueError("each line must be one JSON object")
     kind = obj.get("type")
     if kind not in TYPES:
-        raise ValueError(f"unknown type {json.dumps(kind)}; allowed: {', '.join(TYPES)}")
+        raise ValueError(f"unknown type {_shown(kind)}; allowed: {', '.join(TYPES)}")
     keys = TYPES[kind]
     unknown = sorted(k for k in obj if k not in keys)
     if unknown:
@@ -140,43 +249,43 @@ def _parse_line(obj: Any) -> UnitFacts | StepFacts | EquipmentFacts | ReadingFac
     if missing:
         raise ValueError(f"a {kind} line needs {', '.join(missing)}")
     if kind == "unit":
-        status = _text(obj, "status", required=False)
+        status = _text(obj, "status", required=False, kind="unit")
         if status is not None and status not in UNIT_STATUSES:
             raise ValueError(f"unknown status {status!r}; allowed: {', '.join(UNIT_STATUSES)}")
         return UnitFacts(
-            id=_text(obj, "id", required=True),
-            checklist=_text(obj, "checklist", required=True),
-            site=_text(obj, "site", required=True),
-            profile=_text(obj, "profile", required=False),
-            coi_id=_text(obj, "coi_id", required=False),
-            patient=_text(obj, "patient", required=False),
+            id=_text(obj, "id", required=True, kind="unit"),
+            checklist=_text(obj, "checklist", required=True, kind="unit"),
+            site=_text(obj, "site", required=True, kind="unit"),
+            profile=_text(obj, "profile", required=False, kind="unit"),
+            coi_id=_text(obj, "coi_id", required=False, kind="unit"),
+            patient=_text(obj, "patient", required=False, kind="unit"),
             attributes=_object(obj, "attributes"),
-            checklist_version=_text(obj, "checklist_version", required=False),
+            checklist_version=_text(obj, "checklist_version", required=False, kind="unit"),
             status=status,
         )
     if kind == "step":
         return StepFacts(
-            unit=_text(obj, "unit", required=True),
-            step=_text(obj, "step", required=True),
+            unit=_text(obj, "unit", required=True, kind="step"),
+            step=_text(obj, "step", required=True, kind="step"),
             at=_time(obj["at"], "at"),
-            by=_text(obj, "by", required=False),
-            witness=_text(obj, "witness", required=False),
+            by=_text(obj, "by", required=False, kind="step"),
+            witness=_text(obj, "witness", required=False, kind="step"),
             fields=_object(obj, "fields"),
-            by_role=_text(obj, "by_role", required=False),
-            witness_role=_text(obj, "witness_role", required=False),
-            record_id=_text(obj, "record_id", required=False),
-            corrects=_text(obj, "corrects", required=False),
-            reason=_text(obj, "reason", required=False),
+            by_role=_text(obj, "by_role", required=False, kind="step"),
+            witness_role=_text(obj, "witness_role", required=False, kind="step"),
+            record_id=_text(obj, "record_id", required=False, kind="step"),
+            corrects=_text(obj, "corrects", required=False, kind="step"),
+            reason=_text(obj, "reason", required=False, kind="step"),
             recorded_at=_time(obj["recorded_at"], "recorded_at")
             if obj.get("recorded_at") is not None
             else None,
-            recorded_by=_text(obj, "recorded_by", required=False),
+            recorded_by=_text(obj, "recorded_by", required=False, kind="step"),
         )
     if kind == "equipment":
         return EquipmentFacts(
-            id=_text(obj, "id", required=True),
-            kind=_text(obj, "kind", required=True),
-            site=_text(obj, "site", required=True),
+            id=_text(obj, "id", required=True, kind="equipment"),
+            kind=_text(obj, "kind", required=True, kind="equipment"),
+            site=_text(obj, "site", required=True, kind="equipment"),
         )
     temperature = obj["temperature_c"]
     if (
@@ -184,9 +293,9 @@ def _parse_line(obj: Any) -> UnitFacts | StepFacts | EquipmentFacts | ReadingFac
         or not isinstance(temperature, int | float)
         or not math.isfinite(temperature)
     ):
-        raise ValueError(f"temperature_c must be a number, got {json.dumps(temperature)}")
+        raise ValueError(f"temperature_c must be a number, got {_shown(temperature)}")
     return ReadingFacts(
-        equipment=_text(obj, "equipment", required=True),
+        equipment=_text(obj, "equipment", required=True, kind="reading"),
         at=_time(obj["at"], "at"),
         temperature_c=float(temperature),
     )
@@ -203,7 +312,7 @@ def read_interchange(lines: Iterable[str], *, source: str = "<input>") -> Interc
     unit_lines: dict[str, int] = {}
     equipment_lines: dict[str, int] = {}
     record_lines: dict[str, int] = {}
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in _numbered(lines, source):
         text = raw.strip()
         if not text:
             continue
@@ -214,8 +323,13 @@ def read_interchange(lines: Iterable[str], *, source: str = "<input>") -> Interc
                 (number, f"{source}:{number}: bad JSON: {exc.msg} at column {exc.colno}")
             )
             continue
-        except ValueError as exc:
-            problems.append((number, f"{source}:{number}: bad JSON: {exc}"))
+        except RecursionError:
+            problems.append(
+                (number, f"{source}:{number}: nested too deeply (at most {MAX_DEPTH} levels)")
+            )
+            continue
+        except ValueError as exc:  # also a number of more digits than Python reads
+            problems.append((number, f"{source}:{number}: bad JSON: {str(exc).splitlines()[0]}"))
             continue
         try:
             item = _parse_line(obj)
@@ -286,6 +400,26 @@ def read_interchange(lines: Iterable[str], *, source: str = "<input>") -> Interc
         problems.sort(key=lambda p: p[0])
         raise InterchangeError([text for _, text in problems])
     return result
+
+
+def _numbered(lines: Iterable[str], source: str) -> Iterator[tuple[int, str]]:
+    """The lines with their numbers; a file that is not UTF-8 text is one clear problem."""
+    iterator = iter(lines)
+    number = 0
+    while True:
+        try:
+            raw = next(iterator)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            raise InterchangeError(
+                [
+                    f"{source}: the file is not UTF-8 text (byte {exc.object[exc.start]:#04x} "
+                    f"after line {number} cannot be read); save it as UTF-8 JSON Lines"
+                ]
+            ) from None
+        number += 1
+        yield number, raw
 
 
 def _at(source: str, line: int | None, message: str) -> tuple[int, str]:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from qms.accounts.access import require
+from qms.accounts.access import require, require_visible
 from qms.accounts.models import Site, User
 from qms.accounts.roles import Permission
 from qms.accounts.service import Lockout
@@ -78,12 +78,9 @@ def set_unit_status(
         )
     unit, checklist = load_unit_and_checklist(session, registry, unit_id)
     require(
-        session,
-        by,
-        Permission.LOG_STEPS | Permission.AUDIT,
-        unit.site_id,
-        action=_l("close or reopen units"),
+        session, by, Permission.LOG_STEPS | Permission.AUDIT, action=_l("close or reopen units")
     )
+    require_visible(session, by, unit.site_id, _("there is no unit %(unit)s", unit=unit.id))
     ledger.lock(session)  # the current status is read under the lock: one change wins
     current = status_of(session, unit.id)
     if status == current:

@@ -119,17 +119,9 @@ def _page_number(text: str | None) -> int:
 def unit_page(unit_id: str):
     s = db_session()
     unit = s.get(Unit, unit_id)
-    if unit is None:
+    # Another site's unit answers exactly like a missing one: ids cannot be enumerated.
+    if unit is None or not is_member(s, current_user.row, unit.site_id):
         abort(404, description=_("There is no unit %(unit)s.", unit=unit_id))
-    if not is_member(s, current_user.row, unit.site_id):
-        abort(
-            403,
-            description=_(
-                "Unit %(unit)s belongs to site %(site)s, which is not yours.",
-                unit=unit_id,
-                site=unit.site_id,
-            ),
-        )
     site = s.get(Site, unit.site_id)
     loaded = loading.load_units_by_id(s, [unit.id])
     (this,) = loaded.units
@@ -267,7 +259,10 @@ def unit_status(unit_id: str):
         if isinstance(exc, SignatureError) and exc.failed_username:
             # A wrong password at a signature counts towards the lockout, like at sign-in.
             accounts.record_signature_failure(
-                session=s, username=exc.failed_username, remote_addr=request.remote_addr
+                session=s,
+                username=exc.failed_username,
+                remote_addr=request.remote_addr,
+                lockout=accounts.Lockout.of(settings),
             )
             s.commit()
         flash(str(exc), "error")

@@ -18,7 +18,7 @@ from qms.accounts.models import User
 from qms.checklists.facts import Finding
 from qms.core import ledger
 from qms.core.canonical import CanonicalError, canonical_json
-from qms.core.errors import Invalid, SignatureError
+from qms.core.errors import Conflict, Invalid, SignatureError
 from qms.core.i18n import _
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
 
@@ -60,7 +60,7 @@ def create_unit_record(
             )
         )
     if not known_new and session.get(Unit, unit_id) is not None:
-        raise Invalid(_("unit %(unit)s is already registered", unit=unit_id))
+        raise Conflict(_("unit %(unit)s is already registered", unit=unit_id))
     patient_ref = (patient_ref or "").strip()
     if not PATIENT_REF_RE.match(patient_ref):
         raise Invalid(

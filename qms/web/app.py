@@ -66,13 +66,14 @@ def create_app(
     from qms.accounts.views import bp as accounts_bp
     from qms.accounts.views import init_login
     from qms.records.views import bp as records_bp
-    from qms.web import errors, language, layout
+    from qms.web import errors, language, layout, security
     from qms.web.views import bp as web_bp
 
     language.init_app(app)
     init_login(app)
     layout.init_app(app)
     errors.init_app(app)
+    security.init_app(app, secure_cookies=settings.secure_cookies)
     app.register_blueprint(web_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(records_bp)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template
-from flask_login import current_user, login_required
+from flask_login import current_user
 
+from qms.accounts.permissions import public, signed_in_required
 from qms.accounts.roles import Role, permission_label, permissions_of
 from qms.accounts.service import sites_of
 from qms.web.database import db_session
@@ -13,7 +14,7 @@ bp = Blueprint("web", __name__)
 
 
 @bp.route("/")
-@login_required
+@signed_in_required
 def home():
     role = Role(current_user.role)
     sites = sites_of(session=db_session(), user=current_user.row)
@@ -26,5 +27,6 @@ def home():
 
 
 @bp.route("/healthz")
+@public
 def health():
     return {"status": "ok"}

@@ -70,7 +70,7 @@ def test_bad_user_form_explains_and_stores_nothing(client, make_user, login, ses
         },
     )
     assert response.status_code == 422
-    assert "at least 10 characters" in response.get_data(as_text=True)
+    assert "at least 12 characters" in response.get_data(as_text=True)
     assert len(session.exec(select(User)).all()) == before
 
 
@@ -158,3 +158,84 @@ def test_accounts_and_checklists_know_the_same_roles():
 
     assert tuple(Role) == ROLE_NAMES == ROLES
     assert set(ROLE_LABELS) == set(ROLE_PERMISSIONS) == set(Role)
+
+
+# --- an administrator manages the accounts of their own sites only ----------------------
+
+
+@pytest.fixture
+def two_sites(make_user, session):
+    """An administrator of BJ-02, and SH-01's nurse, who has signed in once."""
+    admin = make_user("admin", username="bj.admin", sites=("BJ-02",))
+    nurse = make_user("nurse", username="sh.nurse", sites=("SH-01",))
+    own = make_user("nurse", username="bj.nurse", sites=("BJ-02",))
+    session.add(service.LoginEvent(username="sh.nurse", user_id=nurse.id, kind="success"))
+    session.add(service.LoginEvent(username="bj.nurse", user_id=own.id, kind="success"))
+    session.commit()
+    return admin, nurse, own
+
+
+def test_admin_lists_only_their_sites_users_and_sign_ins(client, login, two_sites):
+    admin, nurse, own = two_sites
+    login(admin)
+    users = client.get("/admin/users").get_data(as_text=True)
+    assert 'data-username="bj.nurse"' in users and 'data-username="sh.nurse"' not in users
+    logins = client.get("/admin/logins").get_data(as_text=True)
+    assert "bj.nurse" in logins and "sh.nurse" not in logins
+
+
+def test_admin_cannot_act_on_another_sites_account(client, login, two_sites, csrf_from, session):
+    admin, nurse, own = two_sites
+    login(admin)
+    token = csrf_from(client.get("/admin/users/new").get_data(as_text=True))
+    for url in (f"/admin/users/{nurse.id}/unlock", f"/admin/users/{nurse.id}/deactivate"):
+        assert client.post(url, data={"reason": "r", "csrf_token": token}).status_code == 404
+    assert client.get(f"/admin/users/{nurse.id}/password").status_code == 404
+    response = client.post(
+        f"/admin/users/{nurse.id}/password",
+        data={"new_password": "an-attackers-new-password", "reason": "r", "csrf_token": token},
+    )
+    assert response.status_code == 404
+    session.expire_all()
+    assert session.get(User, nurse.id).active
+    assert not service.verify_password(
+        session.get(User, nurse.id).password_hash, "an-attackers-new-password"
+    )
+    # Their own site's account: allowed.
+    response = client.post(
+        f"/admin/users/{own.id}/unlock", data={"reason": "asked", "csrf_token": token}
+    )
+    assert response.status_code == 302
+
+
+def test_admin_cannot_grant_a_site_they_do_not_hold(client, login, two_sites, csrf_from, session):
+    admin, _, _ = two_sites
+    login(admin)
+    page = client.get("/admin/users/new").get_data(as_text=True)
+    assert 'value="BJ-02"' in page and 'value="SH-01"' not in page
+    before = len(session.exec(select(User)).all())
+    with pytest.raises(Denied, match="you do not administer site SH-01"):
+        service.create_user(
+            session=session,
+            actor=service.Actor.of(admin),
+            username="sh.quality",
+            full_name="Spy",
+            role="quality_officer",
+            password="a-long-enough-password",
+            site_ids=["SH-01"],
+        )
+    session.rollback()
+    assert len(session.exec(select(User)).all()) == before
+
+
+def test_an_account_shared_with_another_site_is_refused(make_user, session, two_sites):
+    admin, _, _ = two_sites
+    regulator = make_user("regulator", sites=("SH-01", "BJ-02"))
+    with pytest.raises(Denied, match="also belongs to SH-01, which you do not administer"):
+        service.reset_password(
+            session=session,
+            actor=service.Actor.of(admin),
+            user=regulator,
+            new_password="another-long-password",
+            reason="forgotten",
+        )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from qms.core.errors import Denied, Invalid
+from qms.core.errors import Denied, Invalid, NotFound
 from qms.core.verify import verify
 from qms.records import queries
 from qms.records.corrections import correct_step
@@ -107,7 +107,7 @@ def test_who_may_correct(make_user, make_unit, log, correct):
     original = log(unit, "thaw_end", by=nurse, fields={"temperature_c": 20}, reason="r").record
     with pytest.raises(Denied, match="may not correct"):
         correct(original, by=make_user("pharmacist"), fields={"temperature_c": 21})
-    with pytest.raises(Denied, match="does not belong to site"):
+    with pytest.raises(NotFound, match=f"there is no unit {unit.id}"):
         correct(original, by=make_user("nurse", sites=("BJ-02",)), fields={"temperature_c": 21})
 
 

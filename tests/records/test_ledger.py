@@ -731,3 +731,78 @@ def test_fifty_concurrent_writers_cancel_a_unit_once(fresh_database_url, registr
         assert _verify(database).ok
     finally:
         database.dispose()
+
+
+def test_fifty_concurrent_imports_of_one_unit_store_it_once(fresh_database_url, registry):
+    """Fifty imports of a file with the same unit at once: one stores it, 49 are told in
+    the import's own words, with the line, as a second import is (never a database error)."""
+    from qms.records.importer import ImportFileError, import_interchange
+    from qms.records.models import Unit
+
+    setup = Database(fresh_database_url)
+    _setup(setup, registry)
+    setup.dispose()
+    line = (
+        '{"type": "unit", "id": "U-50", "checklist": "testcart", "site": "SH-01", '
+        '"patient": "P-0050", "coi_id": "CHG123426ABC123"}\n'
+    )
+
+    def import_it(s) -> None:
+        import_interchange(
+            session=s,
+            registry=registry,
+            lines=[line],
+            source="same.jsonl",
+            actor=accounts.Actor.system("test"),
+        )
+
+    outcome = _at_once(fresh_database_url, 50, import_it)
+    assert [type(e) for e in outcome].count(type(None)) == 1
+    refused = [e for e in outcome if e is not None]
+    assert all(isinstance(e, ImportFileError) for e in refused), {type(e) for e in refused}
+    assert all("same.jsonl:1: unit U-50 already exists in this database" in str(e) for e in refused)
+    database = Database(fresh_database_url)
+    try:
+        with database.transaction(write=False) as s:
+            assert len(s.exec(select(Unit).where(Unit.id == "U-50")).all()) == 1
+        assert _verify(database).ok
+    finally:
+        database.dispose()
+
+
+def test_fifty_concurrent_registrations_of_one_unit_store_it_once(fresh_database_url, registry):
+    from qms.core.errors import Conflict
+
+    setup = Database(fresh_database_url)
+    _setup(setup, registry)
+    setup.dispose()
+
+    def register(s) -> None:
+        service.register_unit(
+            session=s,
+            registry=registry,
+            by=accounts.get_user_by_username(session=s, username="li.na"),
+            unit_id="U-51",
+            checklist_id="testcart",
+            site_id="SH-01",
+            patient_ref="P-0051",
+            now=T0,
+        )
+
+    outcome = _at_once(fresh_database_url, 50, register)
+    assert [type(e) for e in outcome].count(type(None)) == 1
+    refused = [e for e in outcome if e is not None]
+    assert all(isinstance(e, Conflict) for e in refused), {type(e) for e in refused}
+    assert all("unit U-51 is already registered" in str(e) for e in refused)
+
+
+@only_on("postgresql")  # triggers in replica mode are PostgreSQL's
+def test_verify_reports_triggers_switched_to_replica_mode(built):
+    """ENABLE REPLICA TRIGGER lets ordinary sessions UPDATE the table: verify must say so."""
+    with built.transaction() as s:
+        for name in ledger.trigger_names(built.dialect, "ledger_entry"):
+            s.exec(text(f"ALTER TABLE ledger_entry ENABLE REPLICA TRIGGER {name}"))
+    with built.transaction() as s:  # the bypass works: the update goes through
+        s.exec(text("UPDATE ledger_entry SET content = content WHERE seq = 6"))
+    report = _verify(built)
+    assert any("ledger_entry is no longer protected" in p.message for p in report.problems)

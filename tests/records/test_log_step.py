@@ -13,6 +13,7 @@ from qms.core.errors import (
     Denied,
     FindingsNeedReason,
     Invalid,
+    NotFound,
     SignatureError,
 )
 from qms.core.models import LedgerEntry
@@ -104,7 +105,7 @@ def test_performer_role_and_site_are_checked(make_user, make_unit, log):
     with pytest.raises(Denied, match="may not record steps"):
         log(unit, "thaw_end", by=quality, fields={"temperature_c": 20})
     elsewhere = make_user("nurse", sites=("BJ-02",))
-    with pytest.raises(Denied, match="does not belong to site SH-01"):
+    with pytest.raises(NotFound, match=f"there is no unit {unit.id}"):  # as if missing
         log(unit, "thaw_end", by=elsewhere, fields={"temperature_c": 20})
 
 

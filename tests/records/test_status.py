@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
-from qms.core.errors import Conflict, Denied, FindingsNeedReason, Invalid
+from qms.core.errors import Conflict, Denied, FindingsNeedReason, Invalid, NotFound
 from qms.core.verify import verify
 from qms.db import Database
 from qms.records import queries
@@ -115,7 +115,7 @@ def test_who_may_close_and_the_password(session, infused, close, make_user, regi
     unit, _ = infused
     with pytest.raises(Denied):
         close(unit, "complete", by=make_user("regulator"))
-    with pytest.raises(Denied, match="does not belong"):
+    with pytest.raises(NotFound, match=f"there is no unit {unit.id}"):  # as if missing
         close(unit, "complete", by=make_user("nurse", sites=("SH-02",)))
     with pytest.raises(Invalid, match="wrong password"):
         set_unit_status(

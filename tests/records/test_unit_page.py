@@ -59,8 +59,11 @@ def test_unit_page_shows_original_correction_who_when_why(client, login, correct
 def test_unit_page_is_limited_to_the_units_site(client, login, make_user, corrected_unit):
     unit, _, _ = corrected_unit
     login(make_user("nurse", sites=("BJ-02",)))
-    assert client.get(f"/units/{unit.id}").status_code == 403
-    assert client.get("/units/U-does-not-exist").status_code == 404
+    other = client.get(f"/units/{unit.id}")
+    missing = client.get("/units/U-does-not-exist")
+    # Another site's unit answers exactly like a missing one: ids cannot be enumerated.
+    assert other.status_code == missing.status_code == 404
+    assert "SH-01" not in other.get_data(as_text=True)
 
 
 def test_regulators_do_not_see_unit_records(client, login, make_user, corrected_unit):
@@ -158,3 +161,28 @@ def test_switching_the_language_changes_the_finding_text(
     )
     assert "above the maximum" not in chinese
     assert chinese.count("高于最大值") >= 2  # the live finding and the one kept with the record
+
+
+def test_bidi_controls_in_record_text_are_shown_escaped(
+    client, login, session, registry, make_user, make_unit, log
+):
+    nurse = make_user("nurse", username="li.na", full_name="Li \u202eaN")
+    unit = make_unit(by=nurse, unit_id="U-78")
+    original = log(
+        unit, "thaw_end", by=nurse, fields={"temperature_c": 2.1}, reason="late \u2066entry"
+    ).record
+    correct_step(
+        session=session,
+        registry=registry,
+        record_id=original.id,
+        by=make_user("quality_officer"),
+        credential=PasswordEntry(PASSWORD),
+        freshness_minutes=5,
+        reason="typo \u202egnorw\u202c fixed",
+        fields={"temperature_c": 21},
+    )
+    login(nurse)
+    html = client.get(f"/units/{unit.id}").get_data(as_text=True)
+    assert "\u202e" not in html and "\u202c" not in html
+    assert "typo [U+202E]gnorw[U+202C] fixed" in html
+    assert "Li [U+202E]aN" in html and "late [U+2066]entry" in html
