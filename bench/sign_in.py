@@ -8,7 +8,8 @@ real form, again and again, for the given time. Printed beside the measured rate
 the same run: one password hash's time, the rate if sign-ins were serialised (one hash
 at a time: what a write lock held while hashing gives), the rate the cores allow if
 hashing ran in parallel, and the rate of password checks alone by as many threads (what
-the machine gives right now, other load included).
+the machine gives right now, other load included). Meanwhile another writer (a ward's
+record) takes SQLite's write lock every 50 ms: how long it waits is printed too.
 """
 
 from __future__ import annotations
@@ -109,7 +110,23 @@ def main() -> None:
             else:
                 failed[n] += 1
 
+    waits: list[float] = []
+
+    def other_writer() -> None:
+        """A ward's writes meanwhile: how long each waits for SQLite's write lock."""
+        import sqlite3
+
+        connection = sqlite3.connect(tmp / "bench.sqlite3", timeout=60, isolation_level=None)
+        while time.perf_counter() < stop:
+            began = time.perf_counter()
+            connection.execute("BEGIN IMMEDIATE")
+            waits.append(time.perf_counter() - began)
+            connection.execute("COMMIT")
+            time.sleep(0.05)
+        connection.close()
+
     threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+    threads.append(threading.Thread(target=other_writer))
     began = time.perf_counter()
     for t in threads:
         t.start()
@@ -123,6 +140,14 @@ def main() -> None:
     print(f"ceiling (hashes in parallel on {cores} cores): {cores / one_hash:.1f} sign-ins/s")
     print(f"password checks alone, {args.clients} at once, now: {parallel:.1f} /s")
     print(f"measured: {total / elapsed:.1f} sign-ins/s ({total} signed in, {sum(failed)} refused)")
+    waits.sort()
+    if waits:
+        print(
+            f"another writer's wait for the write lock meanwhile: median "
+            f"{waits[len(waits) // 2] * 1000:.0f} ms, 95th percentile "
+            f"{waits[int(len(waits) * 0.95)] * 1000:.0f} ms, max {waits[-1] * 1000:.0f} ms "
+            f"({len(waits)} writes)"
+        )
 
 
 if __name__ == "__main__":

@@ -294,3 +294,17 @@ def test_the_password_hash_runs_outside_the_write_transaction(fresh_database_url
         database.engine.dispose()
     assert response.status_code == 302
     assert others == ["wrote"]
+
+
+def test_wrong_passwords_at_signatures_that_lock_the_account_end_its_sessions(
+    client, make_user, login, session
+):
+    nurse = make_user("nurse")
+    login(nurse)
+    for _ in range(4):
+        service.record_signature_failure(session=session, username=nurse.username)
+    session.commit()
+    assert _signed_in(client)  # four wrong passwords: not locked yet
+    service.record_signature_failure(session=session, username=nurse.username)
+    session.commit()
+    assert not _signed_in(client)

@@ -124,16 +124,20 @@ def _cases(app) -> tuple[list[Case], list[str]]:
     return cases, problems
 
 
+def _missing_examples(cases: list[Case], examples) -> list[str]:
+    return [
+        f"{case.rule} ({case.endpoint}) has the URL parameter <{name}> without "
+        "examples: add an Example(own, other site's, missing) for it to the "
+        "`examples` fixture in tests/web/test_access_matrix.py"
+        for case in cases
+        for name, converter in case.values.items()
+        if name not in examples and not isinstance(converter, AnyConverter)
+    ]
+
+
 def test_every_route_is_in_the_matrix(app, examples):
     cases, problems = _cases(app)
-    for case in cases:
-        for name, converter in case.values.items():
-            if name not in examples and not isinstance(converter, AnyConverter):
-                problems.append(
-                    f"{case.rule} ({case.endpoint}) has the URL parameter <{name}> without "
-                    "examples: add an Example(own, other site's, missing) for it to the "
-                    "`examples` fixture in tests/web/test_access_matrix.py"
-                )
+    problems += _missing_examples(cases, examples)
     assert not problems, "\n".join(sorted(set(problems)))
     assert {c.endpoint for c in cases} >= {"accounts.users", "records.unit_page", "web.home"}
 
@@ -220,3 +224,22 @@ def test_access_matrix(app, client, examples, people, role):
             if OTHER in other.get_data(as_text=True):
                 wrong.append(f"{where}: the answer names the other site {OTHER}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_a_route_without_a_declaration_or_examples_is_named_with_what_to_add(app, examples):
+    from qms.accounts.permissions import permission_required
+    from qms.accounts.roles import Permission
+
+    @app.route("/forgotten")
+    def forgotten():
+        return "no declaration"
+
+    @app.route("/reports/<report_id>")
+    @permission_required(Permission.VIEW_REPORTS)
+    def report(report_id):
+        return report_id
+
+    cases, problems = _cases(app)
+    assert any("/forgotten (forgotten) declares no access" in p for p in problems)
+    missing = _missing_examples(cases, examples)
+    assert any("/reports/<report_id>" in p and "<report_id> without examples" in p for p in missing)
