@@ -145,6 +145,7 @@ def test_evaluate_now_reports_overdue_units(tmp_path: Path) -> None:
                 '"infusion_end"',
                 '"disposal"',
                 '"observation"',
+                '"discharge"',
             )
         )
     ]

@@ -38,7 +38,8 @@ def test_in_progress_unit_flags_no_step_whose_time_has_not_come() -> None:
     unit, steps, _ = kymriah_unit()
     partial = until(steps, "thaw_end")
     assert evaluate(KYMRIAH, unit, partial, complete=False) == []
-    # The same records judged as a finished unit: infusion, observation, disposal are missing.
+    # The same records judged as a finished unit: infusion, observation, disposal and (US)
+    # the discharge with its counselling are missing.
     missing = {
         f.rule for f in evaluate(KYMRIAH, unit, partial, complete=True) if f.kind == "missing_step"
     }
@@ -47,6 +48,7 @@ def test_in_progress_unit_flags_no_step_whose_time_has_not_come() -> None:
         "kymriah.infusion_end.done",
         "kymriah.observation.done",
         "kymriah.disposal.done",
+        "kymriah.discharge.done",
     }
 
 
@@ -224,7 +226,7 @@ def _kymriah_us_until(day_count: int) -> tuple[Registry, object, list]:
     steps = [
         s
         for s in interchange.steps
-        if s.step != "observation" or s.at < end + timedelta(days=day_count)
+        if s.step not in ("observation", "discharge") or s.at < end + timedelta(days=day_count)
     ]
     unit = dataclasses.replace(interchange.units[0], status=None)
     return registry, unit, steps
