@@ -13,6 +13,7 @@ from qms.checklists.engine.windows import (
     _window_conditions,
     _WindowConds,
 )
+from qms.checklists.engine.worlds import _worlds
 from qms.checklists.language import (
     Checklist,
     Condition,
@@ -73,10 +74,11 @@ class _Plan:
                 if rule.concerns == "done":
                     if self._applies(rule.when):
                         self.done_rules.append((rule, step, _compile_condition(rule.when)))
-                        self.checks.append(
+                        self._add(
+                            rule,
                             _compile_done(
                                 rule, step, tuple(sorted(self.successors.get(step.id, ()))), cl
-                            )
+                            ),
                         )
                 elif rule.concerns == "record":
                     # role, witness and record checks of a step run in one pass over its records
@@ -91,15 +93,22 @@ class _Plan:
             elif isinstance(spec, WindowSpec):
                 conds = _window_conditions(rule.when, spec)
                 self.windows.append((rule, spec, conds))
-                self.checks.append(_compile_window(rule, spec, conds, cl))
+                self._add(rule, _compile_window(rule, spec, conds, cl))
             elif isinstance(spec, EverySpec):
                 conds = _window_conditions(rule.when, spec)
                 self.periodic.append((rule, spec, conds))
-                self.checks.append(_compile_every(rule, spec, conds, cl))
+                self._add(rule, _compile_every(rule, spec, conds, cl))
             elif isinstance(spec, FieldSpec):
-                self.checks.append(_compile_field(rule, spec, cond, cl))
+                self._add(rule, _compile_field(rule, spec, cond, cl))
             elif isinstance(spec, StorageSpec):
-                self.checks.append(_compile_storage(rule, spec, cond, cl))
+                self._add(rule, _compile_storage(rule, spec, cond, cl))
+
+    def _add(self, rule: Rule, check: _Check) -> None:
+        """A rule whose conditions read recorded values is judged in every world a value
+        not recorded allows (engine/worlds.py); any other runs as it is."""
+        if rule.when is not None and rule.when.field_tests:
+            check = _worlds(rule, check, self.checklist)
+        self.checks.append(check)
 
     def _order_graph(self) -> None:
         direct: dict[str, set[str]] = {}
