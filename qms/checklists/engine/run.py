@@ -50,8 +50,10 @@ def evaluate(
     records, by_step = _index(plan, unit, steps)
     done = unit.status == "complete" if complete is None else complete
     ctx = _Ctx(unit, by_step, records, _reading_index(readings), now, done, name)
-    for check in plan.checks:
-        check(ctx)
+    for trigger, check in zip(plan.triggers, plan.checks, strict=True):
+        # A check none of whose steps was recorded has nothing to judge: not called.
+        if trigger is None or not trigger.isdisjoint(by_step):
+            check(ctx)
     return ctx.out
 
 

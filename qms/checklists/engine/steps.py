@@ -73,6 +73,20 @@ def _compile_step_checks(step: StepDef, rules: Mapping[str, Rule], cl: Checklist
     )
     fields = dict(step.fields)
     validators = {name: _validator(name, fdef) for name, fdef in fields.items()}
+    # Values valid by their type alone (text, yes/no, a whole number without a range) or
+    # by being one of the words: accepted without calling the validator (the hot path).
+    quick: dict[str, frozenset[type]] = {}
+    words: dict[str, frozenset[str]] = {}
+    for name, fdef in fields.items():
+        if fdef.type in ("number", "temperature"):
+            if fdef.range is None:
+                quick[name] = frozenset({int})
+        elif fdef.type == "choice":
+            words[name] = frozenset(fdef.choices)
+        elif fdef.type == "yes_no":
+            quick[name] = frozenset({bool})
+        elif fdef.type != "datetime":
+            quick[name] = frozenset({str})
     required = tuple(name for name, fdef in fields.items() if fdef.required)
     repeats = step.repeats
     steps = (sid,)
@@ -132,6 +146,12 @@ def _compile_step_checks(step: StepDef, rules: Mapping[str, Rule], cl: Checklist
                 if value is None or value == "":
                     problems.append({"code": "record.field_missing", "field": name})
             for name, value in values.items():
+                accepted = quick.get(name)
+                if accepted is not None and type(value) in accepted:
+                    continue
+                choices = words.get(name)
+                if choices is not None and type(value) is str and value in choices:
+                    continue
                 validate = validators.get(name)
                 if validate is None:
                     problems.append({"code": "record.unknown_field", "field": name})
