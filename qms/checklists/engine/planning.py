@@ -37,6 +37,7 @@ class _Plan:
         # The steps a check needs at least one of to find anything (None: it always runs,
         # e.g. a required step never recorded). evaluate() skips the others.
         self.triggers: list[frozenset[str] | None] = []
+        self.gated: list[tuple[str | frozenset[str] | None, _Check]] = []
         self.windows: list[tuple[Rule, WindowSpec, _WindowConds]] = []
         self.periodic: list[tuple[Rule, EverySpec, _WindowConds]] = []
         self.step_ids = frozenset(checklist.steps)
@@ -121,6 +122,9 @@ class _Plan:
                 check = _worlds(rule, check, self.checklist)
         self.checks.append(check)
         self.triggers.append(trigger)
+        # What evaluate() loops over: a single step as its id (a dict lookup is cheaper).
+        one = next(iter(trigger)) if trigger is not None and len(trigger) == 1 else None
+        self.gated.append((one if one is not None else trigger, check))
 
     def _order_graph(self) -> None:
         direct: dict[str, set[str]] = {}

@@ -50,9 +50,11 @@ def evaluate(
     records, by_step = _index(plan, unit, steps)
     done = unit.status == "complete" if complete is None else complete
     ctx = _Ctx(unit, by_step, records, _reading_index(readings), now, done, name)
-    for trigger, check in zip(plan.triggers, plan.checks, strict=True):
+    for trigger, check in plan.gated:
         # A check none of whose steps was recorded has nothing to judge: not called.
-        if trigger is None or not trigger.isdisjoint(by_step):
+        if trigger is None or (
+            trigger in by_step if type(trigger) is str else not trigger.isdisjoint(by_step)
+        ):
             check(ctx)
     return ctx.out
 
