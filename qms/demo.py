@@ -150,6 +150,8 @@ def load_demo_records(*, session: Session, registry: Registry, now: datetime) ->
     day2 = 24 * 60 + 8 * 60
     log(k, "storage_out", day2, {"equipment": "LN2-01"}, pharmacist)
     log(k, "tocilizumab_check", day2 + 10, {"doses_on_hand": 2}, pharmacist)
+    premedication = {"paracetamol": True, "antihistamine": True, "corticosteroid": False}
+    log(k, "premedication", day2 + 15, premedication, nurse)
     identity = {
         "product_patient_id": "P-0042",
         "wristband_patient_id": "P-0042",

@@ -53,7 +53,7 @@ def test_nurse_sees_units_and_the_corrected_record(app, client, session, csrf_fr
     assert "Checks now" in page and "no findings" in page
     # The original stays visible beside its correction, with who, when and why.
     assert "150" in page and "typing error: the pump ran at 15 mL/min" in page
-    assert "corrects K-2026-001#9" in page
+    assert "corrects K-2026-001#10" in page
 
 
 def test_regulator_cannot_open_unit_records(client, session, make_user, login):

@@ -188,10 +188,13 @@ def file_case(checklist: Checklist, path: Path) -> Case:
 
 
 def _related_rules(checklist: Checklist, step: str) -> frozenset[str]:
-    """Rules that a step's absence may also break: orders and windows through it, and
-    comparisons that read one of its fields."""
+    """Rules that a step's absence may also break: orders and windows through it,
+    comparisons that read one of its fields, and rules (or steps) whose conditions read one
+    of its fields, which then cannot be shown to hold."""
     out = set()
     for rule in checklist.rules:
+        if rule.when is not None and any(t.ref.step == step for t in rule.when.field_tests):
+            out.add(rule.id)
         spec = rule.spec
         if isinstance(spec, OrderSpec) and step in spec.steps:
             out.add(rule.id)

@@ -138,7 +138,15 @@ def test_evaluate_now_reports_overdue_units(tmp_path: Path) -> None:
         line
         for line in lines
         if not any(
-            s in line for s in ('"infusion_start"', '"infusion_end"', '"disposal"', '"observation"')
+            s in line
+            for s in (
+                '"premedication"',
+                '"infusion_start"',
+                '"infusion_end"',
+                '"disposal"',
+                '"observation"',
+                '"discharge"',
+            )
         )
     ]
     path = tmp_path / "open.jsonl"

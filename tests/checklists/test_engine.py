@@ -38,7 +38,8 @@ def test_in_progress_unit_flags_no_step_whose_time_has_not_come() -> None:
     unit, steps, _ = kymriah_unit()
     partial = until(steps, "thaw_end")
     assert evaluate(KYMRIAH, unit, partial, complete=False) == []
-    # The same records judged as a finished unit: infusion, observation, disposal are missing.
+    # The same records judged as a finished unit: infusion, observation, disposal and (US)
+    # the discharge with its counselling are missing.
     missing = {
         f.rule for f in evaluate(KYMRIAH, unit, partial, complete=True) if f.kind == "missing_step"
     }
@@ -47,6 +48,7 @@ def test_in_progress_unit_flags_no_step_whose_time_has_not_come() -> None:
         "kymriah.infusion_end.done",
         "kymriah.observation.done",
         "kymriah.disposal.done",
+        "kymriah.discharge.done",
     }
 
 
@@ -67,7 +69,8 @@ def test_complete_defaults_to_the_unit_status() -> None:
 
 def test_now_makes_an_open_window_overdue() -> None:
     unit, steps, _ = kymriah_unit()
-    partial = until(steps, "thaw_end")  # thaw completed 09:12 (+08:00)
+    # thaw completed 09:12 (+08:00); the premedication's own window is left out here
+    partial = [s for s in until(steps, "thaw_end") if s.step != "premedication"]
     thaw_end = partial[-1].at
     assert (
         evaluate(KYMRIAH, unit, partial, now=thaw_end + timedelta(minutes=29), complete=False) == []
@@ -80,7 +83,7 @@ def test_now_makes_an_open_window_overdue() -> None:
 
 def test_due_next_says_by_when_in_the_ward_clock() -> None:
     unit, steps, _ = kymriah_unit()
-    partial = until(steps, "thaw_end")
+    partial = [s for s in until(steps, "thaw_end") if s.step != "premedication"]
     now = partial[-1].at + timedelta(minutes=3)
     due = due_next(KYMRIAH, unit, partial, now=now)
     first = due[0]
@@ -223,7 +226,7 @@ def _kymriah_us_until(day_count: int) -> tuple[Registry, object, list]:
     steps = [
         s
         for s in interchange.steps
-        if s.step != "observation" or s.at < end + timedelta(days=day_count)
+        if s.step not in ("observation", "discharge") or s.at < end + timedelta(days=day_count)
     ]
     unit = dataclasses.replace(interchange.units[0], status=None)
     return registry, unit, steps

@@ -42,7 +42,18 @@ class ReadingIndex:
 
 
 class _Ctx:
-    __slots__ = ("unit", "by_step", "records", "readings", "now", "complete", "out", "profile")
+    __slots__ = (
+        "unit",
+        "by_step",
+        "records",
+        "readings",
+        "now",
+        "complete",
+        "out",
+        "profile",
+        "unknown",
+        "world",
+    )
 
     def __init__(self, unit, by_step, records, readings, now, complete, profile):
         self.unit: UnitFacts = unit
@@ -53,6 +64,12 @@ class _Ctx:
         self.complete: bool = complete
         self.profile: str | None = profile
         self.out: list[Finding] = []
+        # While a rule with conditions is judged (judging.py in the engine, `_worlds`): the
+        # condition tests that read a value not recorded ({key: field}), and the outcome
+        # assumed for each in the world being tried (absent: the test fails). None when no
+        # caller asks: a test on a missing value then simply fails.
+        self.unknown: dict[tuple[int, int], str] | None = None
+        self.world: dict[tuple[int, int], bool] | None = None
 
 
 def _is_number(value: Any) -> bool:
@@ -77,6 +94,17 @@ def _value_of(ctx: _Ctx, ref: FieldRef, context: tuple[StepFacts, ...]) -> Any:
     return records[-1].fields.get(ref.name)
 
 
+def _read_from(ctx: _Ctx, ref: FieldRef, context: tuple[StepFacts, ...]) -> int:
+    """Which record `_value_of` reads `ref` from (its id(); 0 for the unit or no record)."""
+    if ref.step is None:
+        return 0
+    for rec in context:
+        if rec.step == ref.step:
+            return id(rec)
+    records = ctx.by_step.get(ref.step)
+    return id(records[-1]) if records else 0
+
+
 def _same(a: Any, b: Any) -> bool:
     # true == 1 in Python; in a checklist a yes/no is never a number.
     if isinstance(a, bool) or isinstance(b, bool):
@@ -99,19 +127,40 @@ def _compile_tests(field_tests: Sequence[Test]) -> _Cond | None:
     for test in field_tests:
         ref, op, expected = test.ref, test.op, test.value
         assert ref is not None
+        # `present` is decided whatever is recorded; the others cannot be decided on a
+        # value that was not recorded (see `_worlds` in judging).
+        decided = op == "present"
         if op == "equals":
-            tests.append((ref, lambda v, e=expected: v is not None and _same(v, e)))
+            tests.append((ref, lambda v, e=expected: v is not None and _same(v, e), decided))
         elif op == "one_of":
-            tests.append((ref, lambda v, e=expected: v is not None and any(_same(v, x) for x in e)))
+            ok = lambda v, e=expected: v is not None and any(_same(v, x) for x in e)  # noqa: E731
+            tests.append((ref, ok, decided))
         elif op == "at_least":
-            tests.append((ref, lambda v, e=expected: _is_number(v) and v >= e))
+            tests.append((ref, lambda v, e=expected: _is_number(v) and v >= e, decided))
         elif op == "at_most":
-            tests.append((ref, lambda v, e=expected: _is_number(v) and v <= e))
+            tests.append((ref, lambda v, e=expected: _is_number(v) and v <= e, decided))
         else:  # present
-            tests.append((ref, lambda v, e=expected: (v is not None and v != "") == e))
+            tests.append((ref, lambda v, e=expected: (v is not None and v != "") == e, decided))
+    tests = [(ref, ok, decided, id(ok)) for ref, ok, decided in tests]
 
     def cond(ctx: _Ctx, context: tuple[StepFacts, ...]) -> bool:
-        return all(ok(_value_of(ctx, ref, context)) for ref, ok in tests)
+        for ref, ok, decided, tag in tests:
+            value = _value_of(ctx, ref, context)
+            if value is None or value == "":
+                if not decided:
+                    unknown = ctx.unknown
+                    if unknown is None:
+                        return False
+                    # Not recorded: the test holds only in the worlds that assume it does.
+                    key = (tag, _read_from(ctx, ref, context))
+                    unknown[key] = ref.text
+                    world = ctx.world
+                    if world is None or not world.get(key, False):
+                        return False
+                    continue
+            if not ok(value):
+                return False
+        return True
 
     return cond
 

@@ -36,6 +36,11 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
     if other is not None and other.step is not None and other.step != step_id:
         steps = (*steps, other.step)
     allowed = [_jsonable(x) for x in one_of] if one_of is not None else None
+    # A list of words (the usual one_of) is tested as a set; numbers and yes/no keep
+    # `_same` (1 == 1.0, but a yes/no is never a number).
+    plain_one_of = (
+        frozenset(one_of) if one_of is not None and all(type(x) is str for x in one_of) else None
+    )
     bounds = {"unit": unit, "min": low, "max": high}
 
     def compared(value: Any, other_value: Any, *, with_unit: bool = False) -> dict[str, Any]:
@@ -53,21 +58,27 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
         ctx: _Ctx, value: Any, context: tuple[StepFacts, ...]
     ) -> tuple[str, dict[str, Any], str] | None:
         """(code, params, actual) if the value breaks the rule."""
-        shown = _show(value, unit)
         if low is not None or high is not None:
             if _is_number(value):
                 if low is not None and value < low:
-                    return "field.out_of_range", {**bounds, "value": value, "bound": "min"}, shown
+                    params = {**bounds, "value": value, "bound": "min"}
+                    return "field.out_of_range", params, _show(value, unit)
                 if high is not None and value > high:
-                    return "field.out_of_range", {**bounds, "value": value, "bound": "max"}, shown
-        if one_of is not None and not any(_same(value, x) for x in one_of):
+                    params = {**bounds, "value": value, "bound": "max"}
+                    return "field.out_of_range", params, _show(value, unit)
+        if one_of is not None and not (
+            (type(value) is str and value in plain_one_of)
+            if plain_one_of is not None
+            else any(_same(value, x) for x in one_of)
+        ):
             params = {"value": _jsonable(value), "unit": unit, "allowed": allowed}
-            return "field.not_one_of", params, shown
+            return "field.not_one_of", params, _show(value, unit)
         if not_one_of is not None and any(_same(value, x) for x in not_one_of):
-            return "field.not_allowed", {"value": _jsonable(value), "unit": unit}, shown
+            params = {"value": _jsonable(value), "unit": unit}
+            return "field.not_allowed", params, _show(value, unit)
         if has_must_be and not _same(value, must_be):
             params = {"value": _jsonable(value), "unit": unit, "expected": _jsonable(must_be)}
-            return "field.must_be", params, shown
+            return "field.must_be", params, _show(value, unit)
         if compare is not None and other is not None:
             other_value = _value_of(ctx, other, context)
             if other_value is None:
@@ -81,9 +92,17 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
                     )
             elif _is_number(value) and _is_number(other_value):
                 if compare == "at_most" and value > other_value:
-                    return "field.above_other", compared(value, other_value, with_unit=True), shown
+                    return (
+                        "field.above_other",
+                        compared(value, other_value, with_unit=True),
+                        _show(value, unit),
+                    )
                 if compare == "at_least" and value < other_value:
-                    return "field.below_other", compared(value, other_value, with_unit=True), shown
+                    return (
+                        "field.below_other",
+                        compared(value, other_value, with_unit=True),
+                        _show(value, unit),
+                    )
         return None
 
     def check(ctx: _Ctx) -> None:

@@ -297,6 +297,18 @@ MESSAGES: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
             )
         },
     ),
+    # The kind is the rule's own (any kind): "" here. `would` is the finding of the
+    # rule's strictest world, {"code", "params"}, rendered in the same language.
+    "rule.cannot_be_shown": (
+        "",
+        ("rule", "missing", "would"),
+        {
+            "": N_(
+                "%(missing_where)s was not recorded, and whether the rule holds depends on "
+                "it, so it cannot be shown to hold. In its strictest case: %(would)s"
+            )
+        },
+    ),
 }
 
 # The parts of a record_integrity.incomplete (`problems`) and a storage.excursion
@@ -380,6 +392,7 @@ _VARIANTS: dict[str, Callable[[Mapping[str, Any]], str]] = {
 
 UNIT_PARAMS = frozenset({"value", "min", "max", "other_value"})
 PART_LISTS = frozenset({"problems", "reasons"})
+NESTED = frozenset({"would"})  # a whole finding (code and params) inside another
 
 
 def codes() -> tuple[str, ...]:
@@ -453,6 +466,8 @@ class _Renderer:
         if suffix == "_title":
             return self.step_title(value) if isinstance(value, str) else str(value)
         if suffix == "_where":
+            if isinstance(value, list | tuple):
+                return ", ".join(self.field_where(v) for v in value)
             return self.field_where(value) if isinstance(value, str) else str(value)
         if suffix == "_repr":
             return repr(value)
@@ -498,6 +513,8 @@ class _Values:
             value = params[name]
             if name in PART_LISTS:
                 return "; ".join(self.renderer.part(p) for p in value)
+            if name in NESTED:
+                return self.renderer.message(value["code"], value["params"])
             if isinstance(value, list | tuple):
                 return ", ".join(str(v) for v in value)
             return "" if value is None else value

@@ -26,7 +26,11 @@ def _compile_order(rule: Rule, spec: OrderSpec, cl: Checklist) -> _Check:
                 continue
             # Compare with the nearest earlier step that was recorded at all; steps never
             # recorded are reported once, as missing (and here only if none was recorded).
-            pred = next((seq[i] for i in range(j - 1, -1, -1) if seq[i] in by_step), None)
+            pred = None
+            for i in range(j - 1, -1, -1):
+                if seq[i] in by_step:
+                    pred = seq[i]
+                    break
             for k, rec in enumerate(records):
                 if pred is None:
                     names = ", ".join(seq[:j])

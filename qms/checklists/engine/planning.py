@@ -13,6 +13,7 @@ from qms.checklists.engine.windows import (
     _window_conditions,
     _WindowConds,
 )
+from qms.checklists.engine.worlds import _worlds
 from qms.checklists.language import (
     Checklist,
     Condition,
@@ -33,6 +34,10 @@ class _Plan:
         self.checklist = checklist
         self.profile = profile
         self.checks: list[_Check] = []
+        # The steps a check needs at least one of to find anything (None: it always runs,
+        # e.g. a required step never recorded). evaluate() skips the others.
+        self.triggers: list[frozenset[str] | None] = []
+        self.gated: list[tuple[str | frozenset[str] | None, _Check]] = []
         self.windows: list[tuple[Rule, WindowSpec, _WindowConds]] = []
         self.periodic: list[tuple[Rule, EverySpec, _WindowConds]] = []
         self.step_ids = frozenset(checklist.steps)
@@ -67,39 +72,59 @@ class _Plan:
         for rule in cl.rules:
             if rule.generated:
                 if rule.concerns == "profile":
-                    self.checks.append(_compile_profile(rule, tuple(self.profile_rules), cl))
+                    self._add(rule, _compile_profile(rule, tuple(self.profile_rules), cl), None)
                     continue
                 step = cl.steps[rule.step]
                 if rule.concerns == "done":
                     if self._applies(rule.when):
                         self.done_rules.append((rule, step, _compile_condition(rule.when)))
-                        self.checks.append(
+                        self._add(
+                            rule,
                             _compile_done(
                                 rule, step, tuple(sorted(self.successors.get(step.id, ()))), cl
-                            )
+                            ),
+                            None,
                         )
                 elif rule.concerns == "record":
                     # role, witness and record checks of a step run in one pass over its records
-                    self.checks.append(_compile_step_checks(step, by_step_rules[step.id], cl))
+                    checks = _compile_step_checks(step, by_step_rules[step.id], cl)
+                    self._add(rule, checks, frozenset({step.id}))
                 continue
             if not self._applies(rule.when):
                 continue
             cond = _compile_condition(rule.when)
             spec = rule.spec
             if isinstance(spec, OrderSpec):
-                self.checks.append(_compile_order(rule, spec, cl))
+                self._add(rule, _compile_order(rule, spec, cl), frozenset(spec.steps[1:]))
             elif isinstance(spec, WindowSpec):
                 conds = _window_conditions(rule.when, spec)
                 self.windows.append((rule, spec, conds))
-                self.checks.append(_compile_window(rule, spec, conds, cl))
+                self._add(
+                    rule, _compile_window(rule, spec, conds, cl), frozenset({spec.start, spec.end})
+                )
             elif isinstance(spec, EverySpec):
                 conds = _window_conditions(rule.when, spec)
                 self.periodic.append((rule, spec, conds))
-                self.checks.append(_compile_every(rule, spec, conds, cl))
+                self._add(rule, _compile_every(rule, spec, conds, cl), frozenset({spec.start}))
             elif isinstance(spec, FieldSpec):
-                self.checks.append(_compile_field(rule, spec, cond, cl))
+                trigger = frozenset({spec.ref.step}) if spec.ref.step is not None else None
+                self._add(rule, _compile_field(rule, spec, cond, cl), trigger)
             elif isinstance(spec, StorageSpec):
-                self.checks.append(_compile_storage(rule, spec, cond, cl))
+                self._add(rule, _compile_storage(rule, spec, cond, cl), frozenset({"storage_in"}))
+
+    def _add(self, rule: Rule, check: _Check, trigger: frozenset[str] | None) -> None:
+        """A rule whose conditions read recorded values is judged in every world a value
+        not recorded allows (engine/worlds.py); any other runs as it is."""
+        if not rule.generated and rule.when is not None and rule.when.field_tests:
+            check = _worlds(rule, check, self.checklist)
+        elif rule.generated and rule.concerns == "done" and rule.when is not None:
+            if rule.when.field_tests:
+                check = _worlds(rule, check, self.checklist)
+        self.checks.append(check)
+        self.triggers.append(trigger)
+        # What evaluate() loops over: a single step as its id (a dict lookup is cheaper).
+        one = next(iter(trigger)) if trigger is not None and len(trigger) == 1 else None
+        self.gated.append((one if one is not None else trigger, check))
 
     def _order_graph(self) -> None:
         direct: dict[str, set[str]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 
 from qms.checklists.engine.planning import _Plan
 from qms.checklists.facts import StepFacts, UnitFacts
@@ -50,6 +51,9 @@ def _sort_key(rec: StepFacts) -> tuple:
     return (rec.at, rec.step, rec.record_id or "", rec.by or "", rec.witness or "")
 
 
+_at = attrgetter("at")
+
+
 def _index(
     plan: _Plan, unit: UnitFacts, steps: Sequence[StepFacts]
 ) -> tuple[list[StepFacts], dict[str, list[StepFacts]]]:
@@ -67,24 +71,32 @@ def _index(
                     f"step {rec.step!r} is not part of checklist {plan.checklist.id!r} version {plan.checklist.version}"
                 )
             raise ValueError(f"record of step {rec.step!r} has a time without a UTC offset")
-    records.sort(key=_sort_key)
+    # By time alone first (the C-level key is what makes this cheap); records at the same
+    # moment are then ordered by content, so that input order never changes a finding.
+    records.sort(key=_at)
     by_step: dict[str, list[StepFacts]] = {}
-    previous = None
-    tie = False
+    previous_at = None
+    tied = False
     for rec in records:
-        if previous is not None and previous.at == rec.at and previous.step == rec.step:
-            tie = tie or _sort_key(previous) == _sort_key(rec)
-        previous = rec
+        at = rec.at
+        if at == previous_at:
+            tied = True
+        previous_at = at
         bucket = by_step.get(rec.step)
         if bucket is None:
             by_step[rec.step] = [rec]
         else:
             bucket.append(rec)
-    if tie:
-        # Input order must never change a finding: break the rare remaining ties by content.
-        records.sort(
-            key=lambda r: (_sort_key(r), json.dumps(dict(r.fields), sort_keys=True, default=str))
-        )
+    if tied:
+        records.sort(key=_sort_key)
+        if any(_sort_key(a) == _sort_key(b) for a, b in zip(records, records[1:], strict=False)):
+            # Identical but for their fields: break the rare remaining ties by content.
+            records.sort(
+                key=lambda r: (
+                    _sort_key(r),
+                    json.dumps(dict(r.fields), sort_keys=True, default=str),
+                )
+            )
         by_step = {}
         for rec in records:
             by_step.setdefault(rec.step, []).append(rec)

@@ -50,8 +50,12 @@ def evaluate(
     records, by_step = _index(plan, unit, steps)
     done = unit.status == "complete" if complete is None else complete
     ctx = _Ctx(unit, by_step, records, _reading_index(readings), now, done, name)
-    for check in plan.checks:
-        check(ctx)
+    for trigger, check in plan.gated:
+        # A check none of whose steps was recorded has nothing to judge: not called.
+        if trigger is None or (
+            trigger in by_step if type(trigger) is str else not trigger.isdisjoint(by_step)
+        ):
+            check(ctx)
     return ctx.out
 
 

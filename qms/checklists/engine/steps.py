@@ -73,7 +73,22 @@ def _compile_step_checks(step: StepDef, rules: Mapping[str, Rule], cl: Checklist
     )
     fields = dict(step.fields)
     validators = {name: _validator(name, fdef) for name, fdef in fields.items()}
+    # Values valid by their type alone (text, yes/no, a whole number without a range) or
+    # by being one of the words: accepted without calling the validator (the hot path).
+    quick: dict[str, frozenset[type]] = {}
+    words: dict[str, frozenset[str]] = {}
+    for name, fdef in fields.items():
+        if fdef.type in ("number", "temperature"):
+            if fdef.range is None:
+                quick[name] = frozenset({int})
+        elif fdef.type == "choice":
+            words[name] = frozenset(fdef.choices)
+        elif fdef.type == "yes_no":
+            quick[name] = frozenset({bool})
+        elif fdef.type != "datetime":
+            quick[name] = frozenset({str})
     required = tuple(name for name, fdef in fields.items() if fdef.required)
+    required_set = frozenset(required)
     repeats = step.repeats
     steps = (sid,)
 
@@ -122,23 +137,38 @@ def _compile_step_checks(step: StepDef, rules: Mapping[str, Rule], cl: Checklist
                 if code is not None:
                     _emit(ctx, cl, witness_rule, steps, code, params, witness_limit, actual, (rec,))
             problems: list[dict[str, Any]] = []
-            if not who or not str(who).strip():
+            if not who or not (who if type(who) is str else str(who)).strip():
                 problems.append({"code": "record.no_performer"})
             if index > 0 and not repeats:
                 problems.append({"code": "record.repeated", "count": index + 1})
             values = rec.fields
-            for name in required:
-                value = values.get(name)
-                if value is None or value == "":
-                    problems.append({"code": "record.field_missing", "field": name})
+            blank: set[str] | None = None
+            others: list[dict[str, Any]] | None = None
             for name, value in values.items():
+                accepted = quick.get(name)
+                if accepted is not None and type(value) in accepted and value != "":
+                    continue
+                choices = words.get(name)
+                if choices is not None and type(value) is str and value in choices:
+                    continue
                 validate = validators.get(name)
                 if validate is None:
-                    problems.append({"code": "record.unknown_field", "field": name})
-                elif value is not None and value != "":
+                    others = others or []
+                    others.append({"code": "record.unknown_field", "field": name})
+                elif value is None or value == "":
+                    blank = blank or set()
+                    blank.add(name)
+                else:
                     wrong = validate(value)
                     if wrong:
-                        problems.append(wrong)
+                        others = others or []
+                        others.append(wrong)
+            if blank is not None or not required_set <= values.keys():
+                for name in required:
+                    if name not in values or (blank is not None and name in blank):
+                        problems.append({"code": "record.field_missing", "field": name})
+            if others is not None:
+                problems.extend(others)
             now = ctx.now
             if now is not None and rec.at > now + CLOCK_TOLERANCE:
                 ahead = format_duration(rec.at - now)
