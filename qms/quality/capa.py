@@ -471,13 +471,13 @@ def _for_officer(session: Session, by: User, capa_id: str) -> CapaState:
 
 def _still_open(state: CapaState) -> None:
     if state.status != OPEN:
-        raise Conflict(_("CAPA %(capa)s is closed", capa=state.id))
+        raise Conflict(_("the CAPA %(capa)s is closed", capa=state.id))
 
 
 def _action(state: CapaState, number: str) -> ActionState:
     item = state.actions.get(str(number))
     if item is None:
-        raise NotFound(_("CAPA %(capa)s has no action %(n)s", capa=state.id, n=number))
+        raise NotFound(_("the CAPA %(capa)s has no action %(n)s", capa=state.id, n=number))
     return item
 
 
