@@ -61,15 +61,19 @@ class AuditScope:
     wards: tuple[str, ...] = ()
     units: tuple[str, ...] = ()
     kind: str = "routine"
+    capa: str | None = None  # the CAPA whose effectiveness this run checks
 
     def to_json(self) -> dict:
-        return {
+        doc = {
             "from": self.date_from.isoformat() if self.date_from else None,
             "to": self.date_to.isoformat() if self.date_to else None,
             "checklists": sorted(self.checklists),
             "wards": sorted(self.wards),
             "units": sorted(self.units),
         }
+        if self.capa is not None:
+            doc["capa"] = self.capa
+        return doc
 
     @classmethod
     def of_run(cls, run: AuditRun) -> AuditScope:
@@ -82,6 +86,7 @@ class AuditScope:
             wards=tuple(doc.get("wards", ())),
             units=tuple(doc.get("units", ())),
             kind=run.kind,
+            capa=doc.get("capa"),
         )
 
 

@@ -364,6 +364,10 @@ def prepare_effectiveness(
             if state.status == APPROVED
             else _("the effectiveness check comes after the CAPA is closed")
         )
+    return _prepare(session, registry, by, state, now)
+
+
+def _prepare(session: Session, registry, by, state: CapaState, now: datetime) -> AuditRun:
     site = session.get(Site, state.capa.site_id)
     zone = zone_of(site.timezone)
     scope = audits.AuditScope(
@@ -372,8 +376,49 @@ def prepare_effectiveness(
         date_to=now.astimezone(zone).date(),
         checklists=tuple(sorted({r.split(".", 1)[0] for r in state.rules})),
         kind="effectiveness",
+        capa=state.id,
     )
     return audits.run_audit(session=session, registry=registry, by=by, scope=scope, now=now)
+
+
+def effectiveness_runs(session: Session, state: CapaState) -> list[AuditRun]:
+    """The runs prepared for this CAPA's effectiveness check, newest first."""
+    rows = session.exec(
+        select(AuditRun)
+        .where(AuditRun.site_id == state.capa.site_id, AuditRun.kind == "effectiveness")
+        .order_by(col(AuditRun.ledger_seq).desc())
+    )
+    return [r for r in rows if _prepares(state, r)]
+
+
+def _prepares(state: CapaState, run: AuditRun) -> bool:
+    """Whether a run is this CAPA's effectiveness check, made once the check was due."""
+    return (
+        run.kind == "effectiveness"
+        and run.site_id == state.capa.site_id
+        and json.loads(run.scope).get("capa") == state.id
+        and state.effectiveness_due is not None
+        and run.at >= state.effectiveness_due
+    )
+
+
+def _still_closed_unchecked(state: CapaState) -> None:
+    if state.status == OPEN:
+        raise Conflict(_("the effectiveness check comes after the CAPA is closed"))
+    if state.status != APPROVED:
+        raise Conflict(_("the effectiveness of %(capa)s is recorded already", capa=state.id))
+
+
+def prepare_due(*, session: Session, registry, by, now: datetime) -> list[AuditRun]:
+    """Prepare every effectiveness check due at `now` and not prepared yet (the command
+    `qms audit effectiveness-due --now`, or the scheduler)."""
+    require(session, by, Permission.AUDIT, action=_l("prepare effectiveness checks"))
+    rows = session.exec(select(Capa).order_by(col(Capa.ledger_seq))).all()
+    return [
+        _prepare(session, registry, by, state, now)
+        for state in states_of(session, rows)
+        if state.check_due(now) and not effectiveness_runs(session, state)
+    ]
 
 
 def recurred(state: CapaState, run: AuditRun) -> list[dict]:
@@ -395,10 +440,9 @@ def record_effectiveness(
     """The checker's verdict, with the run it read; not effective opens a follow-up CAPA."""
     ledger.lock(session)
     state = _for_officer(session, by, capa_id)
-    if not state.check_due(now):
-        raise Conflict(_("the effectiveness check of %(capa)s is not due yet", capa=state.id))
+    _still_closed_unchecked(state)
     run = audits.visible_run(session, by, run_id)
-    if run.site_id != state.capa.site_id or run.kind != "effectiveness":
+    if not _prepares(state, run):
         raise Invalid(_("record the verdict from this CAPA's effectiveness run"))
     reason = (reason or "").strip() or None
     if not effective and reason is None:

@@ -91,6 +91,42 @@ def run_command(
         click.echo(f"  {f['severity'].upper():8} {f['unit']:16} {f['rule']}: {f['message']}")
 
 
+@audit_group.command("effectiveness-due")
+@click.option("--now", "now_text", help="As at this time (ISO 8601 with offset); default: now.")
+@click.option("--as", "as_user", default=None, help="Prepare in the name of this quality officer.")
+def effectiveness_due_command(now_text: str | None, as_user: str | None) -> None:
+    """Prepare every CAPA effectiveness check that is due: re-run the audit for its rules."""
+    from datetime import datetime
+
+    from qms.accounts import service as accounts
+    from qms.quality import capa
+
+    now = utcnow()
+    if now_text:
+        try:
+            now = datetime.fromisoformat(now_text)
+        except ValueError:
+            raise click.BadParameter(
+                f"{now_text!r} is not an ISO 8601 time", param_hint="--now"
+            ) from None
+        if now.tzinfo is None:
+            raise click.BadParameter(f"{now_text!r} has no UTC offset", param_hint="--now")
+    runtime = current_runtime()
+    try:
+        with runtime.database.transaction() as session:
+            by = _actor(session, as_user, accounts)
+            made = capa.prepare_due(session=session, registry=runtime.registry, by=by, now=now)
+            lines = [
+                f"{json.loads(run.scope)['capa']}: {run.id}, {json.loads(run.counts)['findings']} finding(s)"
+                for run in made
+            ]
+    except QmsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{len(lines)} effectiveness check(s) prepared")
+    for line in lines:
+        click.echo(f"  {line}")
+
+
 def _actor(session, username: str | None, accounts):
     if username is None:
         return accounts.Actor.system(f"system (command line, OS user {getpass.getuser()})")
