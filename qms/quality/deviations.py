@@ -512,8 +512,11 @@ def _checked(
         if action == "extension_rejected":
             _need_reason(reason, _("rejecting an extension"))
         return {"request": pending.id, "due_at": json.loads(pending.details)["due_at"]}
-    if action == "linked":
-        return {"run": str(details["run"]), "finding": int(details["finding"])}
+    if action == "linked":  # written by a finding's review, which names both
+        run, finding = details.get("run"), details.get("finding")
+        if not run or not isinstance(finding, int):
+            raise Invalid(_("a finding is linked from its audit run's review"))
+        return {"run": str(run), "finding": finding}
     # closed: the approval of a quality officer other than the owner
     if state.status not in (CAPA_REQUIRED, NO_CAPA):
         raise Conflict(_("a deviation is closed after its CAPA decision"))

@@ -31,7 +31,7 @@ from qms.core.clock import zone_of
 from qms.core.errors import Invalid, NotFound, QmsError, SignatureError
 from qms.core.i18n import _, format_datetime
 from qms.db import utcnow
-from qms.quality import audits, capa, dashboard, reviews
+from qms.quality import audits, capa, dashboard, parameters, reviews
 from qms.quality import deviations as dv
 from qms.quality.models import AUDIT_KINDS, CLASSIFICATIONS
 from qms.records.signatures import FreshSession, PasswordEntry
@@ -627,9 +627,34 @@ def site_dashboard():
         site=site,
         charts=made,
         figures=figures,
+        parameters=parameters.site_parameters(s, site.id),
+        parameter_labels=parameters.LABELS,
         now=_now(),
         at=_at(site),
     )
+
+
+@bp.route("/parameters", methods=["POST"])
+@permission_required(Permission.AUDIT)
+def set_parameter():
+    site = _site()
+
+    def work(s):
+        try:
+            value = int(request.form.get("value", ""))
+        except ValueError:
+            raise Invalid(_("give a whole number")) from None
+        parameters.set_parameter(
+            session=s,
+            by=_user(),
+            site_id=site.id,
+            name=request.form.get("name", ""),
+            value=value,
+            reason=request.form.get("reason", ""),
+            now=_now(),
+        )
+
+    return _act(url_for("quality.site_dashboard"), work, _("Quality parameter set."))
 
 
 @bp.route("/oversight")

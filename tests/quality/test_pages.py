@@ -114,3 +114,35 @@ def test_another_sites_objects_answer_as_missing(
     assert client.get("/quality/capa/CAPA-SH01-2026-0001").status_code == 404
     assert re.search("DEV-SH01", client.get("/quality/deviations").get_data(as_text=True)) is None
     assert session.exec(select(Deviation)).all()
+
+
+def test_an_officer_sets_the_sites_due_days(client, login, session, site_data, csrf_from):
+    from qms.quality.parameters import site_parameters
+
+    login(site_data)
+    token = csrf_from(client.get("/quality/dashboard").get_data(as_text=True))
+    done = client.post(
+        "/quality/parameters",
+        data={"name": "deviation_due_days", "value": "45", "reason": "", "csrf_token": token},
+        follow_redirects=True,
+    )
+    assert "needs a reason" in done.get_data(as_text=True)
+    done = client.post(
+        "/quality/parameters",
+        data={
+            "name": "deviation_due_days",
+            "value": "45",
+            "reason": "external deviations",
+            "csrf_token": token,
+        },
+        follow_redirects=True,
+    )
+    assert "Quality parameter set." in done.get_data(as_text=True)
+    assert site_parameters(session, "SH-01")["deviation_due_days"] == 45
+    forged = client.post(
+        "/quality/deviations/DEV-SH01-2026-0001/events",
+        data={"action": "linked", "password": DEFAULT_PASSWORD, "csrf_token": token},
+        follow_redirects=True,
+    )
+    assert forged.status_code == 200
+    assert "linked from its audit run" in forged.get_data(as_text=True)
