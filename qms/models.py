@@ -5,15 +5,31 @@ from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
 from qms.core.anchors import LedgerAnchor
 from qms.core.models import LedgerEntry
 from qms.core.trail import AuditTrailEntry
+from qms.quality.models import (
+    AuditRun,
+    Capa,
+    CapaEvent,
+    Deviation,
+    DeviationEvent,
+    FindingReview,
+    QualityParameter,
+)
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
 from qms.storage.models import Equipment, Reading
 
 __all__ = [
+    "AuditRun",
     "AuditTrailEntry",
+    "Capa",
+    "CapaEvent",
+    "Deviation",
+    "DeviationEvent",
     "Equipment",
+    "FindingReview",
     "LedgerAnchor",
     "LedgerEntry",
     "LoginEvent",
+    "QualityParameter",
     "Reading",
     "Signature",
     "Site",

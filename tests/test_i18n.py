@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from babel.messages.extract import extract_from_dir
@@ -151,6 +152,8 @@ QUERIES = {
 }
 # A value for each URL parameter of the app's routes.
 DEMO_UNITS = ("K-2026-001", "Y-2026-002")
+# The demo's first deviation (its typed infusion rate opens one), numbered in its year.
+DEMO_DEVIATION = f"DEV-SH01-{datetime.now(ZoneInfo('Asia/Shanghai')).year}-0001"
 ATTRIBUTES = ("title", "placeholder", "aria-label", "alt")
 # Elements (by data-testid) whose words are not the interface's (see _VisibleText).
 DATA_ELEMENTS = ("due", "value")
@@ -273,6 +276,13 @@ def _urls(app, people) -> list[tuple[str, str]]:
         "unit_id": DEMO_UNITS,
         "user_id": (people["li.na"].id,),
         "action": ("unlock",),
+        # The quality pages (their objects exist in the demo or answer 404, in Chinese too).
+        "run_id": ("AUD-SH01-2026-0001",),
+        "deviation_id": (DEMO_DEVIATION,),
+        "capa_id": ("CAPA-SH01-2026-0001",),
+        "index": (0,),
+        "number": ("1",),
+        "sha256": ("0" * 64,),
     }
     urls = []
     with app.test_request_context():

@@ -65,6 +65,7 @@ def create_app(
 
     from qms.accounts.views import bp as accounts_bp
     from qms.accounts.views import init_login
+    from qms.quality.views import bp as quality_bp
     from qms.records.views import bp as records_bp
     from qms.web import errors, language, layout, security
     from qms.web.views import bp as web_bp
@@ -77,6 +78,7 @@ def create_app(
     app.register_blueprint(web_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(records_bp)
+    app.register_blueprint(quality_bp)
     return app
 
 
