@@ -5,6 +5,7 @@ from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
 from qms.core.models import LedgerEntry
 from qms.core.trail import AuditTrailEntry
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
+from qms.reports.models import ReportVersion
 from qms.storage.models import Equipment, Reading
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "LedgerEntry",
     "LoginEvent",
     "Reading",
+    "ReportVersion",
     "Signature",
     "Site",
     "StepRecord",
