@@ -4,15 +4,31 @@ see them all (a model module registers its ledger declarations when imported).""
 from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
 from qms.core.models import LedgerEntry
 from qms.core.trail import AuditTrailEntry
+from qms.quality.models import (
+    AuditRun,
+    Capa,
+    CapaEvent,
+    Deviation,
+    DeviationEvent,
+    FindingReview,
+    QualityParameter,
+)
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
 from qms.reports.models import ReportVersion
 from qms.storage.models import Equipment, Reading
 
 __all__ = [
+    "AuditRun",
     "AuditTrailEntry",
+    "Capa",
+    "CapaEvent",
+    "Deviation",
+    "DeviationEvent",
     "Equipment",
+    "FindingReview",
     "LedgerEntry",
     "LoginEvent",
+    "QualityParameter",
     "Reading",
     "ReportVersion",
     "Signature",
