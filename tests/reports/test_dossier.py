@@ -55,9 +55,7 @@ def test_attachments_are_the_ledger_contents_as_json_and_csv(dossier, settings, 
         "seq": row.ledger_head_seq,
         "hash": row.ledger_head_hash,
     }
-    assert document["data"] == service.build_data(
-        session, "unit-dossier", "K-2026-001", row.ledger_head_seq
-    )
+    assert document["data"] == service.build_data(session, document["report"])
     lines = list(csv.DictReader(io.StringIO(attached["report.csv"].decode("utf-8"))))
     assert [line["record"] for line in lines] == [r["id"] for r in document["data"]["records"]]
 
@@ -140,9 +138,7 @@ def test_data_altered_in_the_ledger_after_the_report_fails_verify(dossier, setti
     assert result.ok
     document = json.loads(pdf.attachments(content)["report.json"])
     document["data"]["records"][0]["fields"]["diagnosis"] = "altered"
-    assert document["data"] != service.build_data(
-        session, "unit-dossier", "K-2026-001", row.ledger_head_seq
-    )
+    assert document["data"] != service.build_data(session, document["report"])
 
 
 def test_registry_rows_are_append_only(dossier, session):
