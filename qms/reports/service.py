@@ -433,6 +433,7 @@ def approve_report(
     credential,
     freshness_minutes: int,
     now: datetime | None = None,
+    lockout=None,
 ) -> ReportVersion:
     """The quality officer's approval: a password signature, then the PDF signed again."""
     from qms.records.signatures import authenticate_signer
@@ -549,7 +550,7 @@ def list_versions(
     if site_id is not None:
         statement = statement.where(ReportVersion.site_id == site_id)
     rows = list(session.exec(statement.order_by(col(ReportVersion.ledger_seq).desc())))
-    if approved_only:
+    if approved_only or not _prepares_reports(who):
         rows = [r for r in rows if r.approved_at is not None]
     return rows
 
@@ -568,7 +569,17 @@ def visible_version(
     ):
         raise NotFound(_("there is no report %(report)s", report=version_id))
     require(session, who, permission, row.site_id, action=_l("read reports"))
+    if row.approved_at is None and not _prepares_reports(who):
+        # Regulators see approved reports only: a draft answers like a missing report.
+        raise NotFound(_("there is no report %(report)s", report=version_id))
     return row
+
+
+def _prepares_reports(who: User | Actor) -> bool:
+    from qms.accounts.roles import permissions_of
+
+    granted = permissions_of(who.role) if isinstance(who, User) else who.permissions
+    return Permission.SIGN_REPORTS in granted
 
 
 def read_file(settings: Settings, row: ReportVersion) -> bytes:
