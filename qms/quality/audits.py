@@ -46,6 +46,7 @@ AUDIT_KIND_LABELS = {
     "routine": _l("routine"),
     "for_cause": _l("for cause"),
     "inspection_readiness": _l("inspection readiness"),
+    "effectiveness": _l("effectiveness check"),
 }
 
 

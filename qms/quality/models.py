@@ -20,7 +20,7 @@ from qms.core.ledger import Chained as C
 from qms.core.models import ledger_seq_column
 from qms.db import UTCDateTime
 
-AUDIT_KINDS = ("routine", "for_cause", "inspection_readiness")
+AUDIT_KINDS = ("routine", "for_cause", "inspection_readiness", "effectiveness")
 CLASSIFICATIONS = ("critical", "major", "minor")
 DEVIATION_SOURCES = ("step", "audit", "manual")
 
