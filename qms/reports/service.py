@@ -168,9 +168,14 @@ def _site_monthly_html(content: dict[str, Any], report: dict[str, Any]) -> str:
 
     tz = content["site"]["timezone"]
     # Each finding's words in the report's language, from its code and parameters.
+    from qms.records.guards import SEVERITY_LABELS
+    from qms.records.models import STATUS_LABELS
+
     messages = [Finding.from_record(f).message for f in content["audit"]["findings"]]
     return render_template(
         "reports/site_monthly.html",
+        status_label=lambda code: str(STATUS_LABELS.get(code, code)),
+        severity_label=lambda code: str(SEVERITY_LABELS.get(code, code)),
         report=report,
         title=str(REPORT_TYPE_LABELS[SITE_MONTHLY]),
         data=content,

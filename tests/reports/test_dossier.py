@@ -226,3 +226,21 @@ def test_only_quality_officers_of_the_site_generate_and_approve(
             credential=PasswordEntry("correct-horse-battery"),
             freshness_minutes=5,
         )
+
+
+def test_a_render_over_its_timeout_is_stopped_and_stores_nothing(demo, settings, demo_keys):
+    from qms.accounts.service import Actor
+    from qms.reports.render import RenderFailed
+
+    with pytest.raises(RenderFailed, match="longer than"):
+        service.generate_report(
+            session=demo,
+            settings=settings,
+            who=Actor.system("test"),
+            report_type="unit-dossier",
+            scope="K-2026-001",
+            timeout_s=0.05,
+        )
+    assert demo.exec(select(ReportVersion)).all() == []
+    folder = files.reports_dir(settings)
+    assert not folder.exists() or not [p for p in folder.rglob("*.pdf")]

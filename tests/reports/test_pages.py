@@ -16,6 +16,8 @@ OFFICER, REGULATOR = ("liu.yang", "demo-quality-2026"), ("zhao.lei", "demo-regul
 
 @pytest.fixture
 def signed_in(demo, client, login, demo_keys):
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"  # the demonstration site reads Chinese
+
     def as_(who):
         user = demo.exec(select(User).where(User.username == who[0])).one()
         client.post("/logout", data={"csrf_token": _token(client)})
