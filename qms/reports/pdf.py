@@ -147,3 +147,39 @@ def attachments(pdf: bytes) -> dict[str, bytes]:
 
     with pikepdf.open(io.BytesIO(pdf)) as document:
         return {name: spec.get_file().read_bytes() for name, spec in document.attachments.items()}
+
+
+def pdfa_problems(pdf: bytes) -> list[str]:
+    """What pikepdf can check of PDF/A-3 (veraPDF checks far more): the identification in
+    the XMP, an output intent with an ICC profile, every font embedded, no encryption,
+    every attachment with its AF relationship and listed in the catalog's /AF."""
+    import pikepdf
+
+    problems = []
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        if document.is_encrypted:
+            problems.append("encrypted")
+        meta = document.open_metadata()
+        if meta.get("pdfaid:part") != "3":
+            problems.append(f"XMP pdfaid:part is {meta.get('pdfaid:part')!r}, not '3'")
+        intents = document.Root.get("/OutputIntents")
+        if not intents or "/DestOutputProfile" not in intents[0]:
+            problems.append("no output intent with an ICC profile")
+        listed = {spec.objgen for spec in document.Root.get("/AF", [])}
+        for name, spec in document.attachments.items():
+            obj = spec.obj
+            if "/AFRelationship" not in obj:
+                problems.append(f"attachment {name} has no AFRelationship")
+            if obj.objgen not in listed:
+                problems.append(f"attachment {name} is not in the catalog's /AF")
+        for number, page in enumerate(document.pages, start=1):
+            fonts = page.get("/Resources", {}).get("/Font", {})
+            for font in fonts.values():
+                descendants = font.get("/DescendantFonts")
+                described = descendants[0] if descendants is not None else font
+                descriptor = described.get("/FontDescriptor")
+                if descriptor is None or not any(
+                    key in descriptor for key in ("/FontFile", "/FontFile2", "/FontFile3")
+                ):
+                    problems.append(f"page {number}: font {font.get('/BaseFont')} not embedded")
+    return problems

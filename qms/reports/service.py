@@ -681,6 +681,20 @@ def verify_file(session: Session, settings: Settings, content: bytes) -> Verific
             )
         if signatures and not signatures[-1].covers_whole_file:
             add(Check("signature", False, _("bytes were added after the last signature")))
+    # What can be checked of PDF/A-3 without veraPDF.
+    try:
+        pdfa = pdf.pdfa_problems(content)
+    except Exception as exc:
+        pdfa = [str(exc)[:200]]
+    add(
+        Check(
+            "pdf/a",
+            not pdfa,
+            _("PDF/A-3 identification, output intent, embedded fonts and attachments in order")
+            if not pdfa
+            else _("PDF/A-3: %(problems)s", problems="; ".join(pdfa)),
+        )
+    )
     # Embedded data against the ledger.
     try:
         embedded = json.loads(pdf.attachments(content)[JSON_NAME])

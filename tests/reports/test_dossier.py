@@ -244,3 +244,16 @@ def test_a_render_over_its_timeout_is_stopped_and_stores_nothing(demo, settings,
     assert demo.exec(select(ReportVersion)).all() == []
     folder = files.reports_dir(settings)
     assert not folder.exists() or not [p for p in folder.rglob("*.pdf")]
+
+
+def test_the_pdf_a_check_tells_a_plain_pdf_from_the_report(dossier, settings):
+    from pypdf import PdfWriter
+
+    assert pdf.pdfa_problems(_file(settings, dossier())) == []
+    plain = io.BytesIO()
+    writer = PdfWriter()
+    writer.add_blank_page(595, 842)
+    writer.write(plain)
+    problems = pdf.pdfa_problems(plain.getvalue())
+    assert any("pdfaid:part" in p for p in problems)
+    assert any("output intent" in p for p in problems)
