@@ -73,58 +73,65 @@ def index():
 @bp.route("/generate", methods=["POST"])
 @permission_required(Permission.SIGN_REPORTS)
 def generate():
+    """Audit (for a site report), read and render with a read session, so that no write
+    lock is held while the audit judges or WeasyPrint renders (in its child process); then
+    short writes record the audit run and register the file."""
     s = db_session()
-    user = _user()
     form = request.form
     report_type = form.get("type", "")
     site_id = form.get("site") or None
     period = (form.get("period") or "").strip() or None
+    database = get_database()
+    reader = s if database.bound else database.session()
     try:
+        files.sweep(reader, _settings())
+        user = reader.get(User, current_user.id)
         run_id = (form.get("run") or "").strip() or None
         if report_type == "site-monthly" and run_id is None:
-            run_id = _audit_month(s, user, site_id, period)
-            s.commit()  # the audit run stands as a record of its own, report or not
-        # Read and render with a read session: no write lock is held while WeasyPrint runs
-        # (in its child process); then a short write registers the file.
-        reader = get_database().session() if not get_database().bound else s
-        try:
-            prepared = service.prepare_report(
-                session=reader,
-                settings=_settings(),
-                who=user,
-                report_type=report_type,
-                site_id=site_id,
-                scope=(form.get("unit") or "").strip() or None,
-                period=period,
-                language=form.get("language", "en"),
-                audit_run_id=run_id,
-            )
-        finally:
-            if reader is not s:
-                reader.close()
+            run_id = _audit_month(reader, s, user, site_id, period)
+        prepared = service.prepare_report(
+            session=reader,
+            settings=_settings(),
+            who=user,
+            report_type=report_type,
+            site_id=site_id,
+            scope=(form.get("unit") or "").strip() or None,
+            period=period,
+            language=form.get("language", "en"),
+            audit_run_id=run_id,
+        )
+        if reader is not s:
+            reader.close()
         row = service.register_report(session=s, settings=_settings(), prepared=prepared)
     except (Invalid, NotFound) as exc:
         s.rollback()
         flash(str(exc), "error")
         return redirect(url_for("reports.index"))
+    finally:
+        if reader is not s:
+            reader.close()
     s.commit()
     flash(_("%(report)s generated: check page 1, then approve and sign.", report=row.id), "success")
     return redirect(url_for("reports.version", version_id=row.id))
 
 
-def _audit_month(s, user, site_id, period) -> str:
-    from qms.quality.audits import run_audit
+def _audit_month(reader, s, user, site_id, period) -> str:
+    """A new audit run of the month: judged with the read session, recorded and committed
+    with the request's (it stands as a record of its own, report or not)."""
+    from qms.quality.audits import assess_scope, record_run
 
     if not site_id or not period or not service.MONTH_RE.match(period):
         raise Invalid(_("a site monthly report covers a month: give the period as 2026-10"))
-    run = run_audit(
-        session=s,
+    result = assess_scope(
+        session=reader,
         registry=get_registry(),
         by=user,
         scope=service.month_scope(site_id, period),
-        now=utcnow(),
     )
-    s.flush()
+    run = record_run(session=s, by=s.get(User, user.id), result=result, now=utcnow())
+    s.commit()
+    if reader is not s:
+        reader.rollback()  # a fresh snapshot that sees the run just committed
     return run.id
 
 

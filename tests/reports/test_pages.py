@@ -129,3 +129,21 @@ def test_public_check_says_only_registered_which_and_superseded(signed_in, clien
     assert draft.id in page and "Superseded by" in page
     assert "P-0042" not in page
     assert "not registered" in check(content[:-10] + b"0000000000")
+
+
+def test_officer_generates_a_site_monthly_report_from_a_new_audit_run(signed_in, client, demo):
+    from zoneinfo import ZoneInfo
+
+    from qms.quality.models import AuditRun
+    from qms.records.models import Unit
+
+    signed_in(OFFICER)
+    unit = demo.get(Unit, "K-2026-001")
+    period = unit.registered_at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    response = _generate(client, type="site-monthly", period=period, language="zh")
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    (row,) = _versions(demo)
+    (run,) = demo.exec(select(AuditRun)).all()
+    assert row.type == "site-monthly" and row.audit_run_id == run.id and row.period == period
+    bad = _generate(client, type="site-monthly", period="2026-13")
+    assert bad.status_code == 302 and len(_versions(demo)) == 1
