@@ -15,6 +15,7 @@ from qms.quality.models import (
     QualityParameter,
 )
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
+from qms.reports.models import ReportVersion
 from qms.storage.models import Equipment, Reading
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "LoginEvent",
     "QualityParameter",
     "Reading",
+    "ReportVersion",
     "Signature",
     "Site",
     "StepRecord",

@@ -67,6 +67,8 @@ def create_app(
     from qms.accounts.views import init_login
     from qms.quality.views import bp as quality_bp
     from qms.records.views import bp as records_bp
+    from qms.reports.views import bp as reports_bp
+    from qms.reports.views import public_bp as report_check_bp
     from qms.web import errors, language, layout, security
     from qms.web.views import bp as web_bp
 
@@ -79,6 +81,8 @@ def create_app(
     app.register_blueprint(accounts_bp)
     app.register_blueprint(records_bp)
     app.register_blueprint(quality_bp)
+    app.register_blueprint(reports_bp)
+    app.register_blueprint(report_check_bp)
     return app
 
 

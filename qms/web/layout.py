@@ -19,6 +19,7 @@ NAVIGATION: list[tuple[Permission, str, str]] = [
     (Permission.VIEW_RECORDS, "records.units", _l("Units")),
     (Permission.AUDIT, "quality.runs", _l("Quality")),
     (Permission.VIEW_REPORTS, "quality.oversight", _l("Deviations and CAPA")),
+    (Permission.VIEW_REPORTS, "reports.index", _l("Reports")),
     (Permission.MANAGE_USERS, "accounts.users", _l("Users")),
     (Permission.MANAGE_USERS, "accounts.login_events", _l("Sign-in log")),
 ]
