@@ -5,14 +5,19 @@ from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
 from qms.core.models import LedgerEntry
 from qms.core.trail import AuditTrailEntry
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
+from qms.scheduling.models import Alert, JobRun, Schedule, ScheduleRun
 from qms.storage.models import Equipment, Reading
 
 __all__ = [
+    "Alert",
     "AuditTrailEntry",
     "Equipment",
     "LedgerEntry",
     "LoginEvent",
+    "JobRun",
     "Reading",
+    "Schedule",
+    "ScheduleRun",
     "Signature",
     "Site",
     "StepRecord",
