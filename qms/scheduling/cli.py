@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 from datetime import datetime
+from pathlib import Path
 
 import click
 
@@ -123,4 +124,74 @@ def run_due_command(now: str | None) -> None:
         click.echo(line)
 
 
-commands = [schedule_group]
+@click.command("scheduler")
+@click.option(
+    "--poll",
+    "poll",
+    type=float,
+    default=5.0,
+    envvar="QMS_SCHEDULER_POLL_SECONDS",
+    show_default=True,
+    help="Seconds between a standby's attempts to lead.",
+)
+@click.option(
+    "--tick",
+    "tick",
+    type=float,
+    default=60.0,
+    envvar="QMS_SCHEDULER_TICK_SECONDS",
+    show_default=True,
+    help="Seconds between looks for due reports.",
+)
+@click.option(
+    "--nightly-at",
+    default="02:30",
+    envvar="QMS_NIGHTLY_AT",
+    show_default=True,
+    help="Local time (QMS_TIMEZONE) of the nightly verify and backup.",
+)
+@click.option(
+    "--keep",
+    "keep",
+    type=int,
+    default=7,
+    envvar="QMS_BACKUPS_KEPT",
+    show_default=True,
+    help="Nightly backups kept in <instance>/backups.",
+)
+def scheduler_command(poll: float, tick: float, nightly_at: str, keep: int) -> None:
+    """Run the scheduler (its own process): one leader, other instances stand by."""  # fmt: skip
+    import sys
+
+    from qms.scheduling.process import SchedulerOptions, run_scheduler
+
+    sys.stdout.reconfigure(line_buffering=True)
+    if poll <= 0 or tick <= 0 or keep <= 0:
+        raise click.ClickException("--poll, --tick and --keep must be greater than zero")
+    options = SchedulerOptions(poll_seconds=poll, tick_seconds=tick, nightly_at=nightly_at,
+                               backups_kept=keep)  # fmt: skip
+    status = run_scheduler(current_runtime(), options, say=click.echo)
+    if status:
+        sys.exit(status)
+
+
+@click.command("backup")
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--check", is_flag=True, help="Then restore it into a scratch database and verify.")
+def backup_command(path: Path | None, check: bool) -> None:
+    """Write a consistent copy of the database (and PATH.json with the head it holds)."""
+    from qms.backup import BackupError, check_backup, default_path, take_backup
+
+    settings = current_runtime().settings
+    target = path or default_path(settings.instance_path, settings.database_url)
+    try:
+        backup = take_backup(settings.database_url, target)
+        click.echo(f"backup written to {backup.file}")
+        click.echo(f"head: record {backup.head_seq}, hash {backup.head_hash}")
+        if check:
+            click.echo(f"restored and verified: {check_backup(backup, settings.database_url)}")
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+commands = [schedule_group, scheduler_command, backup_command]
