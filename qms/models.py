@@ -5,6 +5,7 @@ from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
 from qms.core.models import LedgerEntry
 from qms.core.trail import AuditTrailEntry
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
+from qms.reports.models import ReportVersion
 from qms.scheduling.models import Alert, JobRun, Schedule, ScheduleRun
 from qms.storage.models import Equipment, Reading
 
@@ -18,6 +19,7 @@ __all__ = [
     "Reading",
     "Schedule",
     "ScheduleRun",
+    "ReportVersion",
     "Signature",
     "Site",
     "StepRecord",

@@ -20,6 +20,7 @@ BACKUP_UNVERIFIED = "backup.unverified"
 VERIFY_FAILED = "verify.failed"
 VERIFY_HEAD_MISSING = "verify.head_missing"
 DELIVERY_FAILED = "delivery.failed"
+REPORT_NOT_GENERATED = "report.not_generated"
 
 
 def raise_alert(
@@ -61,6 +62,13 @@ def alert_text(alert: Alert) -> str:
             "Report %(report)s could not be delivered to %(recipient)s: %(error)s",
             report=params.get("report", ""),
             recipient=params.get("recipient", ""),
+            error=params.get("error", ""),
+        )
+    if alert.code == REPORT_NOT_GENERATED:
+        return _(
+            "The %(period)s report of schedule %(schedule)s could not be generated: %(error)s",
+            period=params.get("period", ""),
+            schedule=params.get("schedule", ""),
             error=params.get("error", ""),
         )
     return alert.code

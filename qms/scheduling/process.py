@@ -79,7 +79,7 @@ def run_scheduler(
     def due_pass() -> None:
         if not leadership.held():
             return
-        result = run_due(database, datetime.now(UTC))
+        result = run_due(database, datetime.now(UTC), settings=runtime.settings)
         for line in result.lines():
             if line != "nothing due":
                 say(line)

@@ -1,42 +1,155 @@
-"""One pass of the scheduler: claim what is due, then do the work each claim asks for.
+"""One pass of the scheduler: claim what is due, then make the report each claim asks for.
 
-`run_due(database, now)` is what `qms schedule run-due --now T` and the scheduler's
-job call. Claiming commits on its own (a `ScheduleRun` per due period, decided under
-the ledger's lock); the work after it is driven by what is recorded, not by memory, so
-a process killed at any moment leaves claims that the next pass finishes.
+`run_due(database, now, settings=...)` is what `qms schedule run-due --now T` and the
+scheduler's job call. Claiming commits on its own (a `ScheduleRun` per due period,
+decided under the ledger's lock). Generating is driven by what is recorded, not by
+memory: every claimed run whose report has no registry row yet is generated, so a
+process killed at any moment leaves claims that the next pass finishes, and a report
+registered by another process counts as made (the registry's unique (report, version)
+refuses a second first version). A run whose report cannot be made (a report type this
+installation cannot build yet) is recorded and alerted once, and tried again each pass.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
 from qms.accounts.service import Actor
+from qms.config import Settings
+from qms.core import ledger
+from qms.core.errors import Conflict, QmsError
 from qms.db import Database, utcnow
-from qms.scheduling import service
-from qms.scheduling.models import ScheduleRun
+from qms.scheduling import alerts, service
+from qms.scheduling.models import JobRun, Schedule, ScheduleRun
 
 SCHEDULER = "system (scheduler)"
+GENERATE = "generate"
 
 
 @dataclass
 class PassResult:
     claimed: list[ScheduleRun] = field(default_factory=list)
+    generated: list[str] = field(default_factory=list)  # report version ids
+    failed: list[str] = field(default_factory=list)  # "<run id>: <why>"
 
     def lines(self) -> list[str]:
-        if not self.claimed:
-            return ["nothing due"]
-        return [
+        lines = [
             f"claimed {run.schedule_id} period {run.period} (due {run.due_at:%Y-%m-%d %H:%M} UTC)"
             for run in self.claimed
         ]
+        lines += [f"generated {version}" for version in self.generated]
+        lines += [f"not generated {why}" for why in self.failed]
+        return lines or ["nothing due"]
 
 
-def run_due(database: Database, now: datetime, *, by: str | None = None) -> PassResult:
-    """Claim every period due by `now` (once each, whoever else runs), then finish them."""
+def run_due(
+    database: Database,
+    now: datetime,
+    *,
+    settings: Settings | None = None,
+    by: str | None = None,
+) -> PassResult:
+    """Claim every period due by `now` (once each, whoever else runs), then make them."""
     result = PassResult()
     with database.transaction() as session:
         result.claimed = service.claim_due(
             session=session, actor=Actor.system(SCHEDULER), now=now, claimed_at=utcnow(), by=by
         )
+    if settings is not None:
+        generate_pending(database, settings, result)
     return result
+
+
+def report_key_of(schedule: Schedule, run: ScheduleRun) -> str:
+    from qms.reports.service import report_key
+
+    return report_key(
+        schedule.report_type, schedule.site_id, schedule.site_id, run.period, schedule.language
+    )
+
+
+def pending_runs(session) -> list[tuple[ScheduleRun, Schedule]]:
+    """Claimed runs whose report has no registry row yet, oldest due first."""
+    from qms.reports.models import ReportVersion
+
+    made = set(session.exec(select(ReportVersion.report_key)).all())
+    versions = {s.id: s for s in session.exec(select(Schedule)).all()}
+    runs = session.exec(select(ScheduleRun).order_by(ScheduleRun.due_at, ScheduleRun.id)).all()
+    pending = []
+    for run in runs:
+        schedule = versions[run.schedule_version]
+        if report_key_of(schedule, run) not in made:
+            pending.append((run, schedule))
+    return pending
+
+
+def generate_pending(database: Database, settings: Settings, result: PassResult) -> None:
+    from qms.reports import files
+    from qms.reports.service import prepare_report, register_report
+
+    actor = Actor.system(SCHEDULER)
+    with database.transaction() as session:
+        files.sweep(session, settings)  # files a crash left without a registry row
+        pending = pending_runs(session)
+    for run, schedule in pending:
+        try:
+            with database.transaction(write=False) as session:
+                prepared = prepare_report(
+                    session=session,
+                    settings=settings,
+                    who=actor,
+                    report_type=schedule.report_type,
+                    site_id=schedule.site_id,
+                    period=run.period,
+                    language=schedule.language,
+                )
+            with database.transaction() as session:
+                ledger.lock(session)  # decide under the lock whether another made it
+                if not _made(session, report_key_of(schedule, run)):
+                    row = register_report(session=session, settings=settings, prepared=prepared)
+                    result.generated.append(row.id)
+        except (Conflict, IntegrityError):
+            continue  # another scheduler or command registered it meanwhile: made once
+        except QmsError as exc:
+            result.failed.append(f"{run.id}: {exc}")
+            _record_failure(database, run, schedule, str(exc))
+
+
+def _made(session, key: str) -> bool:
+    from qms.reports.models import ReportVersion
+
+    return (
+        session.exec(select(ReportVersion.id).where(ReportVersion.report_key == key)).first()
+        is not None
+    )
+
+
+def _record_failure(database: Database, run: ScheduleRun, schedule: Schedule, error: str) -> None:
+    """A JobRun for the failed attempt; an alert the first time this run fails."""
+    with database.transaction() as session:
+        earlier = session.exec(
+            select(JobRun.details).where(JobRun.kind == GENERATE, JobRun.ok.is_(False))
+        ).all()
+        first = not any(json.loads(d).get("run") == run.id for d in earlier)
+        session.add(
+            JobRun(
+                kind=GENERATE,
+                at=utcnow(),
+                ok=False,
+                details=json.dumps({"run": run.id, "error": error}),
+            )
+        )
+        if first:
+            alerts.raise_alert(
+                session,
+                alerts.REPORT_NOT_GENERATED,
+                site_id=schedule.site_id,
+                schedule=schedule.schedule_id,
+                period=run.period,
+                error=error,
+            )

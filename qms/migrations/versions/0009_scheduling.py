@@ -1,7 +1,7 @@
 """scheduling: schedules, runs per period, job runs and alerts
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0008
 Create Date: 2026-12-01 14:14:13.076538
 """
 
@@ -15,7 +15,7 @@ import qms.db
 from qms.core.migration import append_only, drop_append_only
 
 revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0004"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
