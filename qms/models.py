@@ -4,6 +4,7 @@ see them all (a model module registers its ledger declarations when imported).""
 from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
 from qms.core.models import LedgerEntry
 from qms.core.trail import AuditTrailEntry
+from qms.delivery.models import Delivery, DeliveryAttempt, PortalOpen
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
 from qms.reports.models import ReportVersion
 from qms.scheduling.models import Alert, JobRun, Schedule, ScheduleRun
@@ -12,9 +13,12 @@ from qms.storage.models import Equipment, Reading
 __all__ = [
     "Alert",
     "AuditTrailEntry",
+    "Delivery",
+    "DeliveryAttempt",
     "Equipment",
     "LedgerEntry",
     "LoginEvent",
+    "PortalOpen",
     "JobRun",
     "Reading",
     "Schedule",

@@ -21,6 +21,7 @@ VERIFY_FAILED = "verify.failed"
 VERIFY_HEAD_MISSING = "verify.head_missing"
 DELIVERY_FAILED = "delivery.failed"
 REPORT_NOT_GENERATED = "report.not_generated"
+REPORT_AWAITING_APPROVAL = "report.awaiting_approval"
 
 
 def raise_alert(
@@ -70,5 +71,10 @@ def alert_text(alert: Alert) -> str:
             period=params.get("period", ""),
             schedule=params.get("schedule", ""),
             error=params.get("error", ""),
+        )
+    if alert.code == REPORT_AWAITING_APPROVAL:
+        return _(
+            "Report %(report)s was generated on schedule and waits for your approval",
+            report=params.get("report", ""),
         )
     return alert.code

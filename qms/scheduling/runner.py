@@ -25,7 +25,7 @@ from qms.core import ledger
 from qms.core.errors import Conflict, QmsError
 from qms.db import Database, utcnow
 from qms.scheduling import alerts, service
-from qms.scheduling.models import JobRun, Schedule, ScheduleRun
+from qms.scheduling.models import APPROVAL, AUTOMATIC, JobRun, Schedule, ScheduleRun
 
 SCHEDULER = "system (scheduler)"
 GENERATE = "generate"
@@ -36,6 +36,7 @@ class PassResult:
     claimed: list[ScheduleRun] = field(default_factory=list)
     generated: list[str] = field(default_factory=list)  # report version ids
     failed: list[str] = field(default_factory=list)  # "<run id>: <why>"
+    sent: list[str] = field(default_factory=list)  # one line per delivery attempt
 
     def lines(self) -> list[str]:
         lines = [
@@ -44,6 +45,7 @@ class PassResult:
         ]
         lines += [f"generated {version}" for version in self.generated]
         lines += [f"not generated {why}" for why in self.failed]
+        lines += [f"delivery: {line}" for line in self.sent]
         return lines or ["nothing due"]
 
 
@@ -62,6 +64,7 @@ def run_due(
         )
     if settings is not None:
         generate_pending(database, settings, result)
+        release_and_deliver(database, settings, now, result)
     return result
 
 
@@ -113,6 +116,13 @@ def generate_pending(database: Database, settings: Settings, result: PassResult)
                 if not _made(session, report_key_of(schedule, run)):
                     row = register_report(session=session, settings=settings, prepared=prepared)
                     result.generated.append(row.id)
+                    if schedule.release == APPROVAL:
+                        alerts.raise_alert(
+                            session,
+                            alerts.REPORT_AWAITING_APPROVAL,
+                            site_id=schedule.site_id,
+                            report=row.id,
+                        )
         except (Conflict, IntegrityError):
             continue  # another scheduler or command registered it meanwhile: made once
         except QmsError as exc:
@@ -153,3 +163,42 @@ def _record_failure(database: Database, run: ScheduleRun, schedule: Schedule, er
                 period=run.period,
                 error=error,
             )
+
+
+def released_report(session, schedule: Schedule, run: ScheduleRun):
+    """The version of a run's report that may leave: the approved one, or with automatic
+    release the newest one; None while a quality officer has not approved it."""
+    from qms.reports.models import ReportVersion
+
+    versions = session.exec(
+        select(ReportVersion)
+        .where(ReportVersion.report_key == report_key_of(schedule, run))
+        .order_by(ReportVersion.version)
+    ).all()
+    if schedule.release == AUTOMATIC:
+        return versions[-1] if versions else None
+    approved = [v for v in versions if v.approved_at is not None]
+    return approved[-1] if approved else None
+
+
+def release_and_deliver(database: Database, settings: Settings, now: datetime, result) -> None:
+    """Make the deliveries of every released report (once each), then send what is due."""
+    from qms.delivery.service import deliver_pending, ensure_deliveries
+
+    with database.transaction() as session:
+        versions = {s.id: s for s in session.exec(select(Schedule)).all()}
+        for run in session.exec(select(ScheduleRun).order_by(ScheduleRun.due_at)).all():
+            schedule = versions[run.schedule_version]
+            report = released_report(session, schedule, run)
+            if report is None:
+                continue
+            ensure_deliveries(
+                session=session,
+                report=report,
+                recipients=json.loads(schedule.recipients),
+                regulators=json.loads(schedule.regulators),
+                language=schedule.language,
+                schedule_run_id=run.id,
+                now=now,
+            )
+    result.sent.extend(deliver_pending(database, settings, now))

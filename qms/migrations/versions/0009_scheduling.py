@@ -1,4 +1,4 @@
-"""scheduling: schedules, runs per period, job runs and alerts
+"""scheduling and delivery: schedules, runs per period, job runs, alerts, the outbox
 
 Revision ID: 0009
 Revises: 0008
@@ -18,6 +18,16 @@ revision: str = "0009"
 down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+PROTECTED = (
+    "schedule",
+    "schedule_run",
+    "job_run",
+    "alert",
+    "delivery",
+    "delivery_attempt",
+    "portal_open",
+)
 
 
 def upgrade() -> None:
@@ -107,14 +117,116 @@ def upgrade() -> None:
             batch_op.f("ix_schedule_run_schedule_id"), ["schedule_id"], unique=False
         )
 
+    op.create_table(
+        "delivery",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column(
+            "report_version_id", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False
+        ),
+        sa.Column("schedule_run_id", sqlmodel.sql.sqltypes.AutoString(length=72), nullable=True),
+        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("recipient", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+        sa.Column("language", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("message_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("created_at", qms.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ledger_seq", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["ledger_seq"], ["ledger_entry.seq"], name=op.f("fk_delivery_ledger_seq_ledger_entry")
+        ),
+        sa.ForeignKeyConstraint(
+            ["report_version_id"],
+            ["report_version.id"],
+            name=op.f("fk_delivery_report_version_id_report_version"),
+        ),
+        sa.ForeignKeyConstraint(["site_id"], ["site.id"], name=op.f("fk_delivery_site_id_site")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_delivery")),
+        sa.UniqueConstraint("ledger_seq", name=op.f("uq_delivery_ledger_seq")),
+        sa.UniqueConstraint(
+            "report_version_id",
+            "channel",
+            "recipient",
+            name=op.f("uq_delivery_report_version_id_channel_recipient"),
+        ),
+    )
+    with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_delivery_report_version_id"), ["report_version_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_delivery_site_id"), ["site_id"], unique=False)
+
+    op.create_table(
+        "delivery_attempt",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=48), nullable=False),
+        sa.Column("delivery_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("at", qms.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("recipient", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+        sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("smtp_code", sa.Integer(), nullable=True),
+        sa.Column("smtp_text", sa.Text(), nullable=True),
+        sa.Column("message_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("ledger_seq", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"], ["delivery.id"], name=op.f("fk_delivery_attempt_delivery_id_delivery")
+        ),
+        sa.ForeignKeyConstraint(
+            ["ledger_seq"],
+            ["ledger_entry.seq"],
+            name=op.f("fk_delivery_attempt_ledger_seq_ledger_entry"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_delivery_attempt")),
+        sa.UniqueConstraint(
+            "delivery_id", "number", name=op.f("uq_delivery_attempt_delivery_id_number")
+        ),
+        sa.UniqueConstraint("ledger_seq", name=op.f("uq_delivery_attempt_ledger_seq")),
+    )
+    with op.batch_alter_table("delivery_attempt", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_delivery_attempt_delivery_id"), ["delivery_id"], unique=False
+        )
+
+    op.create_table(
+        "portal_open",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("delivery_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("at", qms.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"], ["delivery.id"], name=op.f("fk_portal_open_delivery_id_delivery")
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["app_user.id"], name=op.f("fk_portal_open_user_id_app_user")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_portal_open")),
+    )
+    with op.batch_alter_table("portal_open", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_portal_open_delivery_id"), ["delivery_id"], unique=False
+        )
+
     # ### end Alembic commands ###
-    for table in ("schedule", "schedule_run", "job_run", "alert"):
+    for table in PROTECTED:
         append_only(table)  # qms_refuse_change() comes from 0002
 
 
 def downgrade() -> None:
-    for table in ("schedule", "schedule_run", "job_run", "alert"):
+    for table in PROTECTED:
         drop_append_only(table)
+    with op.batch_alter_table("portal_open", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_portal_open_delivery_id"))
+
+    op.drop_table("portal_open")
+    with op.batch_alter_table("delivery_attempt", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_delivery_attempt_delivery_id"))
+
+    op.drop_table("delivery_attempt")
+    with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_delivery_site_id"))
+        batch_op.drop_index(batch_op.f("ix_delivery_report_version_id"))
+
+    op.drop_table("delivery")
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table("schedule_run", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_schedule_run_schedule_id"))
