@@ -76,6 +76,11 @@ def create_app(
     app.register_blueprint(web_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(records_bp)
+    from qms.delivery.views import bp as delivery_bp
+    from qms.scheduling.views import bp as scheduling_bp
+
+    app.register_blueprint(scheduling_bp)
+    app.register_blueprint(delivery_bp)
     return app
 
 

@@ -19,6 +19,8 @@ NAVIGATION: list[tuple[Permission, str, str]] = [
     (Permission.VIEW_RECORDS, "records.units", _l("Units")),
     (Permission.MANAGE_USERS, "accounts.users", _l("Users")),
     (Permission.MANAGE_USERS, "accounts.login_events", _l("Sign-in log")),
+    (Permission.MANAGE_CHECKLISTS, "scheduling.schedules", _l("Schedules")),
+    (Permission.VIEW_REPORTS, "delivery.portal", _l("Report portal")),
 ]
 
 
