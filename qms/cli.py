@@ -26,6 +26,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "qms.checklists.cli": ("checklist", "evaluate"),
     "qms.records.cli": ("import", "export", "verify"),
     "qms.scheduling.cli": ("schedule", "scheduler", "backup"),
+    "qms.quality.cli": ("audit",),
     "qms.reports.cli": ("report", "keys"),
 }
 

@@ -5,6 +5,15 @@ from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
 from qms.core.models import LedgerEntry
 from qms.core.trail import AuditTrailEntry
 from qms.delivery.models import Delivery, DeliveryAttempt, PortalOpen
+from qms.quality.models import (
+    AuditRun,
+    Capa,
+    CapaEvent,
+    Deviation,
+    DeviationEvent,
+    FindingReview,
+    QualityParameter,
+)
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
 from qms.reports.models import ReportVersion
 from qms.scheduling.models import Alert, JobRun, Schedule, ScheduleRun
@@ -12,18 +21,25 @@ from qms.storage.models import Equipment, Reading
 
 __all__ = [
     "Alert",
+    "AuditRun",
     "AuditTrailEntry",
+    "Capa",
+    "CapaEvent",
     "Delivery",
     "DeliveryAttempt",
+    "Deviation",
+    "DeviationEvent",
     "Equipment",
+    "FindingReview",
+    "JobRun",
     "LedgerEntry",
     "LoginEvent",
     "PortalOpen",
-    "JobRun",
+    "QualityParameter",
     "Reading",
+    "ReportVersion",
     "Schedule",
     "ScheduleRun",
-    "ReportVersion",
     "Signature",
     "Site",
     "StepRecord",

@@ -273,6 +273,8 @@ def _urls(app, people) -> list[tuple[str, str]]:
         "unit_id": DEMO_UNITS,
         "user_id": (people["li.na"].id,),
         "action": ("unlock",),
+        "version_id": ("X-0/v1",),  # no report in the demonstration data: its 404 page
+        "delivery_id": ("DLV-0",),  # nor any delivery: its 404 page
     }
     urls = []
     with app.test_request_context():

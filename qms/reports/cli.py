@@ -36,7 +36,13 @@ def report_group() -> None:
 @click.option("--period", default=None, help="A month (2026-10) or a year (2026).")
 @click.option("--lang", "language", default="en", show_default=True, help="en or zh")
 @click.option("--as", "as_user", default=None, help="Generate in the name of this user.")
-def generate_command(report_type, site_id, unit_id, period, language, as_user) -> None:
+@click.option(
+    "--run",
+    "run_id",
+    default=None,
+    help="The audit run a site report is built from (default: a new audit of the period).",
+)
+def generate_command(report_type, site_id, unit_id, period, language, as_user, run_id) -> None:
     """Render, sign and register a new version of a report; prints its path last."""
     from qms.reports import files, service
 
@@ -45,6 +51,8 @@ def generate_command(report_type, site_id, unit_id, period, language, as_user) -
     try:
         with database.transaction(write=True) as session:
             files.sweep(session, settings)
+        if report_type == "site-monthly" and run_id is None:
+            run_id = _audit_the_month(runtime, as_user, site_id, period)
         with database.transaction(write=False) as session:
             click.echo(
                 f"rendering {report_type} {unit_id or site_id or ''} {period or ''}".rstrip()
@@ -58,6 +66,7 @@ def generate_command(report_type, site_id, unit_id, period, language, as_user) -
                 scope=unit_id,
                 period=period,
                 language=language,
+                audit_run_id=run_id,
             )
         with database.transaction(write=True) as session:
             row = service.register_report(session=session, settings=settings, prepared=prepared)
@@ -68,6 +77,28 @@ def generate_command(report_type, site_id, unit_id, period, language, as_user) -
         f"registered {row.id} sha256 {row.sha256} ({row.size} bytes, PAdES {row.pdf_signature})"
     )
     click.echo(str(files.reports_dir(settings) / row.file_name))
+
+
+def _audit_the_month(runtime, as_user, site_id, period) -> str:
+    """Run an audit of the site's month (read, then a short write) and return its id."""
+    from qms.db import utcnow
+    from qms.quality.audits import assess_scope, record_run
+    from qms.reports import service
+
+    if not site_id or not period or not service.MONTH_RE.match(period):
+        raise QmsError("a site monthly report needs --site and --period as 2026-10")
+    scope = service.month_scope(site_id, period)
+    with runtime.database.transaction(write=False) as session:
+        click.echo(f"auditing {site_id} {period}")
+        result = assess_scope(
+            session=session, registry=runtime.registry, by=_actor(session, as_user), scope=scope
+        )
+    with runtime.database.transaction(write=True) as session:
+        run = record_run(session=session, by=_actor(session, as_user), result=result, now=utcnow())
+        click.echo(
+            f"audit run {run.id}: {result.counts['units']} units, {len(result.findings)} findings"
+        )
+        return run.id
 
 
 @report_group.command("list")

@@ -28,7 +28,7 @@ XMP_PROPERTIES = (
 
 
 def report_xmp(*, title: str, values: dict[str, str]) -> bytes:
-    """The rdf:Description blocks WeasyPrint adds to its XMP packet (its title too)."""
+    """The rdf:Description blocks added inside the XMP packet's rdf:RDF (render.py)."""
     schema_properties = "".join(
         f"""<rdf:li rdf:parseType="Resource">
 <pdfaProperty:name>{name}</pdfaProperty:name>
@@ -43,8 +43,7 @@ def report_xmp(*, title: str, values: dict[str, str]) -> bytes:
         for name, _ in XMP_PROPERTIES
     )
     del title  # WeasyPrint writes dc:title from the HTML <title>
-    return f"""<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
-<rdf:Description rdf:about=""
+    return f"""<rdf:Description rdf:about=""
  xmlns:pdfaExtension="http://www.aiim.org/pdfa/ns/extension/"
  xmlns:pdfaSchema="http://www.aiim.org/pdfa/ns/schema#"
  xmlns:pdfaProperty="http://www.aiim.org/pdfa/ns/property#">
@@ -56,7 +55,7 @@ def report_xmp(*, title: str, values: dict[str, str]) -> bytes:
 </rdf:li></rdf:Bag></pdfaExtension:schemas>
 </rdf:Description>
 <rdf:Description rdf:about="" xmlns:{XMP_PREFIX}="{XMP_NAMESPACE}">{properties}</rdf:Description>
-</rdf:RDF>""".encode()
+""".encode()
 
 
 def sign(

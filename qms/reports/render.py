@@ -107,8 +107,18 @@ def _child() -> None:
         for a in payload["attachments"]
     ]
     document = HTML(string=payload["html"], base_url=payload["base_url"]).render()
-    document.metadata.xmp_metadata.append(payload["xmp"].encode("utf-8"))
-    pdf = document.write_pdf(pdf_variant=PDF_VARIANT, attachments=attachments)
+    descriptions = payload["xmp"].encode("utf-8")
+
+    def add_report_properties(_document, pdf) -> None:
+        # WeasyPrint has written its XMP packet (PDF/A id, title, dates): the report's
+        # own properties go inside the same rdf:RDF, as XMP allows one per packet.
+        metadata = pdf.objects[int(pdf.catalog["Metadata"].split()[0])]
+        packet = b"".join(metadata.stream)
+        metadata.stream = [packet.replace(b"</rdf:RDF>", descriptions + b"</rdf:RDF>", 1)]
+
+    pdf = document.write_pdf(
+        pdf_variant=PDF_VARIANT, attachments=attachments, finisher=add_report_properties
+    )
     sys.stdout.buffer.write(pdf)
     sys.stdout.buffer.flush()
 

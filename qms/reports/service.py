@@ -40,6 +40,7 @@ from qms.reports.models import (
     REPORT_LANGUAGES,
     REPORT_TYPE_LABELS,
     REPORT_TYPES,
+    SITE_MONTHLY,
     UNIT_DOSSIER,
     ReportVersion,
 )
@@ -47,7 +48,8 @@ from qms.reports.models import (
 LANGUAGE_ALIASES = {"en": "en", "zh": "zh_CN", "zh_CN": "zh_CN", "zh-CN": "zh_CN"}
 PERIOD_RE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2]))?$")
 # The report types this branch can build today; the others need audit runs.
-BUILDABLE = (UNIT_DOSSIER,)
+BUILDABLE = (UNIT_DOSSIER, SITE_MONTHLY)
+MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 JSON_NAME, CSV_NAME = "report.json", "report.csv"
 
 
@@ -101,6 +103,8 @@ def _scope_of(
         raise NotFound(_("there is no site %(site)s", site=site_id or ""))
     if not period or not PERIOD_RE.match(period):
         raise Invalid(_("the period is a month (2026-10) or a year (2026)"))
+    if report_type == SITE_MONTHLY and not MONTH_RE.match(period):
+        raise Invalid(_("a site monthly report covers a month: give the period as 2026-10"))
     return site_id, site_id, period
 
 
@@ -125,6 +129,8 @@ def _report_block(version_id: str, row: dict[str, Any]) -> dict[str, Any]:
         "period": row["period"],
         "language": row["language"],
         "ledger_head": {"seq": row["ledger_head_seq"], "hash": row["ledger_head_hash"]},
+        "audit_run": row.get("audit_run_id"),
+        "ledger_verified": row.get("ledger_verified"),
         "generated_at": row["generated_at"],
         "generator": row["generator"],
     }
@@ -157,11 +163,41 @@ def _dossier_html(content: dict[str, Any], report: dict[str, Any], people: dict[
     )
 
 
-def build_data(session: Session, report_type: str, scope: str, head_seq: int) -> dict[str, Any]:
-    """The report's data up to `head_seq` (what the PDF embeds; what verify rebuilds)."""
-    if report_type == UNIT_DOSSIER:
-        return report_data.unit_dossier_data(session, scope, head_seq)
-    raise Invalid(_("%(type)s reports cannot be built yet", type=report_type))
+def _site_monthly_html(content: dict[str, Any], report: dict[str, Any]) -> str:
+    from qms.checklists.facts import Finding
+
+    tz = content["site"]["timezone"]
+    # Each finding's words in the report's language, from its code and parameters.
+    messages = [Finding.from_record(f).message for f in content["audit"]["findings"]]
+    return render_template(
+        "reports/site_monthly.html",
+        report=report,
+        title=str(REPORT_TYPE_LABELS[SITE_MONTHLY]),
+        data=content,
+        messages=messages,
+        when=lambda iso: (
+            local(datetime.fromisoformat(iso.replace("Z", "+00:00")), tz) if iso else "—"
+        ),
+        generated_local=local(datetime.fromisoformat(report["generated_at"]), tz),
+        html_lang="zh-CN" if report["language"] == "zh_CN" else "en",
+    )
+
+
+def build_data(session: Session, report: dict[str, Any]) -> dict[str, Any]:
+    """The report's data from the ledger up to its head (what the PDF embeds; what verify
+    rebuilds), from the report block (type, scope, period, ledger head, audit run).
+
+    Built in English whatever the report's language: the data is compared byte for byte.
+    """
+    head_seq = report["ledger_head"]["seq"]
+    with in_language("en"):
+        if report["type"] == UNIT_DOSSIER:
+            return report_data.unit_dossier_data(session, report["scope"], head_seq)
+        if report["type"] == SITE_MONTHLY:
+            return report_data.site_monthly_data(
+                session, report["site"], report["period"], report["audit_run"]
+            )
+    raise Invalid(_("%(type)s reports cannot be built yet", type=report["type"]))
 
 
 def _people(session: Session, content: dict[str, Any]) -> dict[str, str]:
@@ -188,6 +224,9 @@ def _render_and_seal(
         if report_type == UNIT_DOSSIER:
             html = _dossier_html(content, report, people)
             csv_bytes = report_data.dossier_csv(content)
+        else:
+            html = _site_monthly_html(content, report)
+            csv_bytes = report_data.findings_csv(content)
         title = f"{REPORT_TYPE_LABELS[report_type]} {report['scope']} {report['period']}"
         json_description = _("The report's data (JSON): what the pages summarise")
         csv_description = _("The report's records, one line each (CSV)")
@@ -244,6 +283,33 @@ def _store(session: Session, settings: Settings, row: ReportVersion, content: by
     files.crash_point("after-row")
 
 
+def _run_for(session: Session, who, site_id: str, run_id: str | None):
+    from qms.quality.models import AuditRun
+
+    if not run_id:
+        raise Invalid(_("a site monthly report is built from an audit run: name one"))
+    run = session.get(AuditRun, run_id)
+    if run is None or run.site_id != site_id:
+        raise NotFound(_("there is no audit run %(run)s", run=run_id))
+    return run
+
+
+def _ledger_verified(session: Session) -> dict[str, Any]:
+    """`qms verify` at generation: whether the chain and typed rows were intact."""
+    from qms.core.verify import verify
+
+    result = verify(session.connection())
+    return {"ok": result.ok, "problems": len(result.problems)}
+
+
+def month_scope(site_id: str, period: str):
+    """The audit scope of a site's month (every unit with a step performed in it)."""
+    from qms.quality.audits import AuditScope
+
+    first, last = report_data.month_bounds(period)
+    return AuditScope(site_id=site_id, date_from=first, date_to=last)
+
+
 @dataclass
 class Prepared:
     """A rendered, sealed report not yet registered (`register_report` stores it)."""
@@ -262,6 +328,7 @@ def prepare_report(
     scope: str | None = None,
     period: str | None = None,
     language: str = "en",
+    audit_run_id: str | None = None,
     now: datetime | None = None,
     timeout_s: float | None = None,
 ) -> Prepared:
@@ -275,7 +342,13 @@ def prepare_report(
     site_id, scope, period = _scope_of(session, report_type, site_id, scope, period)
     require(session, who, Permission.SIGN_REPORTS, site_id, action=_l("generate reports"))
     head_seq, head_hash = report_data.ledger_head(session)
-    content = build_data(session, report_type, scope, head_seq)
+    if report_type == SITE_MONTHLY:
+        run = _run_for(session, who, site_id, audit_run_id)
+        covers = json.loads(run.covers)
+        head_seq, head_hash = covers["seq"], covers["hash"]
+        audit_run_id = run.id
+    else:
+        audit_run_id = None
     key = report_key(report_type, site_id, scope, period, language)
     number = _next_version(session, key)
     version_id = f"{key}/v{number}"
@@ -292,8 +365,11 @@ def prepare_report(
             "ledger_head_hash": head_hash,
             "generated_at": now.isoformat(timespec="seconds"),
             "generator": generator,
+            "audit_run_id": audit_run_id,
+            "ledger_verified": _ledger_verified(session),
         },
     )
+    content = build_data(session, report)
     rendered = _render_and_seal(
         settings,
         report_type=report_type,
@@ -316,7 +392,7 @@ def prepare_report(
         size=len(rendered.pdf),
         ledger_head_seq=head_seq,
         ledger_head_hash=head_hash,
-        audit_run_id=None,
+        audit_run_id=audit_run_id,
         generated_at=now,
         generated_by_id=_who_id(who),
         pdf_signature=rendered.level,
@@ -357,6 +433,7 @@ def approve_report(
     credential,
     freshness_minutes: int,
     now: datetime | None = None,
+    lockout=None,
 ) -> ReportVersion:
     """The quality officer's approval: a password signature, then the PDF signed again."""
     from qms.records.signatures import authenticate_signer
@@ -473,7 +550,7 @@ def list_versions(
     if site_id is not None:
         statement = statement.where(ReportVersion.site_id == site_id)
     rows = list(session.exec(statement.order_by(col(ReportVersion.ledger_seq).desc())))
-    if approved_only:
+    if approved_only or not _prepares_reports(who):
         rows = [r for r in rows if r.approved_at is not None]
     return rows
 
@@ -492,7 +569,17 @@ def visible_version(
     ):
         raise NotFound(_("there is no report %(report)s", report=version_id))
     require(session, who, permission, row.site_id, action=_l("read reports"))
+    if row.approved_at is None and not _prepares_reports(who):
+        # Regulators see approved reports only: a draft answers like a missing report.
+        raise NotFound(_("there is no report %(report)s", report=version_id))
     return row
+
+
+def _prepares_reports(who: User | Actor) -> bool:
+    from qms.accounts.roles import permissions_of
+
+    granted = permissions_of(who.role) if isinstance(who, User) else who.permissions
+    return Permission.SIGN_REPORTS in granted
 
 
 def read_file(settings: Settings, row: ReportVersion) -> bytes:
@@ -615,7 +702,7 @@ def verify_file(session: Session, settings: Settings, content: bytes) -> Verific
         )
     )
     try:
-        rebuilt = build_data(session, report["type"], report["scope"], head_seq)
+        rebuilt = build_data(session, report)
     except Exception as exc:
         add(Check("data", False, str(exc)))
         return result

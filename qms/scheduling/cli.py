@@ -117,7 +117,10 @@ def run_due_command(now: str | None) -> None:
 
     moment = parse_time(now, "--now") if now else utcnow()
     try:
-        result = run_due(_database(), moment, settings=current_runtime().settings)
+        runtime = current_runtime()
+        result = run_due(
+            runtime.database, moment, settings=runtime.settings, registry=runtime.registry
+        )
     except QmsError as exc:
         raise click.ClickException(str(exc)) from None
     for line in result.lines():

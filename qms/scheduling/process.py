@@ -79,7 +79,9 @@ def run_scheduler(
     def due_pass() -> None:
         if not leadership.held():
             return
-        result = run_due(database, datetime.now(UTC), settings=runtime.settings)
+        result = run_due(
+            database, datetime.now(UTC), settings=runtime.settings, registry=runtime.registry
+        )
         for line in result.lines():
             if line != "nothing due":
                 say(line)

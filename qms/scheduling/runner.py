@@ -22,12 +22,15 @@ from sqlmodel import select
 from qms.accounts.service import Actor
 from qms.config import Settings
 from qms.core import ledger
-from qms.core.errors import Conflict, QmsError
+from qms.core.canonical import canonical_json
+from qms.core.errors import Conflict, Invalid, QmsError
+from qms.core.i18n import _
 from qms.db import Database, utcnow
 from qms.scheduling import alerts, service
 from qms.scheduling.models import APPROVAL, AUTOMATIC, JobRun, Schedule, ScheduleRun
 
 SCHEDULER = "system (scheduler)"
+SITE_MONTHLY = "site-monthly"
 GENERATE = "generate"
 
 
@@ -54,6 +57,7 @@ def run_due(
     now: datetime,
     *,
     settings: Settings | None = None,
+    registry=None,
     by: str | None = None,
 ) -> PassResult:
     """Claim every period due by `now` (once each, whoever else runs), then make them."""
@@ -63,7 +67,7 @@ def run_due(
             session=session, actor=Actor.system(SCHEDULER), now=now, claimed_at=utcnow(), by=by
         )
     if settings is not None:
-        generate_pending(database, settings, result)
+        generate_pending(database, settings, result, registry=registry)
         release_and_deliver(database, settings, now, result)
     return result
 
@@ -91,7 +95,9 @@ def pending_runs(session) -> list[tuple[ScheduleRun, Schedule]]:
     return pending
 
 
-def generate_pending(database: Database, settings: Settings, result: PassResult) -> None:
+def generate_pending(
+    database: Database, settings: Settings, result: PassResult, *, registry=None
+) -> None:
     from qms.reports import files
     from qms.reports.service import prepare_report, register_report
 
@@ -101,6 +107,9 @@ def generate_pending(database: Database, settings: Settings, result: PassResult)
         pending = pending_runs(session)
     for run, schedule in pending:
         try:
+            audit_run_id = None
+            if schedule.report_type == SITE_MONTHLY:
+                audit_run_id = _audit_run_for(database, registry, actor, schedule, run)
             with database.transaction(write=False) as session:
                 prepared = prepare_report(
                     session=session,
@@ -110,24 +119,52 @@ def generate_pending(database: Database, settings: Settings, result: PassResult)
                     site_id=schedule.site_id,
                     period=run.period,
                     language=schedule.language,
+                    audit_run_id=audit_run_id,
                 )
-            with database.transaction() as session:
-                ledger.lock(session)  # decide under the lock whether another made it
-                if not _made(session, report_key_of(schedule, run)):
-                    row = register_report(session=session, settings=settings, prepared=prepared)
-                    result.generated.append(row.id)
-                    if schedule.release == APPROVAL:
-                        alerts.raise_alert(
-                            session,
-                            alerts.REPORT_AWAITING_APPROVAL,
-                            site_id=schedule.site_id,
-                            report=row.id,
-                        )
-        except (Conflict, IntegrityError):
-            continue  # another scheduler or command registered it meanwhile: made once
-        except QmsError as exc:
+        except QmsError as exc:  # no key, no audit possible...: said, alerted, tried again
             result.failed.append(f"{run.id}: {exc}")
             _record_failure(database, run, schedule, str(exc))
+            continue
+        try:
+            with database.transaction() as session:
+                ledger.lock(session)  # decide under the lock whether another made it
+                if _made(session, report_key_of(schedule, run)):
+                    continue
+                row = register_report(session=session, settings=settings, prepared=prepared)
+                result.generated.append(row.id)
+                if schedule.release == APPROVAL:
+                    alerts.raise_alert(
+                        session,
+                        alerts.REPORT_AWAITING_APPROVAL,
+                        site_id=schedule.site_id,
+                        report=row.id,
+                    )
+        except (Conflict, IntegrityError):
+            continue  # another scheduler or command registered it meanwhile: made once
+
+
+def _audit_run_for(database: Database, registry, actor: Actor, schedule, run) -> str:
+    """The audit run of a scheduled month: the one recorded for it since the claim (a
+    pass that crashed after the audit reuses it), else a new one, committed on its own."""
+    from qms.quality.audits import run_audit
+    from qms.quality.models import AuditRun
+    from qms.reports.service import month_scope
+
+    scope = month_scope(schedule.site_id, run.period)
+    wanted = canonical_json(scope.to_json())
+    with database.transaction(write=False) as session:
+        earlier = session.exec(
+            select(AuditRun)
+            .where(AuditRun.site_id == schedule.site_id, AuditRun.at >= run.claimed_at)
+            .order_by(AuditRun.at)
+        ).all()
+    for audit in earlier:
+        if audit.scope == wanted and audit.by_id is None and audit.kind == scope.kind:
+            return audit.id
+    if registry is None:
+        raise Invalid(_("the scheduler has no checklists to audit with"))
+    with database.transaction() as session:
+        return run_audit(session=session, registry=registry, by=actor, scope=scope, now=utcnow()).id
 
 
 def _made(session, key: str) -> bool:

@@ -18,6 +18,7 @@ from qms.accounts.roles import Permission
 from qms.core.errors import Invalid
 from qms.core.i18n import LANGUAGE_NAMES, _l
 from qms.db import utcnow
+from qms.reports.models import REPORT_TYPE_LABELS
 from qms.scheduling import alerts, service
 from qms.scheduling.models import RELEASE_LABELS
 from qms.web.database import db_session
@@ -36,7 +37,8 @@ CADENCE_LABELS = {
 
 class ScheduleForm(FlaskForm):
     report_type = SelectField(
-        _l("Report"), choices=[SelectChoice(t, t) for t in service.REPORT_CADENCES]
+        _l("Report"),
+        choices=[SelectChoice(t, REPORT_TYPE_LABELS[t]) for t in service.REPORT_CADENCES],
     )
     site_id = SelectField(_l("Site"), validators=[DataRequired()])
     cadence = SelectField(
@@ -103,6 +105,8 @@ def schedules():
             "recipients": json.loads(row.recipients),
             "regulators": json.loads(row.regulators),
             "release": RELEASE_LABELS[row.release],
+            "report": REPORT_TYPE_LABELS.get(row.report_type, row.report_type),
+            "language": LANGUAGE_NAMES.get(row.language, row.language),
             "cadence": CADENCE_LABELS.get(row.cadence, row.cadence),
             "periods": periods.get(row.schedule_id, []),
         }

@@ -66,6 +66,8 @@ def create_app(
     from qms.accounts.views import bp as accounts_bp
     from qms.accounts.views import init_login
     from qms.records.views import bp as records_bp
+    from qms.reports.views import bp as reports_bp
+    from qms.reports.views import public_bp as report_check_bp
     from qms.web import errors, language, layout
     from qms.web.views import bp as web_bp
 
@@ -81,6 +83,8 @@ def create_app(
 
     app.register_blueprint(scheduling_bp)
     app.register_blueprint(delivery_bp)
+    app.register_blueprint(reports_bp)
+    app.register_blueprint(report_check_bp)
     return app
 
 

@@ -58,6 +58,10 @@ def demo_command(force: bool) -> None:
             return
         summary = load_demo(session=session)
     click.echo(summary)
+    from qms.scheduling.demo import deliver_demo_october  # its October report, delivered
+
+    for line in deliver_demo_october(current_runtime()):
+        click.echo(f"  {line}")
 
 
 @click.command("serve")

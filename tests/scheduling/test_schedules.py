@@ -166,16 +166,20 @@ def test_the_command_line_adds_lists_and_runs_due_once(tmp_path, fresh_database_
         assert "SCH-SH-01-2 added" in out and "zh_CN" in out
         first = qms("schedule", "run-due", "--now", "2026-11-02T09:30:00+08:00")
         assert first.count("claimed") == 3  # 2026-10 of the first; 2026-09 and -10 of the second
-        # This installation cannot build site-monthly reports yet (they need audit runs):
-        # each pass says so, and quality officers are alerted once per period.
-        assert (
-            "not generated SCH-SH-01-1:2026-10: site-monthly reports are built from audit" in first
-        )
+        # No signing key yet: each pass says why, and quality officers are alerted once.
+        assert "not generated SCH-SH-01-1:2026-10: no key to sign reports" in first
         second = qms("schedule", "run-due", "--now", "2026-11-02T09:30:00+08:00")
         assert "claimed" not in second and second.count("not generated") == 3
         with database.transaction(write=False) as session:
             codes = [a.code for a in session.exec(select(Alert)).all()]
         assert codes == ["report.not_generated"] * 3
+        # With a key the next pass makes the three reports, once: then nothing is due.
+        from qms.reports.keys import make_demo_keys
+
+        make_demo_keys(runtime.settings, site_name="Test Hospital")
+        third = qms("schedule", "run-due", "--now", "2026-11-02T09:30:00+08:00")
+        assert third.count("generated site-monthly:SH-01:SH-01:") == 3, third
+        assert qms("schedule", "run-due", "--now", "2026-11-02T09:30:00+08:00") == "nothing due\n"
         listed = qms("schedule", "list")
         assert "SCH-SH-01-2 v1 active" in listed and "periods claimed: 2026-09, 2026-10" in listed
         bad = runner.invoke(cli, ["schedule", "run-due", "--now", "2026-11-02T09:30"], obj=runtime)
