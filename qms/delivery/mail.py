@@ -2,8 +2,8 @@
 
 QMS_SMTP_URL: `smtp://user:password@host:port` (plain, or `?starttls=1` to upgrade),
 `smtps://...` for SSL from the start; QMS_MAIL_FROM (required to send), QMS_MAIL_REPLY_TO
-(optional); QMS_CHECK_URL, if set, is the public check page the message links to (the
-report's sha256 is appended). `send` speaks SMTP step by step so that the server's own
+(optional); QMS_CHECK_URL, if set, is the public check page the message links to (where
+the recipient drops the PDF to learn whether it is registered and current). `send` speaks SMTP step by step so that the server's own
 answer (code and text) to the message is what the attempt records.
 """
 

@@ -289,7 +289,7 @@ def compose(database: Database, settings: Settings, delivery: Delivery, config):
             lines.append(
                 _(
                     "Check it on the public check page: %(url)s",
-                    url=config.check_url + report.sha256,
+                    url=config.check_url,
                 )
             )
         lines += [

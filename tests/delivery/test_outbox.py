@@ -61,7 +61,7 @@ def _config(server: SmtpServer) -> mail.SmtpConfig:
             "QMS_SMTP_URL": server.url,
             "QMS_MAIL_FROM": "qms@hospital.example",
             "QMS_MAIL_REPLY_TO": "quality@hospital.example",
-            "QMS_CHECK_URL": "https://qms.hospital.example/check/",
+            "QMS_CHECK_URL": "https://qms.hospital.example/check-report",
         }
     )
 
@@ -104,7 +104,7 @@ def test_a_report_arrives_with_its_pdf_whose_sha256_is_the_registrys(dossier):
     assert attachment.get_content_type() == "application/pdf"
     assert hashlib.sha256(pdf).hexdigest() == report.sha256
     body = message.get_body(("plain",)).get_content()
-    assert report.sha256 in body and "https://qms.hospital.example/check/" + report.sha256 in body
+    assert report.sha256 in body and "https://qms.hospital.example/check-report" in body
     assert "附" in body or "报告" in body  # in the recipient's language (Chinese)
     attempts = _attempts(database)
     assert {(a.channel, a.outcome) for a in attempts} == {
