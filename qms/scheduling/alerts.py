@@ -22,6 +22,7 @@ VERIFY_HEAD_MISSING = "verify.head_missing"
 DELIVERY_FAILED = "delivery.failed"
 REPORT_NOT_GENERATED = "report.not_generated"
 REPORT_AWAITING_APPROVAL = "report.awaiting_approval"
+DEVIATION_OVERDUE = "deviation.overdue"
 
 
 def raise_alert(
@@ -76,5 +77,15 @@ def alert_text(alert: Alert) -> str:
         return _(
             "Report %(report)s was generated on schedule and waits for your approval",
             report=params.get("report", ""),
+        )
+    if alert.code == DEVIATION_OVERDUE:
+        from datetime import datetime
+
+        from qms.core.i18n import format_datetime
+
+        return _(
+            "Deviation %(deviation)s is past its due date (%(due)s)",
+            deviation=params.get("deviation", ""),
+            due=format_datetime(datetime.fromisoformat(params["due"])) if params.get("due") else "",
         )
     return alert.code

@@ -95,7 +95,10 @@ def run_scheduler(
     def nightly() -> None:
         from qms.backup import nightly_backup
         from qms.scheduling.nightly import nightly_verify
+        from qms.scheduling.reminders import remind_overdue_deviations
 
+        for line in remind_overdue_deviations(database, datetime.now(UTC)):
+            say(line)
         run = nightly_verify(database)
         say(f"nightly verify: {'ok' if run.ok else 'FAILED'}, head {run.head_hash}")
         outcome = nightly_backup(runtime, keep=options.backups_kept)
