@@ -35,6 +35,19 @@ CADENCE_LABELS = {
 }
 
 
+DELIVERY_STATUS = {
+    "delivered": _l("delivered"),
+    "failed": _l("not delivered"),
+    "waiting": _l("waiting for the next attempt"),
+}
+ATTEMPT_OUTCOMES = {
+    "accepted": _l("accepted"),
+    "temporary": _l("refused for now"),
+    "permanent": _l("refused"),
+}
+CHANNELS = {"email": _l("email"), "portal": _l("portal")}
+
+
 class ScheduleForm(FlaskForm):
     report_type = SelectField(
         _l("Report"),
@@ -113,10 +126,28 @@ def schedules():
         for row in rows
     ]
     recent = [(a, alerts.alert_text(a)) for a in alerts.recent_alerts(s, set(sites))]
+    from qms.delivery.models import Delivery
+    from qms.delivery.service import states as delivery_states
+
+    deliveries = delivery_states(
+        s,
+        list(
+            s.exec(
+                select(Delivery)
+                .where(Delivery.site_id.in_(sites))
+                .order_by(Delivery.created_at.desc())
+                .limit(100)
+            ).all()
+        ),
+    )
     return render_template(
         "scheduling/schedules.html",
         schedules=shown,
         alerts=recent,
+        deliveries=deliveries,
+        delivery_status=DELIVERY_STATUS,
+        outcomes=ATTEMPT_OUTCOMES,
+        channels=CHANNELS,
         form=form,
         error=error,
     ), (400 if error else 200)
