@@ -41,10 +41,9 @@ def open_report(delivery_id: str):
         abort(404, description=_("There is no such report in your portal."))
     from qms.reports.files import reports_dir
     from qms.reports.models import ReportVersion
-    from qms.web.app import settings_of
 
     report = s.get(ReportVersion, delivery.report_version_id)
-    path = reports_dir(settings_of(current_app)) / report.file_name
+    path = reports_dir(current_app.extensions["qms_settings"]) / report.file_name
     if not path.is_file():
         abort(404, description=_("The file of this report is missing; tell the hospital."))
     service.record_open(s, delivery, current_user.row.id, utcnow())
