@@ -30,14 +30,13 @@ def add_demo_schedule(*, session: Session, site_id: str, regulator: str, now: da
     )
 
 
-def deliver_demo_october(runtime) -> list[str]:
+def deliver_demo_october(runtime, *, officer: str, password: str) -> list[str]:
     """Make the demonstration schedule's October report, have the demonstration quality
     officer approve it with her password, and deliver it to the regulator's portal: what
     the scheduler and a quality officer would have done on 1 November."""
     from sqlmodel import select
 
     from qms.accounts.models import User
-    from qms.demo import PASSWORDS
     from qms.records.signatures import PasswordEntry
     from qms.reports.keys import make_demo_keys
     from qms.reports.models import ReportVersion
@@ -49,15 +48,15 @@ def deliver_demo_october(runtime) -> list[str]:
     november = datetime.fromisoformat("2026-11-01T08:00:00+08:00")
     made = run_due(database, november, settings=settings, registry=runtime.registry)
     with database.transaction() as session:
-        officer = session.exec(select(User).where(User.username == "liu.yang")).one()
+        approver = session.exec(select(User).where(User.username == officer)).one()
         for version_id in made.generated:
             if session.get(ReportVersion, version_id).period == "2026-10":
                 approve_report(
                     session=session,
                     settings=settings,
                     version_id=version_id,
-                    by=officer,
-                    credential=PasswordEntry(PASSWORDS["liu.yang"]),
+                    by=approver,
+                    credential=PasswordEntry(password),
                     freshness_minutes=settings.signature_freshness_minutes,
                 )
     delivered = PassResult()
