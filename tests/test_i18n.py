@@ -284,6 +284,7 @@ def _urls(app, people) -> list[tuple[str, str]]:
         "number": ("1",),
         "sha256": ("0" * 64,),
         "version_id": ("X-0/v1",),  # no report in the demonstration data: its 404 page
+        "delivery_id": ("DLV-0",),  # nor any delivery: its 404 page
     }
     urls = []
     with app.test_request_context():

@@ -81,6 +81,11 @@ def create_app(
     app.register_blueprint(accounts_bp)
     app.register_blueprint(records_bp)
     app.register_blueprint(quality_bp)
+    from qms.delivery.views import bp as delivery_bp
+    from qms.scheduling.views import bp as scheduling_bp
+
+    app.register_blueprint(scheduling_bp)
+    app.register_blueprint(delivery_bp)
     app.register_blueprint(reports_bp)
     app.register_blueprint(report_check_bp)
     return app

@@ -58,6 +58,14 @@ def demo_command(force: bool) -> None:
             return
         summary = load_demo(session=session)
     click.echo(summary)
+    from qms.demo import PASSWORDS
+    from qms.scheduling.demo import deliver_demo_october  # its October report, delivered
+
+    officer = "liu.yang"
+    for line in deliver_demo_october(
+        current_runtime(), officer=officer, password=PASSWORDS[officer]
+    ):
+        click.echo(f"  {line}")
 
 
 @click.command("serve")

@@ -22,6 +22,8 @@ NAVIGATION: list[tuple[Permission, str, str]] = [
     (Permission.VIEW_REPORTS, "reports.index", _l("Reports")),
     (Permission.MANAGE_USERS, "accounts.users", _l("Users")),
     (Permission.MANAGE_USERS, "accounts.login_events", _l("Sign-in log")),
+    (Permission.MANAGE_CHECKLISTS, "scheduling.schedules", _l("Schedules")),
+    (Permission.VIEW_REPORTS, "delivery.portal", _l("Delivered to me")),
 ]
 
 
