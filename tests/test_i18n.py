@@ -153,15 +153,13 @@ QUERIES = {
 DEMO_UNITS = ("K-2026-001", "Y-2026-002")
 ATTRIBUTES = ("title", "placeholder", "aria-label", "alt")
 # Elements (by data-testid) whose words are not the interface's (see _VisibleText).
-DATA_ELEMENTS = ("due", "value")
+DATA_ELEMENTS = ("value",)
 
 
 class _VisibleText(HTMLParser):
     """The text a reader sees: text nodes and the attributes a screen shows or reads out.
 
-    The engine's due items are left out: their words come from qms/checklists, which
-    renders findings and due items from codes (issue 7, item 5), not from this catalog.
-    So are the values a record holds (a field's id and what was entered, e.g. `filter`
+    The values a record holds (a field's id and what was entered, e.g. `filter`
     `none`, `equipment` `LN2-01`): they are data, shown as recorded.
     """
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import flask_babel
+from babel import Locale
+from babel import dates as babel_dates
 from flask import (
     Blueprint,
     abort,
@@ -24,9 +27,11 @@ from qms.accounts.access import is_member
 from qms.accounts.models import Site, User, Ward
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
+from qms.checklists.engine.due import render_due
+from qms.checklists.facts import DueItem
 from qms.checklists.judging import counted_record_ids
 from qms.core.errors import Invalid, SignatureError
-from qms.core.i18n import _, format_datetime
+from qms.core.i18n import _, checklist_text_key, current_language, format_datetime, zone_named
 from qms.core.models import LedgerEntry
 from qms.db import utcnow
 from qms.records import loading
@@ -40,6 +45,28 @@ from qms.web.database import db_session
 from qms.web.registry import get_registry
 
 bp = Blueprint("records", __name__)
+
+
+@bp.app_template_global("due_text")
+def due_text(item: DueItem, checklist=None, zone: str | None = None) -> str:
+    """A due item's words in the reader's language, its times in the site's zone."""
+    tz = zone_named(zone) if zone else flask_babel.get_timezone()
+    locale = Locale.parse(current_language())
+    today = utcnow().astimezone(tz).date()
+
+    def clock(moment: datetime) -> str:
+        local = moment.astimezone(tz)
+        if local.date() == today:
+            return babel_dates.format_time(local, "short", tzinfo=tz, locale=locale)
+        return babel_dates.format_datetime(local, "short", tzinfo=tz, locale=locale)
+
+    return render_due(
+        item,
+        checklist=checklist,
+        lang=checklist_text_key(),
+        gettext=flask_babel.gettext,
+        clock=clock,
+    )
 
 
 @bp.route("/units")
@@ -76,6 +103,9 @@ def units():
             "last": loaded.records[-1] if loaded.records else None,
             "status": STATUS_LABELS[loaded.status],
             "judgement": judged[loaded.row.id],
+            "checklist": get_registry().get(loaded.row.checklist_id, loaded.row.checklist_version)
+            if judged[loaded.row.id] is not None
+            else None,
         }
         for loaded in batch.units
     ]
