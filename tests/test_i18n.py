@@ -271,6 +271,9 @@ def _urls(app, people) -> list[tuple[str, str]]:
         "unit_id": DEMO_UNITS,
         "user_id": (people["li.na"].id,),
         "action": ("unlock",),
+        "step": ("infusion_start",),
+        "record_id": ("K-2026-001#1",),
+        "equipment_id": ("LN2-01",),
     }
     urls = []
     with app.test_request_context():

@@ -1,13 +1,10 @@
-"""The read-only unit page: its step records with signatures, findings and corrections."""
+"""The units list and the unit page (its timeline, findings, due steps and forms); the status change."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 
-import flask_babel
-from babel import Locale
-from babel import dates as babel_dates
 from flask import (
     Blueprint,
     abort,
@@ -27,17 +24,17 @@ from qms.accounts.access import is_member
 from qms.accounts.models import Site, User, Ward
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
-from qms.checklists.engine.due import render_due
-from qms.checklists.facts import DueItem
+from qms.checklists.engine.messages import _in_language
 from qms.checklists.judging import counted_record_ids
 from qms.core.errors import Invalid, SignatureError
-from qms.core.i18n import _, checklist_text_key, current_language, format_datetime, zone_named
+from qms.core.i18n import _, checklist_text_key, format_datetime
 from qms.core.models import LedgerEntry
 from qms.db import utcnow
-from qms.records import loading
+from qms.records import capture, loading
+from qms.records.display import due_text
 from qms.records.forms import UnitStatusForm
 from qms.records.loading import UnitFilter
-from qms.records.models import Unit, UnitStatus
+from qms.records.models import UnitStatus
 from qms.records.queries import signatures_of
 from qms.records.signatures import FreshSession, PasswordEntry
 from qms.records.status import STATUS_LABELS, set_unit_status
@@ -45,28 +42,7 @@ from qms.web.database import db_session
 from qms.web.registry import get_registry
 
 bp = Blueprint("records", __name__)
-
-
-@bp.app_template_global("due_text")
-def due_text(item: DueItem, checklist=None, zone: str | None = None) -> str:
-    """A due item's words in the reader's language, its times in the site's zone."""
-    tz = zone_named(zone) if zone else flask_babel.get_timezone()
-    locale = Locale.parse(current_language())
-    today = utcnow().astimezone(tz).date()
-
-    def clock(moment: datetime) -> str:
-        local = moment.astimezone(tz)
-        if local.date() == today:
-            return babel_dates.format_time(local, "short", tzinfo=tz, locale=locale)
-        return babel_dates.format_datetime(local, "short", tzinfo=tz, locale=locale)
-
-    return render_due(
-        item,
-        checklist=checklist,
-        lang=checklist_text_key(),
-        gettext=flask_babel.gettext,
-        clock=clock,
-    )
+bp.add_app_template_global(due_text, "due_text")
 
 
 @bp.route("/units")
@@ -147,19 +123,22 @@ def _page_number(text: str | None) -> int:
 @bp.route("/units/<unit_id>")
 @permission_required(Permission.VIEW_RECORDS)
 def unit_page(unit_id: str):
+    return render_unit_page(unit_id)
+
+
+def render_unit_page(
+    unit_id: str,
+    *,
+    failed: str | None = None,
+    values=None,
+    error: str | None = None,
+    needs_reason: bool = False,
+    status: int = 200,
+):
+    """The unit page: its timeline, what the rules say, and the forms for what may be
+    recorded now (the one that failed refilled, with its message)."""
     s = db_session()
-    unit = s.get(Unit, unit_id)
-    if unit is None:
-        abort(404, description=_("There is no unit %(unit)s.", unit=unit_id))
-    if not is_member(s, current_user.row, unit.site_id):
-        abort(
-            403,
-            description=_(
-                "Unit %(unit)s belongs to site %(site)s, which is not yours.",
-                unit=unit_id,
-                site=unit.site_id,
-            ),
-        )
+    unit = capture.visible_unit(s, unit_id)
     site = s.get(Site, unit.site_id)
     loaded = loading.load_units_by_id(s, [unit.id])
     (this,) = loaded.units
@@ -232,10 +211,24 @@ def unit_page(unit_id: str):
             )
         }
     )
-    return render_template(
+    checklist = get_registry().get(unit.checklist_id, unit.checklist_version)
+    forms = capture.forms_for(
+        s, unit, checklist, judgement, this.case.steps, values=values, failed=failed
+    )
+    correctable = Permission.LOG_STEPS in accounts.permissions_of(current_user.role)
+    page = render_template(
         "records/unit.html",
         unit=unit,
-        checklist=get_registry().get(unit.checklist_id, unit.checklist_version),
+        checklist=checklist,
+        forms=forms,
+        failed=failed,
+        error=error,
+        needs_reason=needs_reason,
+        correctable=correctable,
+        field_labels=_field_labels(checklist),
+        step_titles={
+            sid: _in_language(d.title, checklist_text_key()) for sid, d in checklist.steps.items()
+        },
         site=site,
         rows=rows,
         people=people,
@@ -249,6 +242,19 @@ def unit_page(unit_id: str):
         freshness=current_app.extensions["qms_settings"].signature_freshness_minutes,
         at=lambda moment: format_datetime(moment, zone=site.timezone, seconds=True),
     )
+    return page, status
+
+
+def _field_labels(checklist) -> dict[str, dict[str, str]]:
+    """Each step's field labels in the reader's language, by field name."""
+    lang = checklist_text_key()
+    return {
+        sid: {
+            name: _in_language(f.label, lang) if f.label else name.replace("_", " ")
+            for name, f in step.fields.items()
+        }
+        for sid, step in checklist.steps.items()
+    }
 
 
 def _status_form(current: str) -> UnitStatusForm | None:
@@ -314,3 +320,6 @@ def unit_status(unit_id: str):
         "success",
     )
     return back
+
+
+capture.register(bp, render_unit_page)

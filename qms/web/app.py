@@ -66,6 +66,7 @@ def create_app(
     from qms.accounts.views import bp as accounts_bp
     from qms.accounts.views import init_login
     from qms.records.views import bp as records_bp
+    from qms.storage.views import bp as storage_bp
     from qms.web import errors, language, layout
     from qms.web.views import bp as web_bp
 
@@ -76,6 +77,7 @@ def create_app(
     app.register_blueprint(web_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(records_bp)
+    app.register_blueprint(storage_bp)
     return app
 
 

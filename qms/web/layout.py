@@ -17,6 +17,7 @@ from qms.core.i18n import _l, checklist_text_key, format_datetime
 # (permission, endpoint, label): the navigation a role sees is what its permissions allow.
 NAVIGATION: list[tuple[Permission, str, str]] = [
     (Permission.VIEW_RECORDS, "records.units", _l("Units")),
+    (Permission.MANAGE_STORAGE, "storage.equipment_list", _l("Storage")),
     (Permission.MANAGE_USERS, "accounts.users", _l("Users")),
     (Permission.MANAGE_USERS, "accounts.login_events", _l("Sign-in log")),
 ]
