@@ -5,11 +5,12 @@ from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
 from qms.core.models import LedgerEntry
 from qms.core.trail import AuditTrailEntry
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
-from qms.storage.models import Equipment, Reading
+from qms.storage.models import Equipment, ExcursionAck, Reading
 
 __all__ = [
     "AuditTrailEntry",
     "Equipment",
+    "ExcursionAck",
     "LedgerEntry",
     "LoginEvent",
     "Reading",

@@ -118,7 +118,8 @@ def build_form(
 ) -> StepForm:
     step_def = checklist.steps[step]
     values = values or {}
-    local_now = now.astimezone(zone_of(zone)).strftime("%Y-%m-%dT%H:%M")
+    # To the second: a step recorded in the same minute as the one before stays after it.
+    local_now = now.astimezone(zone_of(zone)).strftime("%Y-%m-%dT%H:%M:%S")
     fields = []
     for name, fdef in step_def.fields.items():
         kind = INPUT_TYPES.get(fdef.type, "text")

@@ -31,7 +31,7 @@ def _thin(points: Sequence[tuple[datetime, float]]) -> list[tuple[datetime, floa
 
 
 def readings_chart(
-    points: Sequence[tuple[datetime, float]],
+    points: Sequence[tuple[datetime, float, bool]],
     *,
     start: datetime,
     end: datetime,
@@ -39,8 +39,10 @@ def readings_chart(
     high: float | None,
     title: str,
 ) -> Markup:
-    """The SVG of readings between `start` and `end` (°C on the vertical axis)."""
-    points = _thin(points)
+    """The SVG of readings between `start` and `end` (°C on the vertical axis); each point
+    is (time, temperature, part of an excursion)."""
+    marked = [(a, t) for a, t, out in points if out]
+    points = _thin([(a, t) for a, t, _out in points])
     temps = [t for _a, t in points] + [v for v in (low, high) if v is not None]
     top = max(temps) if temps else 0.0
     bottom = min(temps) if temps else -1.0
@@ -77,10 +79,9 @@ def readings_chart(
     if points:
         path = " ".join(f"{x(a):.1f},{y(t):.1f}" for a, t in points)
         parts.append(f'<polyline points="{path}" fill="none" stroke="#0b5fa5" stroke-width="1.5"/>')
-        for a, t in points:
-            if (high is not None and t > high) or (low is not None and t < low):
-                parts.append(
-                    f'<circle class="excursion" cx="{x(a):.1f}" cy="{y(t):.1f}" r="3.5" fill="#a31515"/>'
-                )
+        for a, t in marked[:MAX_POINTS]:
+            parts.append(
+                f'<circle class="excursion" cx="{x(a):.1f}" cy="{y(t):.1f}" r="3.5" fill="#a31515"/>'
+            )
     parts.append("</svg>")
     return Markup("".join(parts))

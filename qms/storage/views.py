@@ -3,25 +3,33 @@ manual readings and data-logger CSV imports."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user
 from sqlmodel import col, select
 
 from qms.accounts.access import is_member
-from qms.accounts.models import Site
+from qms.accounts.models import Site, User
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
-from qms.accounts.service import Actor, permissions_of
-from qms.checklists.engine import effective_records
-from qms.checklists.language import StorageSpec
-from qms.core.errors import Invalid
+from qms.accounts.service import Actor, Lockout, permissions_of, record_signature_failure
+from qms.core.errors import Invalid, QmsError, SignatureError
 from qms.core.i18n import _, format_datetime
 from qms.db import utcnow
-from qms.records import loading
-from qms.records.loading import UnitFilter
+from qms.records.signatures import FreshSession, PasswordEntry
 from qms.records.stepforms import parse_local_time
+from qms.storage import excursions
 from qms.storage.chart import readings_chart
 from qms.storage.loggers import SHOWN_PROBLEMS, gaps, import_log, parse_log
 from qms.storage.models import Equipment, Reading
@@ -52,40 +60,15 @@ def _equipment(s, site: Site, equipment_id: str) -> Equipment:
     return equipment
 
 
-def units_inside(s, site_id: str) -> tuple[dict[str, list], dict[str, list[StorageSpec]]]:
-    """Per device, the open units in it now and the storage limits of their checklists."""
-    batch = loading.load_units(
-        s, site_id=site_id, filter=UnitFilter(status="in_progress"), per_page=None
-    )
-    registry = get_registry()
+def units_inside(s, site_id: str):
+    """Per device, the units in it now and the storage limits of their products."""
     inside: dict[str, list] = {}
-    limits: dict[str, list[StorageSpec]] = {}
-    for loaded in batch.units:
-        steps = effective_records(list(loaded.case.steps))
-        where = None
-        for step in sorted(steps, key=lambda x: x.at):
-            if step.step == "storage_in":
-                where = step.fields.get("equipment")
-            elif step.step == "storage_out":
-                where = None
-        if not isinstance(where, str):
-            continue
-        inside.setdefault(where, []).append(loaded.row)
-        try:
-            checklist = registry.get(loaded.row.checklist_id, loaded.row.checklist_version)
-        except KeyError:
-            continue
-        limits.setdefault(where, []).extend(
-            r.spec for r in checklist.rules if isinstance(r.spec, StorageSpec)
-        )
+    limits: dict[str, tuple] = {}
+    for device, device_stays in excursions.stays(s, site_id, get_registry()).items():
+        now_in = [x for x in device_stays if x.end is None]
+        inside[device] = [x.unit for x in now_in]
+        limits[device] = excursions.band(now_in)
     return inside, limits
-
-
-def _band(specs: list[StorageSpec]) -> tuple[float | None, float | None]:
-    """The strictest limits of the products inside: the lowest maximum, the highest minimum."""
-    highs = [x.max for x in specs if x.max is not None]
-    lows = [x.min for x in specs if x.min is not None]
-    return (max(lows) if lows else None, min(highs) if highs else None)
 
 
 @bp.route("/storage")
@@ -110,7 +93,7 @@ def equipment_list():
         devices=devices,
         latest=latest,
         inside=inside,
-        bands={d.id: _band(limits.get(d.id, [])) for d in devices},
+        bands={d.id: limits.get(d.id, (None, None)) for d in devices},
         at=lambda moment: format_datetime(moment, zone=site.timezone),
     )
 
@@ -132,18 +115,17 @@ def equipment_page(equipment_id: str):
             .order_by(col(Reading.at))
         )
     )
-    inside, limits = units_inside(s, site.id)
-    low, high = _band(limits.get(equipment.id, []))
-    excursions = [
-        r
-        for r in readings
-        if (high is not None and r.temperature_c > high)
-        or (low is not None and r.temperature_c < low)
-    ]
+    device_stays = excursions.stays(s, site.id, get_registry()).get(equipment.id, [])
+    now_in = [x for x in device_stays if x.end is None]
+    low, high = excursions.band(now_in)
+    runs = excursions.find_excursions(readings, device_stays)
+    acks = excursions.acknowledgements(s, equipment.id)
+    # Every reading outside the limits of the units inside at its time is marked.
+    marked = {r.at for r in readings for e, _inside in runs if e.started_at <= r.at <= e.ended_at}
     # Silence up to now counts too: a logger that stopped sending is the gap that matters.
     silent = gaps([r.at for r in readings] + [now], GAP) if readings else []
     chart = readings_chart(
-        [(r.at, r.temperature_c) for r in readings],
+        [(r.at, r.temperature_c, r.at in marked) for r in readings],
         start=since,
         end=now,
         low=low,
@@ -159,10 +141,14 @@ def equipment_page(equipment_id: str):
         periods=list(PERIODS),
         readings=readings,
         latest=readings[-1] if readings else None,
-        excursions=excursions,
+        runs=runs,
+        acks=acks,
+        may_acknowledge=Permission.MANAGE_STORAGE in permissions_of(current_user.role)
+        or Permission.AUDIT in permissions_of(current_user.role),
+        freshness=current_app.extensions["qms_settings"].signature_freshness_minutes,
         gaps=silent,
         gap_minutes=int(GAP.total_seconds() // 60),
-        units=inside.get(equipment.id, []),
+        units=[x.unit for x in now_in],
         low=low,
         high=high,
         chart=chart,
@@ -257,3 +243,54 @@ def import_readings(equipment_id: str):
     s.commit()
     flash(_("%(count)s readings imported.", count=count), "success")
     return redirect(url_for("storage.equipment_page", equipment_id=equipment.id, period="30d"))
+
+
+@bp.route("/storage/<equipment_id>/excursions", methods=["POST"])
+@permission_required(Permission.VIEW_RECORDS)
+def acknowledge_excursion(equipment_id: str):
+    """A pharmacist's or quality officer's signed acknowledgement of one excursion."""
+    s, site = _site()
+    equipment = _equipment(s, site, equipment_id)
+    back = redirect(url_for("storage.equipment_page", equipment_id=equipment.id, period="30d"))
+    settings = current_app.extensions["qms_settings"]
+    user = s.get(User, current_user.id)
+    password = request.form.get("password") or ""
+    now = utcnow()
+    try:
+        try:
+            started = datetime.fromisoformat(request.form.get("started_at") or "")
+        except ValueError:
+            raise Invalid(_("Choose the excursion to acknowledge.")) from None
+        credential = (
+            PasswordEntry(password)
+            if password
+            else FreshSession(user.id, datetime.fromtimestamp(session.get("password_at", 0), UTC))
+        )
+        excursions.acknowledge(
+            session=s,
+            registry=get_registry(),
+            by=user,
+            credential=credential,
+            freshness_minutes=settings.signature_freshness_minutes,
+            equipment_id=equipment.id,
+            started_at=started,
+            comment=request.form.get("comment") or "",
+            now=now,
+            lockout=Lockout.of(settings),
+        )
+    except QmsError as exc:
+        s.rollback()
+        if isinstance(exc, SignatureError) and exc.failed_username:
+            record_signature_failure(
+                session=s, username=exc.failed_username, remote_addr=request.remote_addr
+            )
+            s.commit()
+        if not isinstance(exc, Invalid):
+            raise
+        flash(str(exc), "error")
+        return back
+    s.commit()
+    if password:
+        session["password_at"] = now.timestamp()
+    flash(_("Excursion acknowledged."), "success")
+    return back

@@ -4,6 +4,7 @@ marked, manual readings, and data-logger CSV imports that store all or nothing."
 from __future__ import annotations
 
 import io
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from qms.core.verify import verify
 from qms.records import service as records
 from qms.records.signatures import PasswordEntry
 from qms.storage.loggers import parse_log
-from qms.storage.models import Reading
+from qms.storage.models import ExcursionAck, Reading
 from qms.storage.service import register_equipment
 from tests.conftest import DEFAULT_PASSWORD
 
@@ -138,7 +139,7 @@ def test_the_equipment_page_marks_excursions_and_lists_units_inside(
     assert "≤ -120" in html  # Kymriah's storage limit, from the unit inside
     assert 'href="/units/K-1"' in html
     assert html.count('class="excursion"') == 1
-    assert "1 reading outside the limits" in html
+    assert "1 excursion" in html and "warmest -110.0 °C" in html
     # The logger was silent between the last reading and now: more than 30 minutes.
     assert 'data-testid="gaps"' in html
     listing = client.get("/storage").get_data(as_text=True)
@@ -165,3 +166,52 @@ def test_parse_log_names_every_bad_line():
     parsed = parse_log(text, unit="C", zone="UTC")
     assert [p.split(":")[0] for p in parsed.problems] == ["line 3", "line 4", "line 5"]
     assert len(parsed.readings) == 1
+
+
+def test_an_excursion_is_acknowledged_as_a_signed_record_naming_the_units(
+    client, login, freezer, session, registry
+):
+    unit = records.register_unit(
+        session=session, registry=registry, by=freezer, unit_id="K-2", checklist_id="kymriah",
+        site_id="SH-01", patient_ref="P-2", coi_id="CHG123426ABC123", profile="us",
+        now=datetime.now(UTC) - timedelta(hours=5),
+    )  # fmt: skip
+    records.log_step(
+        session=session, registry=registry, unit_id=unit.id, step="storage_in",
+        performed_at=datetime.now(UTC) - timedelta(hours=4), by=freezer,
+        fields={"equipment": "LN2-01", "temperature_c": -160},
+        credential=PasswordEntry(DEFAULT_PASSWORD), freshness_minutes=5,
+        reason="receipt recorded on paper",
+    )  # fmt: skip
+    session.commit()
+    login(freezer)
+    url = "/storage/LN2-01/import"
+    start = datetime.now(SHANGHAI).replace(tzinfo=None) - timedelta(hours=3)
+    client.post(
+        url, data={**_csv(_lines(start, [-160, -110, -105, -158])), "unit": "C",
+                   "zone": "Asia/Shanghai", "action": "import", "csrf_token": _token(client, url)},
+        content_type="multipart/form-data",
+    )  # fmt: skip
+    html = client.get("/storage/LN2-01").get_data(as_text=True)
+    started = re.search(r'name="started_at" value="([^"]+)"', html).group(1)
+    token = _token(client, "/storage/LN2-01")
+    wrong = client.post(
+        "/storage/LN2-01/excursions",
+        data={"started_at": started, "comment": "door left open", "password": "nope",
+              "csrf_token": token},
+    )  # fmt: skip
+    assert wrong.status_code == 302
+    session.expire_all()
+    assert session.exec(select(func.count()).select_from(ExcursionAck)).one() == 0
+    done = client.post(
+        "/storage/LN2-01/excursions",
+        data={"started_at": started, "comment": "door left open 20 min; product assessed",
+              "password": DEFAULT_PASSWORD, "csrf_token": token},
+    )  # fmt: skip
+    assert done.status_code == 302
+    session.expire_all()
+    (ack,) = session.exec(select(ExcursionAck)).all()
+    assert json.loads(ack.units) == ["K-2"] and ack.warmest_c == -105.0
+    page = client.get("/storage/LN2-01").get_data(as_text=True)
+    assert 'data-testid="acknowledged"' in page and "door left open 20 min" in page
+    assert verify(session).ok

@@ -28,7 +28,9 @@
   function liveCheck(form) {
     var box = form.querySelector(".live-check");
     if (!box) { return; }
+    var asked = (form.liveAsked = (form.liveAsked || 0) + 1);
     post(form.dataset.check, new FormData(form)).then(function (result) {
+      if (asked !== form.liveAsked) { return; }  // a later check is on its way
       box.textContent = "";
       list(box, result.errors, "field-error");
       list(box, result.findings, "finding sev-major");
