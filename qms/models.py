@@ -18,7 +18,7 @@ from qms.quality.models import (
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
 from qms.reports.models import ReportVersion
 from qms.scheduling.models import Alert, JobRun, Schedule, ScheduleRun
-from qms.storage.models import Equipment, Reading
+from qms.storage.models import Equipment, ExcursionAck, Reading
 
 __all__ = [
     "Alert",
@@ -31,6 +31,7 @@ __all__ = [
     "Deviation",
     "DeviationEvent",
     "Equipment",
+    "ExcursionAck",
     "FindingReview",
     "JobRun",
     "LedgerAnchor",

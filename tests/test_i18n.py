@@ -156,15 +156,13 @@ DEMO_UNITS = ("K-2026-001", "Y-2026-002")
 DEMO_DEVIATION = f"DEV-SH01-{datetime.now(ZoneInfo('Asia/Shanghai')).year}-0001"
 ATTRIBUTES = ("title", "placeholder", "aria-label", "alt")
 # Elements (by data-testid) whose words are not the interface's (see _VisibleText).
-DATA_ELEMENTS = ("due", "value")
+DATA_ELEMENTS = ("value",)
 
 
 class _VisibleText(HTMLParser):
     """The text a reader sees: text nodes and the attributes a screen shows or reads out.
 
-    The engine's due items are left out: their words come from qms/checklists, which
-    renders findings and due items from codes (issue 7, item 5), not from this catalog.
-    So are the values a record holds (a field's id and what was entered, e.g. `filter`
+    The values a record holds (a field's id and what was entered, e.g. `filter`
     `none`, `equipment` `LN2-01`): they are data, shown as recorded.
     """
 
@@ -285,6 +283,9 @@ def _urls(app, people) -> list[tuple[str, str]]:
         "sha256": ("0" * 64,),
         "version_id": ("X-0/v1",),  # no report in the demonstration data: its 404 page
         "delivery_id": ("DLV-0",),  # nor any delivery: its 404 page
+        "step": ("infusion_start",),
+        "record_id": ("K-2026-001#1",),
+        "equipment_id": ("LN2-01",),
     }
     urls = []
     with app.test_request_context():

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Float, UniqueConstraint
+from sqlalchemy import Column, Float, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from qms.core.canonical import canonical_time
-from qms.core.ledger import NUMBER, TIME, declare
+from qms.core.ledger import JSON, NUMBER, TIME, USER, declare
 from qms.core.ledger import Chained as C
 from qms.core.models import ledger_seq_column
 from qms.db import UTCDateTime, utcnow
@@ -69,5 +69,46 @@ READING = declare(
         C("source"),
         C("imported_at", encoding=TIME),
         C("imported_by"),
+    ],
+)
+
+
+class ExcursionAck(SQLModel, table=True):
+    """An excursion acknowledged by a pharmacist or quality officer: a signed ledger record
+    naming the readings' span, the comment, and the units that were inside."""
+
+    __tablename__ = "excursion_ack"
+
+    id: str = Field(primary_key=True, max_length=120)  # "<equipment>@<first reading's time>"
+    equipment_id: str = Field(foreign_key="equipment.id", max_length=64, index=True)
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    ended_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    warmest_c: float = Field(sa_column=Column(Float, nullable=False))
+    comment: str = Field(sa_column=Column(Text, nullable=False))
+    units: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # canonical JSON
+    by_id: int = Field(foreign_key="app_user.id")
+    by_role: str = Field(max_length=32)
+    printed_name: str = Field(max_length=200)
+    method: str = Field(max_length=16)  # password | session
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    ledger_seq: int = Field(sa_column=ledger_seq_column())
+
+
+EXCURSION_ACK = declare(
+    ExcursionAck,
+    kind="excursion_ack",
+    chained=[
+        C("id"),
+        C("equipment", "equipment_id"),
+        C("started_at", encoding=TIME),
+        C("ended_at", encoding=TIME),
+        C("warmest_c", encoding=NUMBER),
+        C("comment"),
+        C("units", encoding=JSON),
+        C("by", "by_id", USER),
+        C("by_role"),
+        C("printed_name"),
+        C("method"),
+        C("at", encoding=TIME),
     ],
 )

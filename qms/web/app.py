@@ -69,6 +69,7 @@ def create_app(
     from qms.records.views import bp as records_bp
     from qms.reports.views import bp as reports_bp
     from qms.reports.views import public_bp as report_check_bp
+    from qms.storage.views import bp as storage_bp
     from qms.web import errors, language, layout, security
     from qms.web.views import bp as web_bp
 
@@ -88,6 +89,7 @@ def create_app(
     app.register_blueprint(delivery_bp)
     app.register_blueprint(reports_bp)
     app.register_blueprint(report_check_bp)
+    app.register_blueprint(storage_bp)
     return app
 
 

@@ -20,6 +20,7 @@ NAVIGATION: list[tuple[Permission, str, str]] = [
     (Permission.AUDIT, "quality.runs", _l("Quality")),
     (Permission.VIEW_REPORTS, "quality.oversight", _l("Deviations and CAPA")),
     (Permission.VIEW_REPORTS, "reports.index", _l("Reports")),
+    (Permission.MANAGE_STORAGE, "storage.equipment_list", _l("Storage")),
     (Permission.MANAGE_USERS, "accounts.users", _l("Users")),
     (Permission.MANAGE_USERS, "accounts.login_events", _l("Sign-in log")),
     (Permission.MANAGE_CHECKLISTS, "scheduling.schedules", _l("Schedules")),

@@ -1,7 +1,7 @@
 """report registry: one append-only, chained row per report version
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01 14:15:56.669110
 """
 
@@ -15,7 +15,7 @@ import qms.db
 from qms.core.migration import append_only, drop_append_only
 
 revision: str = "0008"
-down_revision: str | Sequence[str] | None = "0006"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
