@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, send_file
+from flask import Blueprint, abort, current_app, redirect, render_template, send_file, url_for
 from flask_login import current_user
 
+from qms.accounts.access import is_member
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
+from qms.core.errors import NotFound
 from qms.core.i18n import _
 from qms.db import utcnow
 from qms.delivery import service
 from qms.delivery.models import PORTAL, Delivery
+from qms.reports.service import visible_version
 from qms.web.database import db_session
 
 bp = Blueprint("delivery", __name__)
@@ -31,14 +34,21 @@ def portal():
 @permission_required(Permission.VIEW_REPORTS)
 def open_report(delivery_id: str):
     s = db_session()
+    user = current_user.row
     delivery = s.get(Delivery, delivery_id)
-    # Only the regulator it was delivered to sees it: anyone else gets the same 404.
-    if (
-        delivery is None
-        or delivery.channel != PORTAL
-        or delivery.recipient != current_user.row.username
-    ):
+    # Another site's delivery (or one no longer of the regulator's sites) answers as missing.
+    if delivery is None or delivery.channel != PORTAL or not is_member(s, user, delivery.site_id):
         abort(404, description=_("There is no such report in your portal."))
+    if delivery.recipient != user.username:
+        # Someone else of the site reads the report where reports are read, if they may
+        # (its opening is the recipient's to record); else the same 404.
+        try:
+            row = visible_version(
+                s, user, delivery.report_version_id, permission=Permission.VIEW_REPORTS
+            )
+        except NotFound:
+            abort(404, description=_("There is no such report in your portal."))
+        return redirect(url_for("reports.version", version_id=row.id))
     from qms.reports.files import reports_dir
     from qms.reports.models import ReportVersion
 

@@ -32,6 +32,7 @@ from qms.accounts.service import Actor
 from qms.checklists.facts import KINDS, SEVERITIES, Finding
 from qms.checklists.judging import UnitCase
 from qms.core import ledger
+from qms.core.anchors import anchor
 from qms.core.canonical import canonical_json
 from qms.core.clock import zone_of
 from qms.core.errors import Invalid, NotFound
@@ -191,7 +192,15 @@ def record_run(
         counts=canonical_json(result.counts),
         findings=canonical_json([f.to_record() for f in result.findings]),
     )
-    return ledger.write(session, run)
+    ledger.write(session, run)
+    anchor(
+        session,
+        source="audit",
+        source_ref=run.id,
+        head_seq=result.covers[0],
+        head_hash=result.covers[1],
+    )
+    return run
 
 
 def run_audit(

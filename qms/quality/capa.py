@@ -441,6 +441,8 @@ def record_effectiveness(
     ledger.lock(session)
     state = _for_officer(session, by, capa_id)
     _still_closed_unchecked(state)
+    if not (run_id or "").strip():  # no run named: the form, not a missing object
+        raise Invalid(_("record the verdict from this CAPA's effectiveness run"))
     run = audits.visible_run(session, by, run_id)
     if not _prepares(state, run):
         raise Invalid(_("record the verdict from this CAPA's effectiveness run"))

@@ -163,11 +163,13 @@ def derive(
 
 
 def audience(user: User) -> str | None:
-    """officer (runs the quality system), staff (ward, pharmacy), regulator, or None (admin)."""
+    """officer (runs the quality system), staff (ward, pharmacy; admins read as staff),
+    regulator, or None (no role that reads records or reports)."""
     granted = permissions_of(user.role)
     if Permission.AUDIT in granted:
         return "officer"
-    if Permission.LOG_STEPS in granted:
+    if Permission.LOG_STEPS in granted or Permission.VIEW_RECORDS in granted:
+        # Admins see the units and step records of their sites: their deviations and CAPA too.
         return "staff"
     if Permission.VIEW_REPORTS in granted and Permission.VIEW_RECORDS not in granted:
         return "regulator"

@@ -26,6 +26,7 @@ from qms.accounts.roles import Permission
 from qms.accounts.service import Actor
 from qms.config import Settings
 from qms.core import ledger
+from qms.core.anchors import anchor
 from qms.core.clock import local
 from qms.core.errors import Conflict, Invalid, NotFound
 from qms.core.i18n import _, _l
@@ -285,6 +286,13 @@ def _store(session: Session, settings: Settings, row: ReportVersion, content: by
     files.write_atomically(path, content)
     files.crash_point("after-link")
     ledger.write(session, row)
+    anchor(
+        session,
+        source="report",
+        source_ref=row.id,
+        head_seq=row.ledger_head_seq,
+        head_hash=row.ledger_head_hash,
+    )
     files.crash_point("after-row")
 
 

@@ -24,7 +24,7 @@ from flask_login import current_user
 
 from qms.accounts import service as accounts
 from qms.accounts.models import User
-from qms.accounts.permissions import has_permission, permission_required
+from qms.accounts.permissions import has_permission, permission_required, public
 from qms.accounts.roles import Permission
 from qms.accounts.service import sites_of
 from qms.core.errors import Invalid, NotFound, QmsError, SignatureError
@@ -279,6 +279,7 @@ def check():
 
 
 @public_bp.route("/check-report", methods=["GET", "POST"])
+@public  # anyone holding a printed report may check it, on purpose
 def public_check():
     """No sign-in: only whether the hash is registered, which report, superseded or not."""
     found = state = digest = None

@@ -21,7 +21,7 @@ from qms.core.models import LedgerEntry
 from qms.core.verify import VerifyReport, verify
 from qms.db import Database
 from qms.records import service
-from qms.records.models import StepRecord
+from qms.records.models import StepRecord, Unit
 from qms.records.signatures import PasswordEntry, WitnessCredential
 from qms.storage import service as storage
 from qms.storage.models import Reading
@@ -305,6 +305,79 @@ def test_verify_names_an_anchored_head_that_was_rewritten(built):
     assert len(problems) == 1
     assert "anchored by report RPT-1" in problems[0].message
     assert "record 7 now has another hash" in problems[0].message
+
+
+def _truncate_to(database: Database, seq: int, tables: tuple[str, ...], *deletes: str) -> None:
+    """Remove the ledger's entries after `seq` and, by the DELETE statements given, their
+    typed rows, triggers dropped and restored: a shorter chain, whole in itself."""
+    _unprotect(database, "ledger_entry", *tables)
+    with database.transaction() as s:
+        for statement in deletes:
+            s.exec(text(statement))
+        s.exec(text("DELETE FROM ledger_entry WHERE seq > :seq"), params={"seq": seq})
+    _reprotect(database, "ledger_entry", *tables)
+
+
+def test_an_audit_run_anchors_the_head_it_judged(built, registry):
+    """Removing the records an audit run judged (and the run) is named by verify."""
+    from qms.quality import audits
+
+    with built.transaction() as s:
+        officer = accounts.create_user(
+            session=s,
+            actor=accounts.Actor.system("test"),
+            username="liu.yang",
+            full_name="Liu Yang",
+            role="quality_officer",
+            password=PASSWORD,
+            site_ids=["SH-01"],
+        )
+        run = audits.run_audit(
+            session=s,
+            registry=registry,
+            by=officer,
+            scope=audits.AuditScope(site_id="SH-01"),
+            now=T0 + timedelta(days=1),
+        )
+        run_id, covered = run.id, json.loads(run.covers)
+    assert covered["seq"] == 7 and _verify(built).ok
+    _truncate_to(
+        built,
+        6,
+        ("audit_run", "signature"),
+        "DELETE FROM audit_run",
+        "DELETE FROM signature WHERE ledger_seq = 7",
+    )
+    messages = [p.message for p in _verify(built).problems]
+    assert any(
+        f"the head anchored by audit run {run_id}" in m and "record 7 was removed" in m
+        for m in messages
+    ), messages
+
+
+def test_a_report_anchors_the_head_it_covers(built, tmp_path):
+    """Removing the records a registered report covers (and its row) is named by verify."""
+    from tests.conftest import make_test_settings
+    from tests.reports.conftest import registered_dossier
+
+    settings = make_test_settings(tmp_path)
+    with built.transaction() as s:
+        nurse = accounts.get_user_by_username(session=s, username="li.na")
+        row = registered_dossier(s, settings, s.get(Unit, "U-1"), nurse, T0)
+        report_id, covered = row.id, row.ledger_head_seq
+    assert covered == 7 and _verify(built).ok
+    _truncate_to(
+        built,
+        6,
+        ("report_version", "signature"),
+        "DELETE FROM report_version",
+        "DELETE FROM signature WHERE ledger_seq = 7",
+    )
+    messages = [p.message for p in _verify(built).problems]
+    assert any(
+        f"the head anchored by report {report_id}" in m and "record 7 was removed" in m
+        for m in messages
+    ), messages
 
 
 def test_anchors_are_append_only(built):
