@@ -19,7 +19,7 @@ def init_db_command() -> None:
     """Create or upgrade the database schema to the newest migration (safe to repeat)."""
     database = _database()
     try:
-        migrate(database.url)
+        migrate(database.url, seal_key=database.seal_key)
     except OperationalError as exc:
         raise click.ClickException(
             f"cannot reach the database at {_redacted(database.url)}: {exc.orig}"
