@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint format bench i18n clean-venv
+.PHONY: run test lint format bench i18n clean-venv system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,25 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@ $(VENV)/.installed-app
 
-run: $(VENV)/.installed-app
+# Reports need a CJK font (without one, Chinese prints as empty boxes) and pdftoppm
+# (the page-1 preview): install them when missing (as root), else say what to install.
+system-packages:
+	@need=""; \
+	fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || need="$$need fonts-noto-cjk"; \
+	command -v pdftoppm >/dev/null 2>&1 || need="$$need poppler-utils"; \
+	if [ -n "$$need" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
+	  else echo "make run: install$$need (apt-get install$$need) for the reports"; exit 1; fi; \
+	fi
+
+run: $(VENV)/.installed-app system-packages
 	QMS_SECURE_COOKIES=0 $(BIN)/qms init-db
 	QMS_SECURE_COOKIES=0 $(BIN)/qms demo
+	QMS_SECURE_COOKIES=0 $(BIN)/qms keys demo --site-name "Xuhui Demonstration Hospital, Shanghai"
+	@# The scheduler runs beside the web server; Ctrl-C stops both (the trap, should serve end first).
+	@QMS_SECURE_COOKIES=0 $(BIN)/qms scheduler & scheduler=$$!; \
+	trap 'kill $$scheduler 2>/dev/null; wait $$scheduler 2>/dev/null' EXIT INT TERM; \
 	QMS_SECURE_COOKIES=0 $(BIN)/qms serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test

@@ -25,6 +25,9 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "qms.identifiers.cli": ("identify",),
     "qms.checklists.cli": ("checklist", "evaluate"),
     "qms.records.cli": ("import", "export", "verify"),
+    "qms.scheduling.cli": ("schedule", "scheduler", "backup"),
+    "qms.quality.cli": ("audit",),
+    "qms.reports.cli": ("report", "keys"),
 }
 
 

@@ -202,9 +202,14 @@ def alembic_config(url: str, connection: Connection | None = None) -> AlembicCon
     return config
 
 
-def migrate(url: str, *, connection: Connection | None = None) -> None:
-    """Bring the schema to the newest migration; safe to run again."""
-    command.upgrade(alembic_config(url, connection), "head")
+def migrate(
+    url: str, *, connection: Connection | None = None, seal_key: bytes | None = None
+) -> None:
+    """Bring the schema to the newest migration; safe to run again. A migration that
+    chains existing rows (0011, equipment) seals them with `seal_key`, as the app would."""
+    config = alembic_config(url, connection)
+    config.attributes[SEAL_KEY] = seal_key
+    command.upgrade(config, "head")
 
 
 def current_revision(url: str) -> str | None:

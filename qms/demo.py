@@ -56,6 +56,9 @@ def load_demo(*, session: Session) -> str:
         )
     session.flush()
     units = load_demo_records(session=session, registry=Registry.from_directory(), now=utcnow())
+    from qms.scheduling.demo import add_demo_schedule
+
+    add_demo_schedule(session=session, site_id=site_id, regulator="zhao.lei", now=utcnow())
     lines = [
         f"demonstration data loaded: {site_name} ({site_id}), {len(DEMO_WARDS)} wards, "
         f"units {', '.join(units)}"

@@ -5,16 +5,44 @@ from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
 from qms.core.anchors import LedgerAnchor
 from qms.core.models import LedgerEntry
 from qms.core.trail import AuditTrailEntry
+from qms.delivery.models import Delivery, DeliveryAttempt, PortalOpen
+from qms.quality.models import (
+    AuditRun,
+    Capa,
+    CapaEvent,
+    Deviation,
+    DeviationEvent,
+    FindingReview,
+    QualityParameter,
+)
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
-from qms.storage.models import Equipment, Reading
+from qms.reports.models import ReportVersion
+from qms.scheduling.models import Alert, JobRun, Schedule, ScheduleRun
+from qms.storage.models import Equipment, ExcursionAck, Reading
 
 __all__ = [
+    "Alert",
+    "AuditRun",
     "AuditTrailEntry",
+    "Capa",
+    "CapaEvent",
+    "Delivery",
+    "DeliveryAttempt",
+    "Deviation",
+    "DeviationEvent",
     "Equipment",
+    "ExcursionAck",
+    "FindingReview",
+    "JobRun",
     "LedgerAnchor",
     "LedgerEntry",
     "LoginEvent",
+    "PortalOpen",
+    "QualityParameter",
     "Reading",
+    "ReportVersion",
+    "Schedule",
+    "ScheduleRun",
     "Signature",
     "Site",
     "StepRecord",

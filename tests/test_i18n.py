@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from babel.messages.extract import extract_from_dir
@@ -151,17 +152,17 @@ QUERIES = {
 }
 # A value for each URL parameter of the app's routes.
 DEMO_UNITS = ("K-2026-001", "Y-2026-002")
+# The demo's first deviation (its typed infusion rate opens one), numbered in its year.
+DEMO_DEVIATION = f"DEV-SH01-{datetime.now(ZoneInfo('Asia/Shanghai')).year}-0001"
 ATTRIBUTES = ("title", "placeholder", "aria-label", "alt")
 # Elements (by data-testid) whose words are not the interface's (see _VisibleText).
-DATA_ELEMENTS = ("due", "value")
+DATA_ELEMENTS = ("value",)
 
 
 class _VisibleText(HTMLParser):
     """The text a reader sees: text nodes and the attributes a screen shows or reads out.
 
-    The engine's due items are left out: their words come from qms/checklists, which
-    renders findings and due items from codes (issue 7, item 5), not from this catalog.
-    So are the values a record holds (a field's id and what was entered, e.g. `filter`
+    The values a record holds (a field's id and what was entered, e.g. `filter`
     `none`, `equipment` `LN2-01`): they are data, shown as recorded.
     """
 
@@ -273,6 +274,18 @@ def _urls(app, people) -> list[tuple[str, str]]:
         "unit_id": DEMO_UNITS,
         "user_id": (people["li.na"].id,),
         "action": ("unlock",),
+        # The quality pages (their objects exist in the demo or answer 404, in Chinese too).
+        "run_id": ("AUD-SH01-2026-0001",),
+        "deviation_id": (DEMO_DEVIATION,),
+        "capa_id": ("CAPA-SH01-2026-0001",),
+        "index": (0,),
+        "number": ("1",),
+        "sha256": ("0" * 64,),
+        "version_id": ("X-0/v1",),  # no report in the demonstration data: its 404 page
+        "delivery_id": ("DLV-0",),  # nor any delivery: its 404 page
+        "step": ("infusion_start",),
+        "record_id": ("K-2026-001#1",),
+        "equipment_id": ("LN2-01",),
     }
     urls = []
     with app.test_request_context():

@@ -150,8 +150,71 @@ def test_records_chained_at_revision_0003_still_verify_after_the_upgrade(backend
             report = verify(s)
             old, new = s.get(LedgerEntry, 2).content, s.get(LedgerEntry, 3).content
         assert report.ok, report.problems
-        assert report.rows_checked == 3
+        assert report.rows_checked == 4  # unit, step, then the device and its reading
         assert '"v":1' in old and json.loads(old)["findings"][0]["message"].startswith("Thaw")
         assert json.loads(new)["v"] == 2
+    finally:
+        database.dispose()
+
+
+def test_equipment_of_revision_0010_is_chained_and_sealed_by_the_upgrade(backend, empty_databases):
+    """Devices registered before equipment was chained (and a reading of one) get their
+    ledger entries from migration 0011, sealed with the key `qms init-db` passes; the
+    ledger then verifies, and moving a device is refused by the database."""
+    from datetime import UTC, datetime
+
+    import pytest
+    from sqlalchemy import insert, text
+    from sqlalchemy.exc import DBAPIError
+
+    from qms.core.verify import verify
+    from qms.db import Database
+    from qms.storage.models import Equipment
+
+    key = bytes.fromhex("42" * 32)
+    url = empty_databases.new(backend, migrated=False)
+    command.upgrade(alembic_config(url), "0010")
+    at = datetime(2026, 10, 2, 1, 0, tzinfo=UTC)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as c:  # what the code of revision 0010 wrote
+            c.execute(
+                text(
+                    "INSERT INTO site (id, name, timezone, created_at) VALUES ('SH-01', 'Old', 'Asia/Shanghai', :t)"
+                ),
+                {"t": at},
+            )
+            for n, device in enumerate(("LN2-02", "LN2-01")):
+                c.execute(  # through the column types, as the app stored them
+                    insert(Equipment.__table__).values(
+                        id=device,
+                        site_id="SH-01",
+                        kind="ln2_vapour",
+                        description="Dewar",
+                        active=True,
+                        created_at=at.replace(minute=n),
+                        created_by="admin",
+                    )
+                )
+    finally:
+        engine.dispose()
+    migrate(url, seal_key=key)
+    database = Database(url, seal_key=key)
+    try:
+        with database.transaction(write=False) as s:
+            report = verify(s, seal_key=key)
+            chained = s.execute(
+                text(
+                    "SELECT e.id, l.seq FROM equipment e JOIN ledger_entry l ON l.seq = e.ledger_seq ORDER BY l.seq"
+                )
+            ).all()
+        assert report.ok, report.problems
+        assert report.sealed_from == 1
+        assert [row[0] for row in chained] == ["LN2-02", "LN2-01"]  # in the order created
+        with pytest.raises(DBAPIError, match="append-only"):
+            with database.transaction() as s:
+                s.execute(text("UPDATE equipment SET site_id = 'BJ-02' WHERE id = 'LN2-01'"))
+        with database.transaction() as s:  # taking a device out of use stays possible
+            s.execute(text("UPDATE equipment SET active = false WHERE id = 'LN2-01'"))
     finally:
         database.dispose()

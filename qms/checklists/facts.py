@@ -156,4 +156,6 @@ class DueItem:
     rule: str | None
     by: datetime | None
     not_before: datetime | None
-    message: str
+    message: str  # in English, times in the ward's clock (for commands and logs)
+    code: str = "due.next"  # its words in the reader's language: engine.due.render_due
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)

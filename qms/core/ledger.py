@@ -416,8 +416,8 @@ def flush_batch(session: Session) -> None:
     pending.rows.clear()
 
 
-def _columns_of(table, row: SQLModel) -> dict[str, Any]:
-    if isinstance(row, Draft):
+def _columns_of(table, row: SQLModel | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(row, Mapping):
         values = {column.name: row.get(column.name) for column in table.columns}
     else:
         values = {column.name: getattr(row, column.name) for column in table.columns}

@@ -9,6 +9,9 @@ migration that re-installs it on existing databases.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import sqlalchemy as sa
 from alembic import op
 
 REFUSE_FUNCTION = """
@@ -37,31 +40,39 @@ def drop_refuse_function() -> None:
         op.execute("DROP FUNCTION IF EXISTS qms_refuse_change()")
 
 
-def append_only_sql(dialect: str, table: str) -> list[str]:
+def append_only_sql(dialect: str, table: str, guarded: Sequence[str] | None = None) -> list[str]:
     """The statements that make the database refuse UPDATE and DELETE (and TRUNCATE on
-    PostgreSQL) on `table`."""
+    PostgreSQL) on `table`; with `guarded`, an UPDATE only of those columns is refused
+    (the others may change: equipment's `active`)."""
+    update = f"UPDATE OF {', '.join(guarded)}" if guarded else "UPDATE"
     if dialect == "postgresql":
         return [
-            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            f"CREATE TRIGGER {table}_append_only BEFORE {update} OR DELETE ON {table} "
             "FOR EACH ROW EXECUTE FUNCTION qms_refuse_change()",
             f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
             "FOR EACH STATEMENT EXECUTE FUNCTION qms_refuse_change()",
         ]
     return [
-        f"CREATE TRIGGER {table}_refuse_{operation.lower()} BEFORE {operation} ON {table} "
+        f"CREATE TRIGGER {table}_refuse_{operation.lower()} BEFORE {clause} ON {table} "
         f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {operation} refused "
         "(a correction is a new record with a reason)'); END"
-        for operation in ("UPDATE", "DELETE")
+        for operation, clause in (("UPDATE", update), ("DELETE", "DELETE"))
     ]
 
 
-def append_only(table: str) -> None:
-    """Make the database refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL) on `table`.
+def append_only(table: str, *, mutable: Sequence[str] = ()) -> None:
+    """Make the database refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL) on `table`;
+    `mutable` names columns that may still be updated (every other column is guarded).
 
     SQLite note: a batch "move and copy" rebuilds a table and loses its triggers: call
     this again after any batch operation on a protected table.
     """
-    for statement in append_only_sql(op.get_bind().dialect.name, table):
+    bind = op.get_bind()
+    guarded = None
+    if mutable:
+        columns = [c["name"] for c in sa.inspect(bind).get_columns(table)]
+        guarded = [c for c in columns if c not in mutable]
+    for statement in append_only_sql(bind.dialect.name, table, guarded):
         op.execute(statement)
 
 

@@ -632,6 +632,23 @@ def _check_typed_rows(dbapi, dialect: str, report: VerifyReport, thorough: bool)
         finally:
             cursor.close()
         report.rows_checked += joined
+        if declaration.model.__table__.c.ledger_seq.nullable:
+            # A table chained after it had rows (equipment): a row without its entry was
+            # added outside qms.
+            cursor = dbapi.cursor()
+            try:
+                cursor.execute(f"SELECT id FROM {table} WHERE ledger_seq IS NULL LIMIT 100")  # noqa: S608 (a declared table)
+                for (ref,) in cursor.fetchall():
+                    problems.append(
+                        Problem(
+                            None,
+                            declaration.kinds[0],
+                            ref if isinstance(ref, str) else ref.decode(),
+                            f"its {table} row is not chained (added outside qms)",
+                        )
+                    )
+            finally:
+                cursor.close()
         suspects = None if thorough else [int(seq) for seq in (listed or "").split(",") if seq]
         if suspects is None:
             queries = [query.sql]

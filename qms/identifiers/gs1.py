@@ -33,6 +33,8 @@ _DIGITAL_LINK = re.compile(r"https?://[^/\s]+/(?:.*/)?01/\d{8,14}(?:[/?#].*)?", 
 _LOT_AI = "10"
 _SERIAL_AI = "21"
 _EXPIRY_AI = "17"
+# Keys a serial number (21) may serialise: GTIN, GTIN of contained items, ITIP.
+_SERIAL_KEYS = frozenset({"01", "03", "8006"})
 
 
 def looks_like_hri(text: str) -> bool:
@@ -105,7 +107,11 @@ def read_hri(
     for match in pieces:
         # Spaces around a value are only layout; inside one they are a misreading.
         value = match.group("value").strip()
-        if re.search(r"\s", value):
+        if not value:
+            # biip skips an AI with nothing after it, so "(17)(10)ABC" would read as a
+            # pack without an expiry and pass: the printed field is there but empty.
+            problems.append(f"({match.group('ai')}) has no value: the printed text is incomplete")
+        elif re.search(r"\s", value):
             problems.append(
                 f"the value of ({match.group('ai')}) '{value}' contains a space, "
                 "which GS1 data cannot hold"
@@ -190,6 +196,13 @@ def _result(
         notes.append(
             f"expiry {expiry.value} has day 00, which GS1 defines as the last day of the "
             f"month: {expiry.date.isoformat()}"
+        )
+    if serial is not None and gtin is None and not _SERIAL_KEYS.intersection(seen):
+        # GS1 General Specifications: a serial number only identifies something together
+        # with the key it serialises (a GTIN on a drug pack); alone it names nothing.
+        problems.append(
+            f"serial number (21) '{serial.value}' without a GTIN (01): "
+            "a serial number identifies a pack only together with its GTIN"
         )
     if require_gtin and gtin is None:
         problems.append(

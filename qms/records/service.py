@@ -26,6 +26,7 @@ from qms.core import ledger
 from qms.core.errors import NotFound, SignatureError
 from qms.core.i18n import _, _l
 from qms.db import utcnow
+from qms.quality.opening import open_for_step
 from qms.records.guards import (
     PERFORMER_MEANINGS,
     authenticate_signers,
@@ -192,6 +193,17 @@ def log_step(
         meaning=meaning,
         method=method,
         witness=witness_user,
+        now=now,
+    )
+    # Quality hook: a major or critical finding opens one deviation, in this transaction.
+    open_for_step(
+        session=session,
+        site_id=unit.site_id,
+        unit_id=unit.id,
+        record_id=record.id,
+        findings=findings,
+        reason=reason,
+        by=by,
         now=now,
     )
     return LoggedStep(record=record, findings=findings, signatures=signatures)

@@ -1,4 +1,4 @@
-"""The read-only unit page: its step records with signatures, findings and corrections."""
+"""The units list and the unit page (its timeline, findings, due steps and forms); the status change."""
 
 from __future__ import annotations
 
@@ -24,15 +24,17 @@ from qms.accounts.access import is_member
 from qms.accounts.models import Site, User, Ward
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
+from qms.checklists.engine.messages import _in_language
 from qms.checklists.judging import counted_record_ids
 from qms.core.errors import Invalid, SignatureError
-from qms.core.i18n import _, format_datetime
+from qms.core.i18n import _, checklist_text_key, format_datetime
 from qms.core.models import LedgerEntry
 from qms.db import utcnow
-from qms.records import loading
+from qms.records import capture, loading
+from qms.records.display import due_text
 from qms.records.forms import UnitStatusForm
 from qms.records.loading import UnitFilter
-from qms.records.models import Unit, UnitStatus
+from qms.records.models import UnitStatus
 from qms.records.queries import signatures_of
 from qms.records.signatures import FreshSession, PasswordEntry
 from qms.records.status import STATUS_LABELS, set_unit_status
@@ -40,6 +42,7 @@ from qms.web.database import db_session
 from qms.web.registry import get_registry
 
 bp = Blueprint("records", __name__)
+bp.add_app_template_global(due_text, "due_text")
 
 
 @bp.route("/units")
@@ -76,6 +79,9 @@ def units():
             "last": loaded.records[-1] if loaded.records else None,
             "status": STATUS_LABELS[loaded.status],
             "judgement": judged[loaded.row.id],
+            "checklist": get_registry().get(loaded.row.checklist_id, loaded.row.checklist_version)
+            if judged[loaded.row.id] is not None
+            else None,
         }
         for loaded in batch.units
     ]
@@ -117,11 +123,22 @@ def _page_number(text: str | None) -> int:
 @bp.route("/units/<unit_id>")
 @permission_required(Permission.VIEW_RECORDS)
 def unit_page(unit_id: str):
+    return render_unit_page(unit_id)
+
+
+def render_unit_page(
+    unit_id: str,
+    *,
+    failed: str | None = None,
+    values=None,
+    error: str | None = None,
+    needs_reason: bool = False,
+    status: int = 200,
+):
+    """The unit page: its timeline, what the rules say, and the forms for what may be
+    recorded now (the one that failed refilled, with its message)."""
     s = db_session()
-    unit = s.get(Unit, unit_id)
-    # Another site's unit answers exactly like a missing one: ids cannot be enumerated.
-    if unit is None or not is_member(s, current_user.row, unit.site_id):
-        abort(404, description=_("There is no unit %(unit)s.", unit=unit_id))
+    unit = capture.visible_unit(s, unit_id)
     site = s.get(Site, unit.site_id)
     loaded = loading.load_units_by_id(s, [unit.id])
     (this,) = loaded.units
@@ -194,10 +211,24 @@ def unit_page(unit_id: str):
             )
         }
     )
-    return render_template(
+    checklist = get_registry().get(unit.checklist_id, unit.checklist_version)
+    forms = capture.forms_for(
+        s, unit, checklist, judgement, this.case.steps, values=values, failed=failed
+    )
+    correctable = Permission.LOG_STEPS in accounts.permissions_of(current_user.role)
+    page = render_template(
         "records/unit.html",
         unit=unit,
-        checklist=get_registry().get(unit.checklist_id, unit.checklist_version),
+        checklist=checklist,
+        forms=forms,
+        failed=failed,
+        error=error,
+        needs_reason=needs_reason,
+        correctable=correctable,
+        field_labels=_field_labels(checklist),
+        step_titles={
+            sid: _in_language(d.title, checklist_text_key()) for sid, d in checklist.steps.items()
+        },
         site=site,
         rows=rows,
         people=people,
@@ -211,6 +242,19 @@ def unit_page(unit_id: str):
         freshness=current_app.extensions["qms_settings"].signature_freshness_minutes,
         at=lambda moment: format_datetime(moment, zone=site.timezone, seconds=True),
     )
+    return page, status
+
+
+def _field_labels(checklist) -> dict[str, dict[str, str]]:
+    """Each step's field labels in the reader's language, by field name."""
+    lang = checklist_text_key()
+    return {
+        sid: {
+            name: _in_language(f.label, lang) if f.label else name.replace("_", " ")
+            for name, f in step.fields.items()
+        }
+        for sid, step in checklist.steps.items()
+    }
 
 
 def _status_form(current: str) -> UnitStatusForm | None:
@@ -279,3 +323,6 @@ def unit_status(unit_id: str):
         "success",
     )
     return back
+
+
+capture.register(bp, render_unit_page)

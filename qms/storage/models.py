@@ -1,21 +1,27 @@
-"""Storage tables: equipment (master data, changed with an audit trail) and readings (ledger)."""
+"""Storage tables: equipment and readings, both chained in the ledger.
+
+A device's registration (id, site, kind, description, who and when) is a regulated record:
+moving a freezer to another site in the database is named by `qms verify`. Whether it is
+in use (`active`) is the one column that changes, each change with a reason in the audit
+trail; the database refuses every other UPDATE, and DELETE."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Float, UniqueConstraint
+from sqlalchemy import Column, Float, ForeignKey, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from qms.core.canonical import canonical_time
-from qms.core.ledger import NUMBER, TIME, declare
+from qms.core.ledger import JSON, NUMBER, TIME, USER, declare
 from qms.core.ledger import Chained as C
 from qms.core.models import ledger_seq_column
 from qms.db import UTCDateTime, utcnow
 
 
 class Equipment(SQLModel, table=True):
-    """A storage device. Never deleted; deactivated with a reason in the audit trail."""
+    """A storage device, chained when registered. Never deleted; deactivated with a reason
+    in the audit trail (`active` is not chained: it is the one column that may change)."""
 
     id: str = Field(primary_key=True, max_length=64)  # e.g. LN2-01
     site_id: str = Field(foreign_key="site.id", max_length=32, index=True)
@@ -28,6 +34,33 @@ class Equipment(SQLModel, table=True):
     created_by: str = Field(max_length=200)
     imported_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     imported_by: str | None = Field(default=None, max_length=200)
+    # Nullable where the other ledger tables' is not: the column was added to a table that
+    # already had rows (migration 0011 chains them), and SQLite adds a column in place only
+    # if it may be NULL. `qms verify` names any row without one.
+    ledger_seq: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("ledger_entry.seq"), nullable=True, index=True, unique=True
+        ),
+    )
+
+
+EQUIPMENT = declare(
+    Equipment,
+    kind="equipment",
+    chained=[
+        C("id"),
+        C("site", "site_id"),
+        C("kind"),
+        C("description"),
+        C("created_at", encoding=TIME),
+        C("created_by"),
+        C("imported_at", encoding=TIME),
+        C("imported_by"),
+    ],
+)
+# What may change in place (see the module docstring): the migration's trigger allows it.
+EQUIPMENT_MUTABLE = ("active",)
 
 
 class Reading(SQLModel, table=True):
@@ -69,5 +102,46 @@ READING = declare(
         C("source"),
         C("imported_at", encoding=TIME),
         C("imported_by"),
+    ],
+)
+
+
+class ExcursionAck(SQLModel, table=True):
+    """An excursion acknowledged by a pharmacist or quality officer: a signed ledger record
+    naming the readings' span, the comment, and the units that were inside."""
+
+    __tablename__ = "excursion_ack"
+
+    id: str = Field(primary_key=True, max_length=120)  # "<equipment>@<first reading's time>"
+    equipment_id: str = Field(foreign_key="equipment.id", max_length=64, index=True)
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    ended_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    warmest_c: float = Field(sa_column=Column(Float, nullable=False))
+    comment: str = Field(sa_column=Column(Text, nullable=False))
+    units: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # canonical JSON
+    by_id: int = Field(foreign_key="app_user.id")
+    by_role: str = Field(max_length=32)
+    printed_name: str = Field(max_length=200)
+    method: str = Field(max_length=16)  # password | session
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    ledger_seq: int = Field(sa_column=ledger_seq_column())
+
+
+EXCURSION_ACK = declare(
+    ExcursionAck,
+    kind="excursion_ack",
+    chained=[
+        C("id"),
+        C("equipment", "equipment_id"),
+        C("started_at", encoding=TIME),
+        C("ended_at", encoding=TIME),
+        C("warmest_c", encoding=NUMBER),
+        C("comment"),
+        C("units", encoding=JSON),
+        C("by", "by_id", USER),
+        C("by_role"),
+        C("printed_name"),
+        C("method"),
+        C("at", encoding=TIME),
     ],
 )

@@ -74,7 +74,9 @@ def register_equipment(
     _require(session, actor, site_id)
     if session.get(Equipment, equipment_id) is not None:
         raise Invalid(_("equipment %(equipment)s already exists", equipment=equipment_id))
-    equipment = Equipment(
+    equipment = ledger.new_row(
+        session,
+        Equipment,
         id=equipment_id,
         site_id=site_id,
         kind=kind,
@@ -82,8 +84,10 @@ def register_equipment(
         created_by=actor.name,
         imported_at=imported_at,
         imported_by=actor.name if imported_at else None,
+        created_at=utcnow(),
+        active=True,
     )
-    session.add(equipment)
+    ledger.write(session, equipment)
     record_change(
         session=session,
         actor_id=actor.id,

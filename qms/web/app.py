@@ -65,7 +65,11 @@ def create_app(
 
     from qms.accounts.views import bp as accounts_bp
     from qms.accounts.views import init_login
+    from qms.quality.views import bp as quality_bp
     from qms.records.views import bp as records_bp
+    from qms.reports.views import bp as reports_bp
+    from qms.reports.views import public_bp as report_check_bp
+    from qms.storage.views import bp as storage_bp
     from qms.web import errors, language, layout, security
     from qms.web.views import bp as web_bp
 
@@ -77,6 +81,15 @@ def create_app(
     app.register_blueprint(web_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(records_bp)
+    app.register_blueprint(quality_bp)
+    from qms.delivery.views import bp as delivery_bp
+    from qms.scheduling.views import bp as scheduling_bp
+
+    app.register_blueprint(scheduling_bp)
+    app.register_blueprint(delivery_bp)
+    app.register_blueprint(reports_bp)
+    app.register_blueprint(report_check_bp)
+    app.register_blueprint(storage_bp)
     return app
 
 

@@ -19,7 +19,7 @@ def init_db_command() -> None:
     """Create or upgrade the database schema to the newest migration (safe to repeat)."""
     database = _database()
     try:
-        migrate(database.url)
+        migrate(database.url, seal_key=database.seal_key)
     except OperationalError as exc:
         raise click.ClickException(
             f"cannot reach the database at {_redacted(database.url)}: {exc.orig}"
@@ -58,6 +58,14 @@ def demo_command(force: bool) -> None:
             return
         summary = load_demo(session=session)
     click.echo(summary)
+    from qms.demo import PASSWORDS
+    from qms.scheduling.demo import deliver_demo_october  # its October report, delivered
+
+    officer = "liu.yang"
+    for line in deliver_demo_october(
+        current_runtime(), officer=officer, password=PASSWORDS[officer]
+    ):
+        click.echo(f"  {line}")
 
 
 @click.command("serve")

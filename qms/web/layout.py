@@ -17,8 +17,14 @@ from qms.core.i18n import _l, checklist_text_key, format_datetime
 # (permission, endpoint, label): the navigation a role sees is what its permissions allow.
 NAVIGATION: list[tuple[Permission, str, str]] = [
     (Permission.VIEW_RECORDS, "records.units", _l("Units")),
+    (Permission.AUDIT, "quality.runs", _l("Quality")),
+    (Permission.VIEW_REPORTS, "quality.oversight", _l("Deviations and CAPA")),
+    (Permission.VIEW_REPORTS, "reports.index", _l("Reports")),
+    (Permission.MANAGE_STORAGE, "storage.equipment_list", _l("Storage")),
     (Permission.MANAGE_USERS, "accounts.users", _l("Users")),
     (Permission.MANAGE_USERS, "accounts.login_events", _l("Sign-in log")),
+    (Permission.MANAGE_CHECKLISTS, "scheduling.schedules", _l("Schedules")),
+    (Permission.VIEW_REPORTS, "delivery.portal", _l("Delivered to me")),
 ]
 
 

@@ -225,3 +225,31 @@ def test_ordinary_web_address_is_text():
 
 def test_text_mentioning_a_separator_is_still_text():
     assert identify("press <GS> to send").kind == TEXT
+
+
+@pytest.mark.parametrize(
+    "code",
+    [f"(01){GTIN}(17)(10)ABC", f"(01){GTIN}(17) (10)ABC", f"(01){GTIN}(10)ABC(21)"],
+)
+def test_printed_form_with_an_empty_value_is_refused(code):
+    # GS1's test vector: biip skips the empty (17), which read as a pack with no expiry.
+    result = identify(code)
+
+    assert result.kind == GS1
+    assert not result.valid
+    assert any("has no value" in problem for problem in result.problems)
+
+
+@pytest.mark.parametrize("code", ["]d221XYZ123\x1d10ABC", "(21)XYZ123(10)ABC", "]C121XYZ123"])
+def test_serial_without_gtin_is_refused(code):
+    result = identify(code)
+
+    assert result.kind == GS1
+    assert not result.valid
+    assert any("without a GTIN (01)" in problem for problem in result.problems)
+
+
+def test_serial_with_its_gtin_is_a_pack():
+    result = identify(f"]d201{GTIN}21XYZ123\x1d10ABC\x1d17260630")
+
+    assert_pack(result, serial="XYZ123")

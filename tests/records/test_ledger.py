@@ -21,7 +21,7 @@ from qms.core.models import LedgerEntry
 from qms.core.verify import VerifyReport, verify
 from qms.db import Database
 from qms.records import service
-from qms.records.models import StepRecord
+from qms.records.models import StepRecord, Unit
 from qms.records.signatures import PasswordEntry, WitnessCredential
 from qms.storage import service as storage
 from qms.storage.models import Reading
@@ -140,10 +140,19 @@ def test_a_fresh_ledger_verifies(built):
     report = _verify(built)
     assert report.ok, report.problems
     kinds = [kind for _, kind, _ in _entries(built)]
-    assert kinds == ["unit", "step", "signature", "signature", "reading", "step", "signature"]
-    assert report.records == 7 and report.head_seq == 7 and report.rows_checked == 7
+    assert kinds == [
+        "equipment",
+        "unit",
+        "step",
+        "signature",
+        "signature",
+        "reading",
+        "step",
+        "signature",
+    ]
+    assert report.records == 8 and report.head_seq == 8 and report.rows_checked == 8
     with built.transaction(write=False) as s:
-        head = s.get(LedgerEntry, 7)
+        head = s.get(LedgerEntry, 8)
         first = s.get(LedgerEntry, 1)
     assert report.head_hash == head.hash
     assert first.prev_hash == GENESIS and first.hash == chain_hash(GENESIS, first.content)
@@ -151,8 +160,8 @@ def test_a_fresh_ledger_verifies(built):
 
 def test_canonical_content_is_the_documented_form(built):
     with built.transaction(write=False) as s:
-        step = s.get(LedgerEntry, 2)
-        reading = s.get(LedgerEntry, 5)
+        step = s.get(LedgerEntry, 3)
+        reading = s.get(LedgerEntry, 6)
     doc = json.loads(step.content)
     assert step.content == canonical_json(doc)  # sorted keys, no spaces
     assert doc["performed_at"] == "2026-10-02T01:05:00.000000Z"
@@ -164,8 +173,8 @@ def test_canonical_content_is_the_documented_form(built):
 @pytest.mark.parametrize(
     "statement",
     [
-        "UPDATE ledger_entry SET content = 'x' WHERE seq = 2",
-        "DELETE FROM ledger_entry WHERE seq = 7",
+        "UPDATE ledger_entry SET content = 'x' WHERE seq = 3",
+        "DELETE FROM ledger_entry WHERE seq = 8",
         "UPDATE step_record SET fields = '{}'",
         "DELETE FROM signature",
         "UPDATE unit SET patient_ref = 'P-9'",
@@ -173,6 +182,8 @@ def test_canonical_content_is_the_documented_form(built):
         "DELETE FROM reading",
         "UPDATE audit_trail SET reason = 'nothing happened'",
         "DELETE FROM login_event",
+        "UPDATE equipment SET site_id = 'BJ-02'",
+        "DELETE FROM equipment",
         "UPDATE login_event SET kind = 'success'",
     ],
 )
@@ -196,12 +207,12 @@ def test_verify_names_an_altered_record(built):
     _unprotect(built, "ledger_entry")
     with built.transaction() as s:
         s.exec(
-            text("UPDATE ledger_entry SET content = replace(content, '21.5', '24') WHERE seq = 6")
+            text("UPDATE ledger_entry SET content = replace(content, '21.5', '24') WHERE seq = 7")
         )
     report = _verify(built)
     assert not report.ok
     first = report.first_problem
-    assert (first.seq, first.kind, first.ref) == (6, "step", "U-1#2")
+    assert (first.seq, first.kind, first.ref) == (7, "step", "U-1#2")
     assert "altered" in first.message
     assert any("ledger_entry is no longer protected" in p.message for p in report.problems)
 
@@ -209,19 +220,19 @@ def test_verify_names_an_altered_record(built):
 def test_verify_names_a_record_altered_with_its_hash_recomputed(built):
     _unprotect(built, "ledger_entry")
     with built.transaction() as s:
-        entry = s.get(LedgerEntry, 2)
+        entry = s.get(LedgerEntry, 3)
         forged = entry.content.replace("P-0042", "P-0043")
         s.exec(
-            text("UPDATE ledger_entry SET content = :c, hash = :h WHERE seq = 2"),
+            text("UPDATE ledger_entry SET content = :c, hash = :h WHERE seq = 3"),
             params={"c": forged, "h": chain_hash(entry.prev_hash, forged)},
         )
     report = _verify(built)
     first = report.first_problem
-    assert (first.seq, first.kind, first.ref) == (2, "step", "U-1#1")
+    assert (first.seq, first.kind, first.ref) == (3, "step", "U-1#1")
     assert "altered" in first.message
     # The typed row still says P-0042: it no longer matches what the chain covers.
     assert any(
-        p.seq == 2 and "step_record row no longer matches" in p.message for p in report.problems
+        p.seq == 3 and "step_record row no longer matches" in p.message for p in report.problems
     )
 
 
@@ -234,26 +245,65 @@ def test_verify_names_a_typed_row_that_no_longer_matches(built):
         )
     report = _verify(built)
     first = report.first_problem
-    assert (first.seq, first.kind, first.ref) == (6, "step", "U-1#2")
+    assert (first.seq, first.kind, first.ref) == (7, "step", "U-1#2")
     assert "step_record row no longer matches what the chain covers" in first.message
+
+
+def test_verify_names_a_device_moved_to_another_site(built):
+    """A freezer moved to another site in the database (its trigger dropped first)."""
+    with built.transaction() as s:
+        accounts.create_site(session=s, site_id="BJ-02", name="Other Hospital")
+    _unprotect(built, "equipment")
+    with built.transaction() as s:
+        s.exec(text("UPDATE equipment SET site_id = 'BJ-02' WHERE id = 'LN2-01'"))
+    report = _verify(built)
+    first = report.first_problem
+    assert (first.seq, first.kind, first.ref) == (1, "equipment", "LN2-01")
+    assert "equipment row no longer matches what the chain covers" in first.message
+
+
+def test_verify_names_a_device_added_outside_qms(built):
+    with built.transaction() as s:
+        s.exec(
+            text(
+                "INSERT INTO equipment (id, site_id, kind, description, active, created_at, created_by) "
+                "VALUES ('LN2-99', 'SH-01', 'ln2_vapour', '', true, '2026-10-02 01:00:00.000000', 'x')"
+            )
+        )
+    problems = [str(p) for p in _verify(built).problems]
+    assert problems == [
+        "ledger (equipment LN2-99): its equipment row is not chained (added outside qms)"
+    ]
+
+
+def test_a_device_is_still_taken_out_of_use_with_a_reason(built):
+    with built.transaction() as s:
+        storage.set_equipment_active(
+            session=s,
+            actor=accounts.Actor.system("test"),
+            equipment_id="LN2-01",
+            active=False,
+            reason="compressor failed",
+        )
+    assert _verify(built).ok
 
 
 def test_verify_names_a_removed_record(built):
     _unprotect(built, "ledger_entry", "reading")
     with built.transaction() as s:
         s.exec(text("DELETE FROM reading"))
-        s.exec(text("DELETE FROM ledger_entry WHERE seq = 5"))
+        s.exec(text("DELETE FROM ledger_entry WHERE seq = 6"))
     report = _verify(built)
     first = report.first_problem
-    assert first.seq == 5 and "removed" in first.message
+    assert first.seq == 6 and "removed" in first.message
 
 
 def test_verify_names_records_removed_from_the_end_against_a_quoted_head(built):
     quoted = _verify(built).head_hash
     _unprotect(built, "ledger_entry", "signature")
     with built.transaction() as s:
-        s.exec(text("DELETE FROM signature WHERE ledger_seq = 7"))
-        s.exec(text("DELETE FROM ledger_entry WHERE seq = 7"))
+        s.exec(text("DELETE FROM signature WHERE ledger_seq = 8"))
+        s.exec(text("DELETE FROM ledger_entry WHERE seq = 8"))
     assert _verify(built).problems == [
         p for p in _verify(built).problems if "protected" in p.message
     ]  # without the quoted hash the chain itself looks whole ...
@@ -277,13 +327,13 @@ def test_verify_names_an_anchored_head_after_records_are_removed_from_the_end(bu
         anchor(s, source="verify", head_seq=before.head_seq, head_hash=before.head_hash)
     _unprotect(built, "ledger_entry", "signature")
     with built.transaction() as s:
-        s.exec(text("DELETE FROM signature WHERE ledger_seq = 7"))
-        s.exec(text("DELETE FROM ledger_entry WHERE seq = 7"))
+        s.exec(text("DELETE FROM signature WHERE ledger_seq = 8"))
+        s.exec(text("DELETE FROM ledger_entry WHERE seq = 8"))
     _reprotect(built, "ledger_entry", "signature")
     report = _verify(built)
     assert [str(p) for p in report.problems] == [
-        f"record 7: the head anchored by qms verify at {str(_anchored_at(built))[:19]} "
-        f"(hash {before.head_hash}) no longer stands: record 7 was removed (the ledger ends before it)"
+        f"record 8: the head anchored by qms verify at {str(_anchored_at(built))[:19]} "
+        f"(hash {before.head_hash}) no longer stands: record 8 was removed (the ledger ends before it)"
     ]
 
 
@@ -291,25 +341,98 @@ def test_verify_names_an_anchored_head_that_was_rewritten(built):
     """The last record replaced by another, correctly chained: the anchored hash is gone."""
     report = _verify(built)
     with built.transaction() as s:
-        anchor(s, source="report", source_ref="RPT-1", head_seq=7, head_hash=report.head_hash)
+        anchor(s, source="report", source_ref="RPT-1", head_seq=8, head_hash=report.head_hash)
     _unprotect(built, "ledger_entry", "signature")
     with built.transaction() as s:
-        entry = s.get(LedgerEntry, 7)
+        entry = s.get(LedgerEntry, 8)
         forged = entry.content.replace("li.na", "wang.wei")
         s.exec(
-            text("UPDATE ledger_entry SET content = :c, hash = :h WHERE seq = 7"),
+            text("UPDATE ledger_entry SET content = :c, hash = :h WHERE seq = 8"),
             params={"c": forged, "h": chain_hash(entry.prev_hash, forged)},
         )
     _reprotect(built, "ledger_entry", "signature")
     problems = [p for p in _verify(built).problems if "anchored" in p.message]
     assert len(problems) == 1
     assert "anchored by report RPT-1" in problems[0].message
-    assert "record 7 now has another hash" in problems[0].message
+    assert "record 8 now has another hash" in problems[0].message
+
+
+def _truncate_to(database: Database, seq: int, tables: tuple[str, ...], *deletes: str) -> None:
+    """Remove the ledger's entries after `seq` and, by the DELETE statements given, their
+    typed rows, triggers dropped and restored: a shorter chain, whole in itself."""
+    _unprotect(database, "ledger_entry", *tables)
+    with database.transaction() as s:
+        for statement in deletes:
+            s.exec(text(statement))
+        s.exec(text("DELETE FROM ledger_entry WHERE seq > :seq"), params={"seq": seq})
+    _reprotect(database, "ledger_entry", *tables)
+
+
+def test_an_audit_run_anchors_the_head_it_judged(built, registry):
+    """Removing the records an audit run judged (and the run) is named by verify."""
+    from qms.quality import audits
+
+    with built.transaction() as s:
+        officer = accounts.create_user(
+            session=s,
+            actor=accounts.Actor.system("test"),
+            username="liu.yang",
+            full_name="Liu Yang",
+            role="quality_officer",
+            password=PASSWORD,
+            site_ids=["SH-01"],
+        )
+        run = audits.run_audit(
+            session=s,
+            registry=registry,
+            by=officer,
+            scope=audits.AuditScope(site_id="SH-01"),
+            now=T0 + timedelta(days=1),
+        )
+        run_id, covered = run.id, json.loads(run.covers)
+    assert covered["seq"] == 8 and _verify(built).ok
+    _truncate_to(
+        built,
+        7,
+        ("audit_run", "signature"),
+        "DELETE FROM audit_run",
+        "DELETE FROM signature WHERE ledger_seq = 8",
+    )
+    messages = [p.message for p in _verify(built).problems]
+    assert any(
+        f"the head anchored by audit run {run_id}" in m and "record 8 was removed" in m
+        for m in messages
+    ), messages
+
+
+def test_a_report_anchors_the_head_it_covers(built, tmp_path):
+    """Removing the records a registered report covers (and its row) is named by verify."""
+    from tests.conftest import make_test_settings
+    from tests.reports.conftest import registered_dossier
+
+    settings = make_test_settings(tmp_path)
+    with built.transaction() as s:
+        nurse = accounts.get_user_by_username(session=s, username="li.na")
+        row = registered_dossier(s, settings, s.get(Unit, "U-1"), nurse, T0)
+        report_id, covered = row.id, row.ledger_head_seq
+    assert covered == 8 and _verify(built).ok
+    _truncate_to(
+        built,
+        7,
+        ("report_version", "signature"),
+        "DELETE FROM report_version",
+        "DELETE FROM signature WHERE ledger_seq = 8",
+    )
+    messages = [p.message for p in _verify(built).problems]
+    assert any(
+        f"the head anchored by report {report_id}" in m and "record 8 was removed" in m
+        for m in messages
+    ), messages
 
 
 def test_anchors_are_append_only(built):
     with built.transaction() as s:
-        anchor(s, source="audit", source_ref="AR-1", head_seq=7, head_hash="0" * 64)
+        anchor(s, source="audit", source_ref="AR-1", head_seq=8, head_hash="0" * 64)
     for statement in ("UPDATE ledger_anchor SET head_seq = 1", "DELETE FROM ledger_anchor"):
         with pytest.raises(DBAPIError, match="append-only"):
             with built.transaction() as s:
@@ -350,7 +473,7 @@ def test_a_sealed_ledger_verifies_with_its_key(sealed):
     assert report.ok, report.problems
     assert report.seals_checked and report.sealed_from == 1
     with sealed.transaction(write=False) as s:
-        entry = s.get(LedgerEntry, 7)
+        entry = s.get(LedgerEntry, 8)
     assert entry.seal == ledger.seal_of(KEY, entry.hash)
 
 
@@ -359,7 +482,7 @@ def test_verify_names_a_correctly_chained_append_made_without_the_key(sealed):
     assert _verify(sealed).ok  # the chain alone cannot tell ...
     report = _verify(sealed, seal_key=KEY)  # ... the seal can
     assert [str(p) for p in report.problems] == [
-        "record 8 (reading LN2-01@2026-10-02T01:30:00.000000Z): not sealed, though every "
+        "record 9 (reading LN2-01@2026-10-02T01:30:00.000000Z): not sealed, though every "
         "record since 1 is: written outside qms"
     ]
 
@@ -367,14 +490,14 @@ def test_verify_names_a_correctly_chained_append_made_without_the_key(sealed):
 def test_verify_names_an_append_sealed_with_another_key(sealed):
     _forge_reading(sealed.url, 30, seal_key=bytes.fromhex("17" * 32))
     report = _verify(sealed, seal_key=KEY)
-    assert [(p.seq, p.kind) for p in report.problems] == [(8, "reading")]
+    assert [(p.seq, p.kind) for p in report.problems] == [(9, "reading")]
     assert "seal does not match this installation's ledger key" in report.problems[0].message
 
 
 def test_records_from_before_sealing_began_verify(sealed_later):
     report = _verify(sealed_later, seal_key=KEY)
     assert report.ok, report.problems
-    assert report.sealed_from == 8
+    assert report.sealed_from == 9
 
 
 @pytest.fixture
@@ -386,7 +509,7 @@ def sealed_later(built):
 
 def test_verify_with_the_wrong_key_names_every_sealed_record(sealed):
     report = _verify(sealed, seal_key=bytes.fromhex("17" * 32))
-    assert [p.seq for p in report.problems] == [1, 2, 3, 4, 5, 6, 7]
+    assert [p.seq for p in report.problems] == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 def _anchored_at(database: Database):

@@ -128,7 +128,7 @@ def test_unit_page_shows_the_findings_and_due_items_of_the_records_that_count(
     ]
     assert "actual 27" in checks and "actual 30" not in checks and "actual 28" not in checks
     due = re.findall(r'<li data-testid="due">(.*?)</li>', checks)
-    assert len(due) == 1 and due[0].startswith("Infusion finished (infusion_end) by ")
+    assert len(due) == 1 and due[0].startswith("Infusion finished by ")
     assert "(overdue by 2h30m" in due[0]
     # The original and both corrections stay on the page; the last correction counts.
     assert html.count('data-testid="correction"') == 2

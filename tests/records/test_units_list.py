@@ -315,7 +315,7 @@ def test_each_row_shows_status_product_next_due_and_findings_by_severity(
     assert "kymriah 2026.1 · us" in kymriah and "in progress" in kymriah
     # The freezer read −110 °C for three hours while the unit was in it.
     assert 'data-severity="critical">1 critical' in kymriah
-    assert "Prescription and indication check (prescription_check) is due next." in kymriah
+    assert "Prescription and indication check is due next." in kymriah
     complete = rows["T-001"]
     assert ">complete<" in complete
     assert 'data-testid="due">—' in complete  # nothing is due of a closed unit

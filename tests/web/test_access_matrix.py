@@ -19,18 +19,32 @@ with what to add.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 from werkzeug.routing.converters import AnyConverter
 
+from qms.accounts import service as accounts
+from qms.accounts.models import User
 from qms.accounts.permissions import access_of
 from qms.accounts.roles import Role, permissions_of
+from qms.accounts.service import Actor
 from qms.checklists.language import Registry
+from qms.delivery import service as deliveries
+from qms.quality import audits
+from qms.quality import capa as cp
+from qms.quality import deviations as dv
+from qms.quality.models import Deviation
 from qms.records import service as records
+from qms.records.signatures import PasswordEntry, WitnessCredential
+from qms.reports.models import ReportVersion
+from qms.storage import service as storage
 from qms.web.app import runtime_of
+from tests.reports.conftest import registered_dossier
 
 OWN, OTHER = "SH-01", "BJ-02"
 ROLES = [role.value for role in Role]
@@ -38,7 +52,7 @@ PASSWORD = "correct-horse-battery"
 CHECKLISTS = Path(__file__).parent.parent / "records" / "checklists"
 
 # Routes anyone may reach, on purpose.
-PUBLIC = {"static", "accounts.login", "web.health"}
+PUBLIC = {"static", "accounts.login", "web.health", "report_check.public_check"}
 
 # The decorator's own refusal: a role that holds the permission must never see it.
 ROLE_REFUSAL = "Your role may not do this"
@@ -54,7 +68,7 @@ class Example:
     missing: object | None = None
 
 
-def _unit(session, registry, by, unit_id, site):
+def _unit(session, registry, by, unit_id, site, *, now):
     unit = records.register_unit(
         session=session,
         registry=registry,
@@ -64,26 +78,188 @@ def _unit(session, registry, by, unit_id, site):
         site_id=site,
         patient_ref="P-0042",
         coi_id="CHG123426ABC123",
-        now=datetime.now(UTC) - timedelta(hours=2),
+        now=now - timedelta(hours=3),
     )
     session.flush()
     return unit
 
 
+def _late_infusion(session, registry, unit, nurse, witness, now) -> str:
+    """Identity check, thaw, an infusion 45 minutes later (a major finding: it opens a
+    deviation); returns the identity check's record id."""
+    at = now - timedelta(hours=2)
+
+    def log(step, at, fields=None, witness=None, reason=None):
+        return records.log_step(
+            session=session,
+            registry=registry,
+            unit_id=unit.id,
+            step=step,
+            performed_at=at,
+            fields=fields or {},
+            by=nurse,
+            credential=PasswordEntry(PASSWORD),
+            witness=WitnessCredential(witness.username, PASSWORD) if witness else None,
+            reason=reason,
+            freshness_minutes=5,
+            now=at,
+        )
+
+    identity = log(
+        "identity_check",
+        at - timedelta(minutes=20),
+        {"product_patient_id": "P-0042", "wristband_patient_id": "P-0042"},
+        witness=witness,
+    )
+    log("thaw_end", at, {"temperature_c": 20})
+    log("infusion_end", at + timedelta(minutes=45), reason="pump alarm delayed the start")
+    session.flush()
+    return identity.record.id
+
+
+def _site_objects(app, session, registry, site, tag, now) -> dict[str, object]:
+    """One site's objects of every kind a URL names (made through the services)."""
+    settings = app.extensions["qms_settings"]
+    users = {
+        role: accounts.create_user(
+            session=session,
+            actor=Actor.system("test"),
+            username=f"{tag}.{role}",
+            full_name=f"{tag} {role}",
+            role=role,
+            password=PASSWORD,
+            site_ids=[site],
+        )
+        for role in ("nurse", "physician", "quality_officer")
+    }
+    session.flush()
+    nurse, officer = users["nurse"], users["quality_officer"]
+    unit = _unit(session, registry, nurse, f"U-{tag.upper()}-1", site, now=now)
+    record_id = _late_infusion(session, registry, unit, nurse, users["physician"], now)
+    day = now.date()
+    run = audits.run_audit(
+        session=session,
+        registry=registry,
+        by=officer,
+        scope=audits.AuditScope(
+            site_id=site, date_from=day - timedelta(days=2), date_to=day + timedelta(days=1)
+        ),
+        now=now,
+    )
+    (deviation,) = session.exec(select(Deviation).where(Deviation.site_id == site)).all()
+    sign = dv.Signer(PasswordEntry(PASSWORD))
+    for action, kw in (
+        ("assigned", {"details": {"owner": officer.username}}),
+        ("investigation_started", {}),
+        ("capa_required", {}),
+    ):
+        dv.record_event(
+            session=session,
+            by=officer,
+            deviation_id=deviation.id,
+            action=action,
+            signer=sign,
+            now=now,
+            **kw,
+        )
+    capa = cp.open_capa(
+        session=session,
+        by=officer,
+        site_id=site,
+        title="Spare infusion pump",
+        description="Pump alarms delay infusions.",
+        deviations=[deviation.id],
+        owner=officer.username,
+        signer=sign,
+        now=now,
+    )
+    cp.add_action(
+        session=session,
+        by=officer,
+        capa_id=capa.id,
+        title="Train the ward",
+        owner=nurse.username,
+        due_at=now + timedelta(days=14),
+        signer=sign,
+        now=now,
+    )
+    evidence = f"attendance at {tag}".encode()
+    cp.add_evidence(
+        session=session,
+        by=nurse,
+        capa_id=capa.id,
+        action="1",
+        text="Ward trained",
+        files=[("attendance.txt", evidence)],
+        store=settings.instance_path / "evidence",
+        signer=sign,
+        now=now,
+    )
+    equipment = storage.register_equipment(
+        session=session,
+        actor=Actor.system("test"),
+        equipment_id=f"LN2-{tag.upper()}",
+        kind="ln2_vapour",
+        site_id=site,
+    )
+    report_id = registered_dossier(session, settings, unit, officer, now).id
+    # Delivered to the matrix's regulator (of the own site) in either case: another
+    # site's delivery must still answer as missing.
+    (delivery,) = deliveries.ensure_deliveries(
+        session=session,
+        report=session.get(ReportVersion, report_id),
+        recipients=[],
+        regulators=["matrix.regulator"],
+        language="en",
+        schedule_run_id=None,
+        now=now,
+    )
+    session.flush()
+    return {
+        "unit_id": unit.id,
+        "record_id": record_id,
+        "run_id": run.id,
+        "deviation_id": deviation.id,
+        "capa_id": capa.id,
+        "sha256": hashlib.sha256(evidence).hexdigest(),
+        "equipment_id": equipment.id,
+        "version_id": report_id,
+        "delivery_id": delivery.id,
+    }
+
+
 @pytest.fixture
-def examples(app, session, make_user) -> dict[str, Example]:
+def examples(app, session, make_user, make_site) -> dict[str, Example]:
     """What each URL parameter name stands for, made at two sites. A new parameter name
     (a report id, a deviation id...) gets its line here."""
     registry = Registry.from_directory(CHECKLISTS)
     runtime_of(app).registry = registry
-    nurse_own = make_user("nurse", username="own.nurse", sites=(OWN,))
-    nurse_other = make_user("nurse", username="other.nurse", sites=(OTHER,))
-    _unit(session, registry, nurse_own, "U-OWN-1", OWN)
-    _unit(session, registry, nurse_other, "U-OTHER-1", OTHER)
+    make_site(OWN)
+    make_site(OTHER, name="Test Hospital, Beijing")
+    now = datetime.now(UTC)
+    own = _site_objects(app, session, registry, OWN, "own", now)
+    other = _site_objects(app, session, registry, OTHER, "other", now)
+    nurse_own = session.exec(select(User).where(User.username == "own.nurse")).one()
+    nurse_other = session.exec(select(User).where(User.username == "other.nurse")).one()
     session.commit()
+    missing = {
+        "unit_id": "U-MISSING-1",
+        "record_id": "U-MISSING-1#1",
+        "run_id": "AUD-SH01-2000-0001",
+        "deviation_id": "DEV-SH01-2000-0001",
+        "capa_id": "CAPA-SH01-2000-0001",
+        "equipment_id": "LN2-MISSING",
+        "version_id": "unit-dossier:SH-01:U-MISSING-1:all:en/v1",
+        "delivery_id": "DLV-000000000000000000000000",
+    }
     return {
         "user_id": Example(nurse_own.id, nurse_other.id, 987654),
-        "unit_id": Example("U-OWN-1", "U-OTHER-1", "U-MISSING-1"),
+        **{name: Example(own[name], other[name], missing[name]) for name in missing},
+        # Parameters inside an object named by another parameter (its site decides).
+        "index": Example(0),  # a run's first finding
+        "number": Example("1"),  # a CAPA's first action
+        "sha256": Example(own["sha256"]),  # the own CAPA's evidence file
+        "step": Example("infusion_end"),  # a step of the unit's checklist
     }
 
 
@@ -178,7 +354,7 @@ def test_access_matrix(app, client, examples, people, role):
     granted = permissions_of(role) if role else None
     wrong = []
     for case in cases:
-        answers = {}
+        answers, asked = {}, {}
         for which in ("own", "other", "missing"):
             values = _values(case, examples, which)
             if values is None:
@@ -189,7 +365,8 @@ def test_access_matrix(app, client, examples, people, role):
                 _sign_in(client, people[role])
             response = _ask(app, client, case, values)
             answers[which] = response
-            body = response.get_data(as_text=True)
+            asked[which] = values
+            body = response.get_data()  # a file (a PDF, evidence) is bytes
             where = f"{role or 'anonymous'} {case.method} {case.rule} ({which})"
             if response.status_code >= 500:
                 wrong.append(f"{where}: {response.status_code}")
@@ -203,7 +380,7 @@ def test_access_matrix(app, client, examples, people, role):
                 if response.status_code != 403:
                     wrong.append(f"{where}: {response.status_code}, expected 403")
                 continue
-            if ROLE_REFUSAL in body:
+            if ROLE_REFUSAL.encode() in body:
                 wrong.append(f"{where}: refused for the role, which holds the permission")
             if which == "own":
                 if response.status_code == 404:
@@ -221,7 +398,12 @@ def test_access_matrix(app, client, examples, people, role):
                     f"{where}: another site's object answers {other.status_code}, "
                     f"a missing one {missing.status_code}"
                 )
-            if OTHER in other.get_data(as_text=True):
+            # An id asked for may itself hold the site's code (a report's id does): an
+            # answer that repeats what was asked names nothing; anything else must not.
+            shown = other.get_data()
+            for value in asked["other"].values():
+                shown = shown.replace(str(value).encode(), b"")
+            if OTHER.encode() in shown:
                 wrong.append(f"{where}: the answer names the other site {OTHER}")
     assert not wrong, "\n".join(wrong)
 

@@ -1,0 +1,283 @@
+"""Benchmark of a step recorded through the web form, against a bare Flask insert, same run.
+
+    .venv/bin/python bench/web_step.py [--seconds 8] [--clients 1,10,50] [--backends sqlite,postgresql]
+
+For each backend: a fresh migrated database with the demonstration data and one Kymriah
+unit whose infusion has ended (loaded with `qms import`), served by `qms serve` (waitress).
+Each client signs in as its own nurse (a fresh session signs: no password per step) and
+posts the observation form (`POST /units/<id>/steps/observation`, which judges the record
+with the engine's live check and appends it to the ledger) as fast as it can. The floor is
+a bare Flask app served by waitress with the same threads on the same machine, whose one
+endpoint inserts one row into the same database. Printed: requests/s, median and p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import urllib.parse
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ledger import new_database  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+THREADS = 16
+UNIT = "K-BENCH-1"
+COI = "CHG123426BEN001"
+
+FLOOR_APP = textwrap.dedent(
+    """
+    import os, sys
+    from flask import Flask
+    from sqlalchemy import create_engine, text
+    from waitress import serve
+    engine = create_engine(os.environ["QMS_DATABASE_URL"], pool_size=20, max_overflow=40)
+    with engine.begin() as c:
+        c.execute(text("CREATE TABLE IF NOT EXISTS bench_floor (id INTEGER PRIMARY KEY, v TEXT)"))
+    app = Flask("floor")
+    n = [0]
+    @app.post("/insert")
+    def insert():
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO bench_floor (v) VALUES (:v)"), {"v": "x"})
+        return "", 201
+    serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2]), ident="floor")
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def qms(env, *args) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "qms", *args], env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        sys.exit(f"qms {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+    return result
+
+
+def wait_up(port: int, path: str, process) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit("the server stopped")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            conn.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit("the server did not start")
+
+
+def load_unit(env, tmp: Path, nurses: list[str]) -> None:
+    now = datetime.now(SHANGHAI).replace(microsecond=0)
+
+    def at(minutes_ago):
+        return (now - timedelta(minutes=minutes_ago)).isoformat()
+
+    steps = [
+        ("prescription_check", 90, "zhang.min", {"diagnosis": "DLBCL", "indication_confirmed": True}),
+        ("receipt", 85, "chen.jie", {"coi_id": COI, "shipper_id": "S", "logger_id": "L",
+                                     "logger_reviewed": True, "shipper_temperature_c": -170}),
+        ("storage_in", 80, "chen.jie", {"equipment": "LN2-01", "temperature_c": -160}),
+        ("storage_out", 40, "chen.jie", {"equipment": "LN2-01"}),
+        ("tocilizumab_check", 38, "chen.jie", {"doses_on_hand": 2}),
+        ("identity_check", 35, "li.na", {"product_patient_id": "P-0900",
+                                          "wristband_patient_id": "P-0900", "coi_id": COI}),
+        ("thaw_start", 30, "li.na", {"temperature_c": 37}),
+        ("thaw_end", 25, "li.na", {"temperature_c": 37}),
+        ("infusion_start", 20, "li.na", {"rate_ml_min": 15, "filter": "none"}),
+        ("infusion_end", 15, "li.na", {}),
+    ]  # fmt: skip
+    lines = [
+        {"type": "unit", "id": UNIT, "checklist": "kymriah", "site": "SH-01", "profile": "cn",
+         "coi_id": COI, "patient": "P-0900", "attributes": {"age_years": 40}}
+    ]  # fmt: skip
+    for step, ago, by, fields in steps:
+        line = {"type": "step", "unit": UNIT, "step": step, "at": at(ago), "by": by,
+                "fields": fields}  # fmt: skip
+        if step == "identity_check":
+            line["witness"] = "wang.wei"
+        lines.append(line)
+    path = tmp / "bench-unit.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    qms(env, "import", str(path))
+    from qms.accounts import service as accounts
+    from qms.db import Database
+
+    database = Database(env["QMS_DATABASE_URL"])
+    with database.transaction() as s:
+        for name in nurses:
+            accounts.create_user(
+                session=s, actor=accounts.Actor.system("bench"), username=name,
+                full_name=f"Nurse {name}", role="nurse", password="bench-password-2026",
+                site_ids=["SH-01"],
+            )  # fmt: skip
+    database.engine.dispose()
+
+
+class Client:
+    """One browser: its cookie, its CSRF token, its connection."""
+
+    def __init__(self, port: int, username: str):
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.cookie = ""
+        html = self.get("/login")
+        token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
+        self.post("/login", {"username": username, "password": "bench-password-2026",
+                             "csrf_token": token})  # fmt: skip
+        page = self.get(f"/units/{UNIT}")
+        self.token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+    def _cookies(self, response) -> None:
+        for header, value in response.getheaders():
+            if header.lower() == "set-cookie":
+                self.cookie = value.split(";", 1)[0]
+
+    def get(self, path: str) -> str:
+        self.conn.request("GET", path, headers={"Cookie": self.cookie})
+        response = self.conn.getresponse()
+        body = response.read().decode()
+        self._cookies(response)
+        return body
+
+    def post(self, path: str, form: dict) -> int:
+        body = urllib.parse.urlencode(form)
+        self.conn.request("POST", path, body=body, headers={
+            "Cookie": self.cookie, "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        response = self.conn.getresponse()
+        response.read()
+        self._cookies(response)
+        return response.status
+
+    def step(self) -> int:
+        return self.post(f"/units/{UNIT}/steps/observation", {
+            "csrf_token": self.token, "f-crs_grade": "0", "f-icans_grade": "0",
+            "performed_at": datetime.now(SHANGHAI).strftime("%Y-%m-%dT%H:%M:%S"),
+            "reason": "bench"})  # fmt: skip
+
+
+def hammer(make_request, clients: int, seconds: float) -> tuple[float, float, float, int]:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    workers = [make_request(i) for i in range(clients)]  # signed in before the clock starts
+    stop = time.monotonic() + seconds
+
+    def run(send):
+        mine = []
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            status = send()
+            mine.append(time.perf_counter() - started)
+            if status not in (201, 302):
+                errors[0] += 1
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+    began = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - began
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return len(latencies) / elapsed, statistics.median(latencies), p99, errors[0]
+
+
+def floor_sender(port: int):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def send() -> int:
+        conn.request("POST", "/insert", body=b"")
+        response = conn.getresponse()
+        response.read()
+        return response.status
+
+    return send
+
+
+def run_backend(backend: str, clients_list: list[int], seconds: float, tmp: Path) -> None:
+    url, drop = new_database(backend, tmp)
+    env = dict(os.environ, QMS_DATABASE_URL=url, QMS_INSTANCE_PATH=str(tmp / f"inst-{backend}"),
+               QMS_SECURE_COOKIES="0", QMS_SIGNATURE_FRESHNESS_MINUTES="60")  # fmt: skip
+    processes = []
+    try:
+        qms(env, "init-db")
+        qms(env, "demo")
+        most = max(clients_list)
+        nurses = [f"bench.nurse{i:02d}" for i in range(most)]
+        load_unit(env, tmp, nurses)
+        port, floor_port = free_port(), free_port()
+        log = open(tmp / f"serve-{backend}.log", "w")  # noqa: SIM115
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "qms", "serve", "--port", str(port), "--threads", str(THREADS)],
+            env=env, stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
+        processes.append(subprocess.Popen(
+            [sys.executable, "-c", FLOOR_APP, str(floor_port), str(THREADS)],
+            env=env, stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
+        wait_up(port, "/healthz", processes[0])
+        wait_up(floor_port, "/nothing", processes[1])
+        for clients in clients_list:
+            floor = hammer(lambda i: floor_sender(floor_port), clients, seconds)
+            web = hammer(lambda i: Client(port, nurses[i]).step, clients, seconds)
+            print(
+                f"{backend:10} {clients:>2} clients  web step: {web[0]:6.1f} req/s, median "
+                f"{web[1] * 1000:6.1f} ms, p99 {web[2] * 1000:7.1f} ms, errors {web[3]}  |  "
+                f"floor (bare Flask insert): {floor[0]:6.1f} req/s, median "
+                f"{floor[1] * 1000:6.1f} ms, p99 {floor[2] * 1000:7.1f} ms  |  "
+                f"throughput {web[0] / floor[0]:.0%} of floor, p99 {web[2] / floor[2]:.1f}x"
+            )
+        verified = qms(env, "verify")
+        print(f"{backend:10} qms verify: {verified.stdout.strip().splitlines()[-1]}")
+    finally:
+        for process in processes:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        drop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--clients", default="1,10,50")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+    clients = [int(c) for c in args.clients.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in args.backends.split(","):
+            run_backend(backend, clients, args.seconds, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Delivery of released reports: the outbox, mail over SMTP, and the regulators' portal."""

@@ -1,0 +1,1 @@
+"""Quality: audit runs, finding reviews, deviations and CAPA (issue "Audits, deviations and CAPA")."""

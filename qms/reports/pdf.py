@@ -1,0 +1,185 @@
+"""What a report PDF carries beyond its pages: XMP metadata, signatures, attachments.
+
+The XMP adds the report's own properties (report id, type, site, period, the ledger
+head hash, the generator) under the qms namespace, described by a PDF/A extension
+schema as PDF/A requires for a custom namespace. Signing (PAdES, pyHanko) comes after
+the PDF/A step, as an incremental update, so the signed bytes keep the PDF/A file.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+from qms.reports.keys import SigningKey
+
+XMP_NAMESPACE = "https://qms.invalid/ns/report/1.0/"
+XMP_PREFIX = "qmsr"
+XMP_PROPERTIES = (
+    ("reportId", "the report version's id in the registry"),
+    ("reportType", "site-monthly, unit-dossier or regional-annual"),
+    ("site", "the site the report is about"),
+    ("period", "the period the report covers"),
+    ("ledgerHeadSeq", "the last ledger entry the report covers"),
+    ("ledgerHeadHash", "the hash of that ledger entry"),
+    ("generator", "the software that generated the report"),
+)
+
+
+def report_xmp(*, title: str, values: dict[str, str]) -> bytes:
+    """The rdf:Description blocks added inside the XMP packet's rdf:RDF (render.py)."""
+    schema_properties = "".join(
+        f"""<rdf:li rdf:parseType="Resource">
+<pdfaProperty:name>{name}</pdfaProperty:name>
+<pdfaProperty:valueType>Text</pdfaProperty:valueType>
+<pdfaProperty:category>external</pdfaProperty:category>
+<pdfaProperty:description>{escape(description)}</pdfaProperty:description>
+</rdf:li>"""
+        for name, description in XMP_PROPERTIES
+    )
+    properties = "".join(
+        f"<{XMP_PREFIX}:{name}>{escape(str(values.get(name, '')))}</{XMP_PREFIX}:{name}>"
+        for name, _ in XMP_PROPERTIES
+    )
+    del title  # WeasyPrint writes dc:title from the HTML <title>
+    return f"""<rdf:Description rdf:about=""
+ xmlns:pdfaExtension="http://www.aiim.org/pdfa/ns/extension/"
+ xmlns:pdfaSchema="http://www.aiim.org/pdfa/ns/schema#"
+ xmlns:pdfaProperty="http://www.aiim.org/pdfa/ns/property#">
+<pdfaExtension:schemas><rdf:Bag><rdf:li rdf:parseType="Resource">
+<pdfaSchema:schema>qms report</pdfaSchema:schema>
+<pdfaSchema:namespaceURI>{XMP_NAMESPACE}</pdfaSchema:namespaceURI>
+<pdfaSchema:prefix>{XMP_PREFIX}</pdfaSchema:prefix>
+<pdfaSchema:property><rdf:Seq>{schema_properties}</rdf:Seq></pdfaSchema:property>
+</rdf:li></rdf:Bag></pdfaExtension:schemas>
+</rdf:Description>
+<rdf:Description rdf:about="" xmlns:{XMP_PREFIX}="{XMP_NAMESPACE}">{properties}</rdf:Description>
+""".encode()
+
+
+def sign(
+    pdf: bytes,
+    key: SigningKey,
+    *,
+    field_name: str,
+    reason: str,
+    name: str | None = None,
+    tsa_url: str | None = None,
+) -> tuple[bytes, str]:
+    """The PDF with one more PAdES signature (an incremental update); and its level."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    signer = signers.SimpleSigner.load_pkcs12(str(key.pkcs12), passphrase=key.passphrase)
+    if signer is None:
+        from qms.core.errors import Conflict
+
+        raise Conflict(f"the signing key {key.pkcs12} could not be opened with its passphrase")
+    meta = signers.PdfSignatureMetadata(
+        field_name=field_name,
+        reason=reason,
+        name=name,
+        subfilter=fields.SigSeedSubFilter.PADES,
+        md_algorithm="sha256",
+    )
+    timestamper = None
+    if tsa_url:  # B-T: an RFC 3161 time stamp from the configured authority
+        from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
+
+        timestamper = RequestsHTTPTimeStamper(tsa_url, timeout=20)
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    out = signers.sign_pdf(writer, meta, signer=signer, timestamper=timestamper)
+    return out.getvalue(), ("B-T" if timestamper else "B-B")
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    field: str
+    signer: str
+    intact: bool
+    valid: bool
+    trusted: bool
+    covers_whole_file: bool
+    timestamped: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.intact and self.valid and self.trusted
+
+
+def check_signatures(pdf: bytes, trust_roots: list[bytes]) -> list[SignatureCheck]:
+    """Every signature in the PDF, validated against `trust_roots` (PEM or DER certs)."""
+    from asn1crypto import pem, x509
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    roots = []
+    for blob in trust_roots:
+        if pem.detect(blob):
+            roots += [x509.Certificate.load(der) for _, _, der in pem.unarmor(blob, multiple=True)]
+        else:
+            roots.append(x509.Certificate.load(blob))
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    checks = []
+    for embedded in reader.embedded_signatures:
+        context = ValidationContext(trust_roots=roots, allow_fetching=False)
+        status = validate_pdf_signature(embedded, context)
+        checks.append(
+            SignatureCheck(
+                field=embedded.field_name,
+                signer=status.signing_cert.subject.human_friendly,
+                intact=status.intact,
+                valid=status.valid,
+                trusted=status.trusted,
+                covers_whole_file=status.coverage is not None
+                and status.coverage.name == "ENTIRE_FILE",
+                timestamped=status.timestamp_validity is not None,
+            )
+        )
+    return checks
+
+
+def attachments(pdf: bytes) -> dict[str, bytes]:
+    """The embedded files of a PDF, by name."""
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        return {name: spec.get_file().read_bytes() for name, spec in document.attachments.items()}
+
+
+def pdfa_problems(pdf: bytes) -> list[str]:
+    """What pikepdf can check of PDF/A-3 (veraPDF checks far more): the identification in
+    the XMP, an output intent with an ICC profile, every font embedded, no encryption,
+    every attachment with its AF relationship and listed in the catalog's /AF."""
+    import pikepdf
+
+    problems = []
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        if document.is_encrypted:
+            problems.append("encrypted")
+        meta = document.open_metadata()
+        if meta.get("pdfaid:part") != "3":
+            problems.append(f"XMP pdfaid:part is {meta.get('pdfaid:part')!r}, not '3'")
+        intents = document.Root.get("/OutputIntents")
+        if not intents or "/DestOutputProfile" not in intents[0]:
+            problems.append("no output intent with an ICC profile")
+        listed = {spec.objgen for spec in document.Root.get("/AF", [])}
+        for name, spec in document.attachments.items():
+            obj = spec.obj
+            if "/AFRelationship" not in obj:
+                problems.append(f"attachment {name} has no AFRelationship")
+            if obj.objgen not in listed:
+                problems.append(f"attachment {name} is not in the catalog's /AF")
+        for number, page in enumerate(document.pages, start=1):
+            fonts = page.get("/Resources", {}).get("/Font", {})
+            for font in fonts.values():
+                descendants = font.get("/DescendantFonts")
+                described = descendants[0] if descendants is not None else font
+                descriptor = described.get("/FontDescriptor")
+                if descriptor is None or not any(
+                    key in descriptor for key in ("/FontFile", "/FontFile2", "/FontFile3")
+                ):
+                    problems.append(f"page {number}: font {font.get('/BaseFont')} not embedded")
+    return problems

@@ -1,0 +1,379 @@
+"""Schedules and their runs: add or change a schedule, list them, claim what is due.
+
+Services take a keyword-only `session`, check who may act with
+`qms.accounts.access.require`, and never commit. Claiming is race-free: it runs under
+the ledger's lock (PostgreSQL's advisory lock, SQLite's write transaction), reads what
+is claimed, and chains one `ScheduleRun` per due (schedule, period); the primary key and
+the unique (schedule, period) constraint refuse a second one whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from sqlmodel import Session, select
+
+from qms.accounts.access import require
+from qms.accounts.models import Site, User, UserSite
+from qms.accounts.roles import Permission, Role
+from qms.accounts.service import Actor
+from qms.core import ledger
+from qms.core.errors import Denied, Invalid, NotFound
+from qms.core.i18n import LANGUAGES, _, _l
+from qms.scheduling.models import (
+    ACTIVE,
+    APPROVAL,
+    AUTOMATIC,
+    RETIRED,
+    Schedule,
+    ScheduleRun,
+)
+from qms.scheduling.periods import (
+    CADENCES,
+    MONTHLY,
+    YEARLY,
+    Cadence,
+    Due,
+    due_periods,
+    is_period,
+    period_of,
+)
+
+# Quality officers and administrators keep schedules (both manage what is in force).
+MANAGE_SCHEDULES = Permission.AUDIT | Permission.MANAGE_CHECKLISTS
+
+# The report types a schedule can ask for, and the cadence each has unless told.
+REPORT_CADENCES = {"site-monthly": MONTHLY, "regional-annual": YEARLY}
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# The language codes a command line may use for the catalogs' codes.
+LANGUAGE_ALIASES = {"zh": "zh_CN", "zh-CN": "zh_CN", "zh_CN": "zh_CN", "en": "en"}
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """What a schedule asks for (the input of `add_schedule` and `change_schedule`)."""
+
+    report_type: str
+    site_id: str
+    day: int
+    at: str  # "HH:MM" in the site's zone
+    cadence: str | None = None  # the report type's own unless given
+    language: str | None = None  # the site's language unless given
+    recipients: Sequence[str] = ()
+    regulators: Sequence[str] = ()
+    auto_release: bool = False
+    first_period: str | None = None  # the period running when the schedule is made
+
+
+def this_process() -> str:
+    """Who claims a run: the host and process id (what an inspector needs to trace it)."""
+    return f"{socket.gethostname()} pid {os.getpid()}"
+
+
+def add_schedule(
+    *, session: Session, actor: Actor | User, spec: ScheduleSpec, now: datetime
+) -> Schedule:
+    """Make a new schedule (its version 1)."""
+    require(session, actor, MANAGE_SCHEDULES, spec.site_id, action=_l("manage schedules"))
+    ledger.lock(session)  # the next schedule number is decided under the lock
+    taken = set(
+        session.exec(select(Schedule.schedule_id).where(Schedule.site_id == spec.site_id)).all()
+    )
+    number = len(taken) + 1
+    while f"SCH-{spec.site_id}-{number}" in taken:
+        number += 1
+    return _write(session, actor, spec, f"SCH-{spec.site_id}-{number}", 1, ACTIVE, now)
+
+
+def change_schedule(
+    *,
+    session: Session,
+    actor: Actor | User,
+    schedule_id: str,
+    spec: ScheduleSpec | None = None,
+    retire: bool = False,
+    now: datetime,
+) -> Schedule:
+    """A new version of a schedule (changed, or retired): the old one stays as it was."""
+    current = current_schedule(session=session, actor=actor, schedule_id=schedule_id)
+    require(session, actor, MANAGE_SCHEDULES, current.site_id, action=_l("manage schedules"))
+    ledger.lock(session)
+    current = current_schedule(session=session, actor=actor, schedule_id=schedule_id)
+    if spec is None:
+        spec = spec_of(current)
+    if spec.site_id != current.site_id:
+        raise Invalid(_("a schedule stays with its site; make a new one for another site"))
+    return _write(
+        session,
+        actor,
+        spec,
+        schedule_id,
+        current.version + 1,
+        RETIRED if retire else ACTIVE,
+        now,
+        first_period=current.first_period if spec.first_period is None else None,
+    )
+
+
+def spec_of(schedule: Schedule) -> ScheduleSpec:
+    return ScheduleSpec(
+        report_type=schedule.report_type,
+        site_id=schedule.site_id,
+        day=schedule.day,
+        at=schedule.at_time,
+        cadence=schedule.cadence,
+        language=schedule.language,
+        recipients=tuple(json.loads(schedule.recipients)),
+        regulators=tuple(json.loads(schedule.regulators)),
+        auto_release=schedule.release == AUTOMATIC,
+        first_period=schedule.first_period,
+    )
+
+
+def _write(
+    session: Session,
+    actor: Actor | User,
+    spec: ScheduleSpec,
+    schedule_id: str,
+    version: int,
+    status: str,
+    now: datetime,
+    first_period: str | None = None,
+) -> Schedule:
+    site = session.get(Site, spec.site_id)
+    if site is None:
+        raise NotFound(_("no site %(site)s", site=spec.site_id))
+    if spec.report_type not in REPORT_CADENCES:
+        raise Invalid(
+            _(
+                "a schedule cannot make %(type)s reports; choose one of: %(choices)s",
+                type=spec.report_type,
+                choices=", ".join(REPORT_CADENCES),
+            )
+        )
+    cadence = spec.cadence or REPORT_CADENCES[spec.report_type]
+    if cadence not in CADENCES:
+        raise Invalid(
+            _(
+                "unknown cadence %(cadence)s; choose one of: %(choices)s",
+                cadence=cadence,
+                choices=", ".join(CADENCES),
+            )
+        )
+    if not 1 <= spec.day <= 31:
+        raise Invalid(_("the day of the month must be between 1 and 31"))
+    if not _TIME.match(spec.at or ""):
+        raise Invalid(_("the time of day must be HH:MM, e.g. 08:00"))
+    language = LANGUAGE_ALIASES.get(spec.language or site.language)
+    if language not in LANGUAGES:
+        raise Invalid(
+            _(
+                "unknown language %(language)s; choose one of: %(choices)s",
+                language=spec.language,
+                choices=", ".join(LANGUAGES),
+            )
+        )
+    recipients = sorted({address.strip() for address in spec.recipients if address.strip()})
+    for address in recipients:
+        if not _EMAIL.match(address):
+            raise Invalid(_("%(address)s is not an email address", address=address))
+    regulators = sorted(set(spec.regulators))
+    for username in regulators:
+        _check_regulator(session, username, site.id)
+    if not recipients and not regulators:
+        raise Invalid(_("a schedule needs at least one recipient: an email address or a regulator"))
+    if spec.auto_release and not site_key_configured(site.id):
+        raise Invalid(
+            _(
+                "automatic release needs a signing key configured for site %(site)s; "
+                "without one a quality officer approves each report",
+                site=site.id,
+            )
+        )
+    first = spec.first_period or first_period
+    if first is None:
+        first = period_of(cadence, now.astimezone(_zone(site)).date())
+    if not is_period(cadence, first):
+        raise Invalid(
+            _(
+                "%(period)s is not a %(cadence)s period (e.g. 2026-10, 2026-Q4, 2026)",
+                period=first,
+                cadence=cadence,
+            )
+        )
+    user_id = actor.id
+    name = actor.name if isinstance(actor, Actor) else f"{actor.full_name} ({actor.username})"
+    row = Schedule(
+        id=f"{schedule_id}/{version}",
+        schedule_id=schedule_id,
+        version=version,
+        report_type=spec.report_type,
+        site_id=site.id,
+        cadence=cadence,
+        day=spec.day,
+        at_time=spec.at,
+        language=language,
+        recipients=json.dumps(recipients),
+        regulators=json.dumps(regulators),
+        release=AUTOMATIC if spec.auto_release else APPROVAL,
+        first_period=first,
+        status=status,
+        created_at=now,
+        created_by_id=user_id,
+        created_by=name,
+    )
+    ledger.write(session, row)
+    return row
+
+
+def site_key_configured(site_id: str) -> bool:
+    """Whether a signing key is configured for sealing reports without a person: a key
+    named by QMS_REPORT_PKCS12 (the demonstration key in the instance folder is not)."""
+    return bool(os.environ.get("QMS_REPORT_PKCS12"))
+
+
+def _check_regulator(session: Session, username: str, site_id: str) -> None:
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None or not user.active:
+        raise Invalid(_("%(username)s is not an active user", username=username))
+    if user.role != Role.REGULATOR:
+        raise Invalid(_("%(username)s is not a regulator", username=username))
+    member = session.get(UserSite, (user.id, site_id))
+    if member is None:
+        raise Invalid(
+            _(
+                "%(username)s does not belong to site %(site)s",
+                username=username,
+                site=site_id,
+            )
+        )
+
+
+def _zone(site: Site):
+    from qms.core.clock import zone_of
+
+    return zone_of(site.timezone)
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def _latest(rows: Iterable[Schedule]) -> list[Schedule]:
+    newest: dict[str, Schedule] = {}
+    for row in rows:
+        known = newest.get(row.schedule_id)
+        if known is None or row.version > known.version:
+            newest[row.schedule_id] = row
+    return sorted(newest.values(), key=lambda s: (s.site_id, s.schedule_id))
+
+
+def list_schedules(
+    *, session: Session, actor: Actor | User, site_ids: Iterable[str] | None = None
+) -> list[Schedule]:
+    """The version in force of each schedule at the sites asked for (all the actor's)."""
+    require(session, actor, MANAGE_SCHEDULES, action=_l("see schedules"))
+    query = select(Schedule)
+    if site_ids is not None:
+        query = query.where(Schedule.site_id.in_(list(site_ids)))
+    if isinstance(actor, User):
+        from qms.accounts.access import member_site_ids
+
+        query = query.where(Schedule.site_id.in_(member_site_ids(session, actor.id)))
+    return _latest(session.exec(query).all())
+
+
+def current_schedule(*, session: Session, actor: Actor | User, schedule_id: str) -> Schedule:
+    rows = session.exec(select(Schedule).where(Schedule.schedule_id == schedule_id)).all()
+    if not rows:
+        raise NotFound(_("no schedule %(schedule)s", schedule=schedule_id))
+    schedule = _latest(rows)[0]
+    try:
+        require(session, actor, MANAGE_SCHEDULES, schedule.site_id, action=_l("see schedules"))
+    except Denied:
+        # Another site's schedule answers exactly like a missing one.
+        raise NotFound(_("no schedule %(schedule)s", schedule=schedule_id)) from None
+    return schedule
+
+
+def schedule_history(*, session: Session, actor: Actor | User, schedule_id: str) -> list[Schedule]:
+    current_schedule(session=session, actor=actor, schedule_id=schedule_id)
+    return list(
+        session.exec(
+            select(Schedule).where(Schedule.schedule_id == schedule_id).order_by(Schedule.version)
+        ).all()
+    )
+
+
+def runs_of(*, session: Session, schedule_ids: Iterable[str]) -> list[ScheduleRun]:
+    ids = list(schedule_ids)
+    if not ids:
+        return []
+    return list(
+        session.exec(
+            select(ScheduleRun)
+            .where(ScheduleRun.schedule_id.in_(ids))
+            .order_by(ScheduleRun.schedule_id, ScheduleRun.period)
+        ).all()
+    )
+
+
+def cadence_of(schedule: Schedule, site_timezone: str) -> Cadence:
+    hours, minutes = schedule.at_time.split(":")
+    return Cadence(
+        schedule_id=schedule.schedule_id,
+        cadence=schedule.cadence,
+        day=schedule.day,
+        at=time(int(hours), int(minutes)),
+        timezone=site_timezone,
+        first_period=schedule.first_period,
+        active=schedule.status == ACTIVE,
+    )
+
+
+def in_force(session: Session) -> tuple[list[Schedule], list[Cadence]]:
+    """Every schedule's version in force and its cadence (in its site's zone)."""
+    schedules = _latest(session.exec(select(Schedule)).all())
+    zones = dict(session.exec(select(Site.id, Site.timezone)).all())
+    return schedules, [cadence_of(s, zones[s.site_id]) for s in schedules]
+
+
+def what_is_due(session: Session, now: datetime) -> list[Due]:
+    """What `due_periods` says is due now, from the schedules and the registry rows."""
+    _, cadences = in_force(session)
+    claimed = session.exec(select(ScheduleRun.schedule_id, ScheduleRun.period)).all()
+    return due_periods(cadences, [tuple(row) for row in claimed], now)
+
+
+def claim_due(
+    *, session: Session, actor: Actor, now: datetime, claimed_at: datetime, by: str | None = None
+) -> list[ScheduleRun]:
+    """Chain one run for each due (schedule, period) not yet claimed; the caller commits.
+
+    Under the ledger's lock, so that two schedulers (or a cron `run-due` beside one)
+    never claim the same period: the second sees the first one's rows."""
+    require(session, actor, MANAGE_SCHEDULES, action=_l("run schedules"))
+    ledger.lock(session)
+    schedules, _ = in_force(session)
+    versions = {s.schedule_id: s.id for s in schedules}
+    claimed = []
+    for due in what_is_due(session, now):
+        run = ScheduleRun(
+            id=f"{due.schedule_id}:{due.period}",
+            schedule_id=due.schedule_id,
+            schedule_version=versions[due.schedule_id],
+            period=due.period,
+            due_at=due.due_at,
+            claimed_at=claimed_at,
+            claimed_by=by or this_process(),
+        )
+        ledger.write(session, run)
+        claimed.append(run)
+    return claimed
