@@ -272,5 +272,9 @@ def test_signing_and_checking_work_inside_a_running_event_loop(dossier, settings
         signed, _level = pdf.sign(content, signing_key(settings), field_name="again", reason="t")
         return pdf.check_signatures(signed, [ca])
 
-    checks = asyncio.run(inside())
+    from concurrent.futures import ThreadPoolExecutor
+
+    # In a thread of its own: this thread may already run a loop (Playwright's, earlier).
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        checks = thread.submit(asyncio.run, inside()).result()
     assert len(checks) == 2 and all(c.ok for c in checks)
