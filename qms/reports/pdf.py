@@ -58,7 +58,28 @@ def report_xmp(*, title: str, values: dict[str, str]) -> bytes:
 """.encode()
 
 
-def sign(
+def _outside_event_loop(function, *args, **kwargs):
+    """Call `function` where asyncio.run works: pyHanko's synchronous API runs its own
+    event loop, which fails inside a running one (Playwright's, an async server's), so
+    there it runs in a worker thread of its own."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return function(*args, **kwargs)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(function, *args, **kwargs).result()
+
+
+def sign(*args, **kwargs) -> tuple[bytes, str]:
+    """The PDF with one more PAdES signature (an incremental update); and its level."""
+    return _outside_event_loop(_sign, *args, **kwargs)
+
+
+def _sign(
     pdf: bytes,
     key: SigningKey,
     *,
@@ -110,6 +131,10 @@ class SignatureCheck:
 
 def check_signatures(pdf: bytes, trust_roots: list[bytes]) -> list[SignatureCheck]:
     """Every signature in the PDF, validated against `trust_roots` (PEM or DER certs)."""
+    return _outside_event_loop(_check_signatures, pdf, trust_roots)
+
+
+def _check_signatures(pdf: bytes, trust_roots: list[bytes]) -> list[SignatureCheck]:
     from asn1crypto import pem, x509
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature

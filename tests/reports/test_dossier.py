@@ -257,3 +257,24 @@ def test_the_pdf_a_check_tells_a_plain_pdf_from_the_report(dossier, settings):
     problems = pdf.pdfa_problems(plain.getvalue())
     assert any("pdfaid:part" in p for p in problems)
     assert any("output intent" in p for p in problems)
+
+
+def test_signing_and_checking_work_inside_a_running_event_loop(dossier, settings):
+    # Playwright's sync API, or an async server, keeps a loop running in the thread.
+    import asyncio
+
+    content = _file(settings, dossier())
+    ca = (settings.instance_path / "keys" / "ca.pem").read_bytes()
+
+    async def inside():
+        from qms.reports.keys import signing_key
+
+        signed, _level = pdf.sign(content, signing_key(settings), field_name="again", reason="t")
+        return pdf.check_signatures(signed, [ca])
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    # In a thread of its own: this thread may already run a loop (Playwright's, earlier).
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        checks = thread.submit(asyncio.run, inside()).result()
+    assert len(checks) == 2 and all(c.ok for c in checks)
