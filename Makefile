@@ -34,8 +34,8 @@ system-packages:
 
 run: $(VENV)/.installed-app system-packages
 	QMS_SECURE_COOKIES=0 $(BIN)/qms init-db
-	QMS_SECURE_COOKIES=0 $(BIN)/qms demo
 	QMS_SECURE_COOKIES=0 $(BIN)/qms keys demo --site-name "Xuhui Demonstration Hospital, Shanghai"
+	QMS_SECURE_COOKIES=0 $(BIN)/qms demo --reports
 	@# The scheduler runs beside the web server; Ctrl-C stops both (the trap, should serve end first).
 	@QMS_SECURE_COOKIES=0 $(BIN)/qms scheduler & scheduler=$$!; \
 	trap 'kill $$scheduler 2>/dev/null; wait $$scheduler 2>/dev/null' EXIT INT TERM; \

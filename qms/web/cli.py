@@ -46,7 +46,13 @@ def _record_checklists(started_by: str) -> None:
 
 @click.command("demo")
 @click.option("--force", is_flag=True, help="Load even if the database already has users.")
-def demo_command(force: bool) -> None:
+@click.option(
+    "--reports",
+    is_flag=True,
+    help="Also make SH-01's October report on schedule, approve it and deliver it to the "
+    "regulator's portal (signs with a demonstration key).",
+)
+def demo_command(force: bool, reports: bool) -> None:
     """Load demonstration data (a Shanghai hospital, two wards, one user per role) into an empty database."""
     from qms.accounts.models import User
     from qms.demo import load_demo
@@ -58,6 +64,8 @@ def demo_command(force: bool) -> None:
             return
         summary = load_demo(session=session)
     click.echo(summary)
+    if not reports:
+        return
     from qms.demo import PASSWORDS
     from qms.scheduling.demo import deliver_demo_october  # its October report, delivered
 
