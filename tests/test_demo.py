@@ -48,7 +48,7 @@ def test_nurse_sees_units_and_the_corrected_record(app, client, session, csrf_fr
     )
     listing = client.get("/units").get_data(as_text=True)
     assert "K-2026-001" in listing and "Y-2026-002" in listing
-    assert "Released from storage to the ward (storage_out) is due next." in listing
+    assert "Released from storage to the ward is due next." in listing
     page = client.get("/units/K-2026-001").get_data(as_text=True)
     assert "Checks now" in page and "no findings" in page
     # The original stays visible beside its correction, with who, when and why.

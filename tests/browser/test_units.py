@@ -14,7 +14,7 @@ def test_nurse_reads_a_unit_with_its_correction(live_server, page):
     page.click("button[type=submit]")
     page.click("nav >> text=Units")
     row = page.locator("tr[data-unit='Y-2026-002']")
-    assert "storage_out" in row.inner_text()
+    assert "Released from storage to the ward" in row.inner_text()
     page.click("text=K-2026-001")
     assert page.locator("h1").inner_text() == "Unit K-2026-001"
     assert "no findings" in page.locator("[data-testid=assessment]").inner_text()
