@@ -52,13 +52,18 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(fresh_database_url, tmp_path):
+def live_server(fresh_database_url, tmp_path, request):
     env = dict(os.environ)
     env.update(
         QMS_DATABASE_URL=fresh_database_url,
         QMS_INSTANCE_PATH=str(tmp_path / "instance"),
         QMS_SECURE_COOKIES="0",
     )
+    marker = request.node.get_closest_marker("site_file")
+    if marker is not None:  # an institution's own parameters (docs/checklists.md)
+        site_file = tmp_path / "site.yaml"
+        site_file.write_text(marker.args[0], encoding="utf-8")
+        env["QMS_SITE_FILE"] = str(site_file)
     loaded = _qms("demo", env=env)
     assert loaded.returncode == 0, loaded.stderr
     port = _free_port()
