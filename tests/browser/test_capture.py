@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -200,10 +201,9 @@ def test_a_rate_of_150_is_flagged_while_typing_and_stored_only_with_a_reason(
     form = page.locator("form[data-step=infusion_start]")
     form.locator("[name='f-rate_ml_min']").fill("150")
     form.locator("select[name='f-filter']").select_option("none")
-    page.wait_for_function(
-        "document.querySelector('form[data-step=infusion_start] [data-testid=live-check]')"
-        ".textContent.includes('150')"
-    )
+    # A locator's wait, not wait_for_function: the page's CSP (no 'unsafe-eval') refuses
+    # the string Playwright evaluates while polling.
+    expect(form.locator("[data-testid=live-check]")).to_contain_text("150")
     live = form.locator("[data-testid=live-check]").inner_text()
     assert "150" in live and "left" in live  # the finding, and the thaw window's time left
     assert form.locator("textarea[name=reason]").evaluate("el => el.required")
