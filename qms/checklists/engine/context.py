@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from qms.checklists.engine.messages import render
@@ -12,6 +12,7 @@ from qms.checklists.facts import Finding, ReadingFacts, StepFacts, UnitFacts
 from qms.checklists.language import UNIT_FIELDS, Checklist, Condition, FieldRef, Rule, Test
 from qms.checklists.quantities import format_quantity
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _Check = Callable[["_Ctx"], None]
 _Cond = Callable[["_Ctx", tuple[StepFacts, ...]], bool]
 
@@ -53,9 +54,10 @@ class _Ctx:
         "profile",
         "unknown",
         "world",
+        "when",
     )
 
-    def __init__(self, unit, by_step, records, readings, now, complete, profile):
+    def __init__(self, unit, by_step, records, readings, now, complete, profile, when=None):
         self.unit: UnitFacts = unit
         self.by_step: dict[str, list[StepFacts]] = by_step
         self.records: list[StepFacts] = records
@@ -70,6 +72,11 @@ class _Ctx:
         # caller asks: a test on a missing value then simply fails.
         self.unknown: dict[tuple[int, int], str] | None = None
         self.world: dict[tuple[int, int], bool] | None = None
+        # Each record's time as a timedelta from one UTC instant, by id() of the record:
+        # two of them compare without asking offset objects (an aware datetime does).
+        if when is None:
+            when = {id(rec): rec.at - _EPOCH for rec in records}
+        self.when: dict[int, timedelta] = when
 
 
 def _is_number(value: Any) -> bool:

@@ -19,6 +19,7 @@ def _compile_order(rule: Rule, spec: OrderSpec, cl: Checklist) -> _Check:
 
     def check(ctx: _Ctx) -> None:
         by_step = ctx.by_step
+        when = ctx.when
         for j in range(1, len(seq)):
             later = seq[j]
             records = by_step.get(later)
@@ -31,6 +32,8 @@ def _compile_order(rule: Rule, spec: OrderSpec, cl: Checklist) -> _Check:
                 if seq[i] in by_step:
                     pred = seq[i]
                     break
+            if pred is not None and when[id(by_step[pred][-1])] <= when[id(records[0])]:
+                continue  # the usual case: every record of `later` after every one of `pred`
             for k, rec in enumerate(records):
                 if pred is None:
                     names = ", ".join(seq[:j])
@@ -49,7 +52,7 @@ def _compile_order(rule: Rule, spec: OrderSpec, cl: Checklist) -> _Check:
                     continue
                 earlier = by_step[pred]
                 target = earlier[min(k, len(earlier) - 1)] if repeats[later] else earlier[-1]
-                if target.at <= rec.at:
+                if when[id(target)] <= when[id(rec)]:
                     continue
                 gap = format_duration(target.at - rec.at)
                 params = {"rule": rule.id, "earlier": pred, "later": later, "gap": gap}

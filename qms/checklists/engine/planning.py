@@ -38,6 +38,10 @@ class _Plan:
         # e.g. a required step never recorded). evaluate() skips the others.
         self.triggers: list[frozenset[str] | None] = []
         self.gated: list[tuple[str | frozenset[str] | None, _Check]] = []
+        # The step whose record makes a check find nothing (a required step's done rule).
+        self.settled_by: list[str | None] = []
+        # The checks a unit runs, by the set of steps it has records of (see `runs`).
+        self._runs: dict[frozenset[str], tuple[_Check, ...]] = {}
         self.windows: list[tuple[Rule, WindowSpec, _WindowConds]] = []
         self.periodic: list[tuple[Rule, EverySpec, _WindowConds]] = []
         self.step_ids = frozenset(checklist.steps)
@@ -84,6 +88,7 @@ class _Plan:
                                 rule, step, tuple(sorted(self.successors.get(step.id, ()))), cl
                             ),
                             None,
+                            settled_by=step.id,
                         )
                 elif rule.concerns == "record":
                     # role, witness and record checks of a step run in one pass over its records
@@ -112,7 +117,14 @@ class _Plan:
             elif isinstance(spec, StorageSpec):
                 self._add(rule, _compile_storage(rule, spec, cond, cl), frozenset({"storage_in"}))
 
-    def _add(self, rule: Rule, check: _Check, trigger: frozenset[str] | None) -> None:
+    def _add(
+        self,
+        rule: Rule,
+        check: _Check,
+        trigger: frozenset[str] | None,
+        *,
+        settled_by: str | None = None,
+    ) -> None:
         """A rule whose conditions read recorded values is judged in every world a value
         not recorded allows (engine/worlds.py); any other runs as it is."""
         if not rule.generated and rule.when is not None and rule.when.field_tests:
@@ -125,6 +137,31 @@ class _Plan:
         # What evaluate() loops over: a single step as its id (a dict lookup is cheaper).
         one = next(iter(trigger)) if trigger is not None and len(trigger) == 1 else None
         self.gated.append((one if one is not None else trigger, check))
+        self.settled_by.append(settled_by)
+
+    def runs(self, recorded: frozenset[str]) -> tuple[_Check, ...]:
+        """The checks, in rule order, that can find anything in a unit with records of
+        these steps: a check none of whose steps was recorded has nothing to judge, and a
+        required step's done rule nothing once the step is recorded. Units of a checklist
+        have few such sets (how far they got), so the choice is made once per set."""
+        checks = self._runs.get(recorded)
+        if checks is None:
+            if len(self._runs) > 256:  # many partial extracts over a long-running process
+                self._runs.clear()
+            checks = self._runs[recorded] = tuple(
+                check
+                for (trigger, check), settled in zip(self.gated, self.settled_by, strict=True)
+                if (
+                    trigger is None
+                    or (
+                        trigger in recorded
+                        if type(trigger) is str
+                        else not trigger.isdisjoint(recorded)
+                    )
+                )
+                and (settled is None or settled not in recorded)
+            )
+        return checks
 
     def _order_graph(self) -> None:
         direct: dict[str, set[str]] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from qms.checklists.engine.planning import _Plan
 from qms.checklists.facts import StepFacts, UnitFacts
@@ -56,6 +56,15 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def _index(
     plan: _Plan, unit: UnitFacts, steps: Sequence[StepFacts]
 ) -> tuple[list[StepFacts], dict[str, list[StepFacts]]]:
+    records, by_step, _ = _index_timed(plan, unit, steps)
+    return records, by_step
+
+
+def _index_timed(
+    plan: _Plan, unit: UnitFacts, steps: Sequence[StepFacts]
+) -> tuple[list[StepFacts], dict[str, list[StepFacts]], dict[int, timedelta]]:
+    """The records in time order, by step, and each one's time as a distance from one UTC
+    instant (by id()): what the checks compare, cheaply (see below)."""
     records = effective_records(steps)
     known = plan.step_ids
     unit_id = unit.id
@@ -77,6 +86,7 @@ def _index(
     # changes a finding.
     keys = [rec.at - _EPOCH for rec in records]
     order = sorted(range(len(records)), key=keys.__getitem__)
+    when = {id(rec): key for rec, key in zip(records, keys, strict=True)}
     records = [records[i] for i in order]
     by_step: dict[str, list[StepFacts]] = {}
     previous = None
@@ -104,4 +114,4 @@ def _index(
         by_step = {}
         for rec in records:
             by_step.setdefault(rec.step, []).append(rec)
-    return records, by_step
+    return records, by_step, when
