@@ -30,15 +30,17 @@ class ReadingIndex:
         else:
             for reading in readings:
                 grouped.setdefault(reading.equipment, []).append(reading)
-        self._by_equipment: dict[str, tuple[list[datetime], list[float]]] = {}
+        self._by_equipment: dict[str, tuple[list[timedelta], list[float]]] = {}
         for equipment, items in grouped.items():
             items.sort(key=lambda r: (r.at, r.temperature_c))
             self._by_equipment[equipment] = (
-                [r.at for r in items],
+                [r.at - _EPOCH for r in items],
                 [float(r.temperature_c) for r in items],
             )
 
-    def series(self, equipment: str) -> tuple[list[datetime], list[float]] | None:
+    def series(self, equipment: str) -> tuple[list[timedelta], list[float]] | None:
+        """(times, temperatures) in time order; times as distances from one UTC instant,
+        as the context's `when` has them (cheap to compare and to bisect)."""
         return self._by_equipment.get(equipment)
 
 
@@ -55,9 +57,12 @@ class _Ctx:
         "unknown",
         "world",
         "when",
+        "recorded",
     )
 
-    def __init__(self, unit, by_step, records, readings, now, complete, profile, when=None):
+    def __init__(
+        self, unit, by_step, records, readings, now, complete, profile, when=None, recorded=None
+    ):
         self.unit: UnitFacts = unit
         self.by_step: dict[str, list[StepFacts]] = by_step
         self.records: list[StepFacts] = records
@@ -77,6 +82,8 @@ class _Ctx:
         if when is None:
             when = {id(rec): rec.at - _EPOCH for rec in records}
         self.when: dict[int, timedelta] = when
+        # The steps recorded at all (the keys of by_step), as a set that is hashed once.
+        self.recorded: frozenset[str] = frozenset(by_step) if recorded is None else recorded
 
 
 def _is_number(value: Any) -> bool:
@@ -113,6 +120,8 @@ def _read_from(ctx: _Ctx, ref: FieldRef, context: tuple[StepFacts, ...]) -> int:
 
 
 def _same(a: Any, b: Any) -> bool:
+    if type(a) is str and type(b) is str:  # the usual case: two words
+        return a == b
     # true == 1 in Python; in a checklist a yes/no is never a number.
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a is b

@@ -49,8 +49,9 @@ def evaluate(
     plan = _plan(checklist, name)
     records, by_step, when = _index_timed(plan, unit, steps)
     done = unit.status == "complete" if complete is None else complete
-    ctx = _Ctx(unit, by_step, records, _reading_index(readings), now, done, name, when)
-    for check in plan.runs(frozenset(by_step)):
+    recorded = frozenset(by_step)
+    ctx = _Ctx(unit, by_step, records, _reading_index(readings), now, done, name, when, recorded)
+    for check in plan.runs(recorded):
         check(ctx)
     return ctx.out
 

@@ -60,6 +60,16 @@ def _window_pairs(
     open_: list[StepFacts] = []
     if not starts:
         return pairs, open_
+    if len(starts) == 1 and len(ends) <= 1:
+        # The usual case, the same whatever the pairing: one `from` and at most one `to`.
+        start = starts[0]
+        if ends:
+            end = ends[0]
+            if (when[id(end)] >= when[id(start)]) if when is not None else end.at >= start.at:
+                pairs.append((start, end))
+                return pairs, open_
+        open_.append(start)
+        return pairs, open_
     if when is None:
         st = [r.at for r in starts]
         et = [r.at for r in ends]
