@@ -51,7 +51,21 @@ def evaluate(
     done = unit.status == "complete" if complete is None else complete
     recorded = frozenset(by_step)
     ctx = _Ctx(unit, by_step, records, _reading_index(readings), now, done, name, when, recorded)
-    for check in plan.runs(recorded):
+    runs = plan.runs(recorded)
+    checks = runs.unordered
+    if runs.turns:
+        # The order rules first, all at once: one whose steps are in order finds nothing
+        # and is not called; the others run in their turn, as every check does.
+        dirty = None
+        for position, pred, later in runs.turns:
+            if pred is None or when[id(by_step[pred][-1])] > when[id(by_step[later][0])]:
+                if dirty is None:
+                    dirty = set()
+                dirty.add(position)
+        if dirty is not None:
+            skip = runs.order_positions - dirty
+            checks = tuple(c for i, c in enumerate(runs.checks) if i not in skip)
+    for check in checks:
         check(ctx)
     return ctx.out
 

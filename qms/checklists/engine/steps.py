@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -92,10 +93,17 @@ def _compile_step_checks(step: StepDef, rules: Mapping[str, Rule], cl: Checklist
     repeats = step.repeats
     steps = (sid,)
 
-    # One look-up per value: (accepted types, or None for a choice; the words, or None).
-    fast: dict[str, tuple[frozenset[type] | None, frozenset[str] | None]] = {
-        name: (quick.get(name), words.get(name)) for name in set(quick) | set(words)
-    }
+    # One look-up per value: (0, accepted types) for a value valid by its type if not
+    # empty, (1, the words) for a choice, (2, (min, max)) for a number (a whole number,
+    # or a finite decimal, within the range if there is one).
+    fast: dict[str, tuple[int, Any]] = {}
+    for name, fdef in fields.items():
+        if name in quick:
+            fast[name] = (0, quick[name])
+        elif name in words:
+            fast[name] = (1, words[name])
+        elif fdef.type in ("number", "temperature"):
+            fast[name] = (2, fdef.range if fdef.range is not None else (-math.inf, math.inf))
     check_roles = role_rule is not None
     check_witness = witness_rule is not None
 
@@ -147,7 +155,7 @@ def _compile_step_checks(step: StepDef, rules: Mapping[str, Rule], cl: Checklist
                 if code is not None:
                     _emit(ctx, cl, witness_rule, steps, code, params, witness_limit, actual, (rec,))
             problems: list[dict[str, Any]] | None = None
-            if not who or not (who if type(who) is str else str(who)).strip():
+            if not who or (who.isspace() if type(who) is str else not str(who).strip()):
                 problems = [{"code": "record.no_performer"}]
             if index > 0 and not repeats:
                 problems = problems or []
@@ -158,12 +166,20 @@ def _compile_step_checks(step: StepDef, rules: Mapping[str, Rule], cl: Checklist
             for name, value in values.items():
                 known = fast.get(name)
                 if known is not None:
-                    accepted, choices = known
-                    if accepted is not None:
+                    how, accepted = known
+                    if how == 0:
                         if type(value) in accepted and value != "":
                             continue
-                    elif type(value) is str and value in choices:  # type: ignore[operator]
-                        continue
+                    elif how == 1:
+                        if type(value) is str and value in accepted:
+                            continue
+                    else:
+                        kind = type(value)
+                        # value - value is 0.0 only for a finite decimal (not inf, not NaN)
+                        if (kind is int or (kind is float and value - value == 0.0)) and (
+                            accepted[0] <= value <= accepted[1]
+                        ):
+                            continue
                 validate = validators.get(name)
                 if validate is None:
                     others = others or []
