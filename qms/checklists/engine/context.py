@@ -147,9 +147,20 @@ def _compile_tests(field_tests: Sequence[Test]) -> _Cond | None:
         # value that was not recorded (see `_worlds` in judging).
         decided = op == "present"
         if op == "equals":
-            tests.append((ref, lambda v, e=expected: v is not None and _same(v, e), decided))
+            if type(expected) is str:  # a word: a recorded word is compared directly
+                ok = lambda v, e=expected: (  # noqa: E731
+                    v == e if type(v) is str else v is not None and _same(v, e)
+                )
+            else:
+                ok = lambda v, e=expected: v is not None and _same(v, e)  # noqa: E731
+            tests.append((ref, ok, decided))
         elif op == "one_of":
-            ok = lambda v, e=expected: v is not None and any(_same(v, x) for x in e)  # noqa: E731
+            if all(type(x) is str for x in expected):  # words: a recorded word is looked up
+                ok = lambda v, e=expected, w=frozenset(expected): (  # noqa: E731
+                    v in w if type(v) is str else v is not None and any(_same(v, x) for x in e)
+                )
+            else:
+                ok = lambda v, e=expected: v is not None and any(_same(v, x) for x in e)  # noqa: E731
             tests.append((ref, ok, decided))
         elif op == "at_least":
             tests.append((ref, lambda v, e=expected: _is_number(v) and v >= e, decided))
@@ -157,11 +168,14 @@ def _compile_tests(field_tests: Sequence[Test]) -> _Cond | None:
             tests.append((ref, lambda v, e=expected: _is_number(v) and v <= e, decided))
         else:  # present
             tests.append((ref, lambda v, e=expected: (v is not None and v != "") == e, decided))
-    tests = [(ref, ok, decided, id(ok)) for ref, ok, decided in tests]
+    tests = [(ref, ref.step, ref.name, ok, decided, id(ok)) for ref, ok, decided in tests]
 
     def cond(ctx: _Ctx, context: tuple[StepFacts, ...]) -> bool:
-        for ref, ok, decided, tag in tests:
-            value = _value_of(ctx, ref, context)
+        for ref, step, name, ok, decided, tag in tests:
+            if step is not None and context and context[0].step == step:
+                value = context[0].fields.get(name)  # the usual case: the record judged
+            else:
+                value = _value_of(ctx, ref, context)
             if value is None or value == "":
                 if not decided:
                     unknown = ctx.unknown
