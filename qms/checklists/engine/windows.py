@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -148,14 +149,19 @@ def _compile_every(rule: Rule, spec: EverySpec, conds: _WindowConds, cl: Checkli
             horizon = anchor + spec.span
         else:
             horizon = max(when[id(r)] for r in ctx.records)
-        done_at = [when[id(r)] for r in ends]
-        missed = [
-            number
-            if daily
-            else f"{format_duration(begin - anchor)}–{format_duration(end - anchor)}"
-            for number, begin, end in _periods(spec, anchor)
-            if end <= horizon and not any(begin <= at < end for at in done_at)
-        ]
+        done_at = [when[id(r)] for r in ends]  # in time order, as the records are
+        missed = []
+        for number, begin, end in _periods(spec, anchor):
+            if end > horizon:
+                continue
+            first = bisect_left(done_at, begin)  # the first record at or after the start
+            if first < len(done_at) and done_at[first] < end:
+                continue
+            missed.append(
+                number
+                if daily
+                else f"{format_duration(begin - anchor)}–{format_duration(end - anchor)}"
+            )
         if not missed:
             return
         if daily:
