@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from qms.checklists.engine.messages import render
@@ -12,6 +12,7 @@ from qms.checklists.facts import Finding, ReadingFacts, StepFacts, UnitFacts
 from qms.checklists.language import UNIT_FIELDS, Checklist, Condition, FieldRef, Rule, Test
 from qms.checklists.quantities import format_quantity
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _Check = Callable[["_Ctx"], None]
 _Cond = Callable[["_Ctx", tuple[StepFacts, ...]], bool]
 
@@ -29,15 +30,17 @@ class ReadingIndex:
         else:
             for reading in readings:
                 grouped.setdefault(reading.equipment, []).append(reading)
-        self._by_equipment: dict[str, tuple[list[datetime], list[float]]] = {}
+        self._by_equipment: dict[str, tuple[list[timedelta], list[float]]] = {}
         for equipment, items in grouped.items():
             items.sort(key=lambda r: (r.at, r.temperature_c))
             self._by_equipment[equipment] = (
-                [r.at for r in items],
+                [r.at - _EPOCH for r in items],
                 [float(r.temperature_c) for r in items],
             )
 
-    def series(self, equipment: str) -> tuple[list[datetime], list[float]] | None:
+    def series(self, equipment: str) -> tuple[list[timedelta], list[float]] | None:
+        """(times, temperatures) in time order; times as distances from one UTC instant,
+        as the context's `when` has them (cheap to compare and to bisect)."""
         return self._by_equipment.get(equipment)
 
 
@@ -53,9 +56,13 @@ class _Ctx:
         "profile",
         "unknown",
         "world",
+        "when",
+        "recorded",
     )
 
-    def __init__(self, unit, by_step, records, readings, now, complete, profile):
+    def __init__(
+        self, unit, by_step, records, readings, now, complete, profile, when=None, recorded=None
+    ):
         self.unit: UnitFacts = unit
         self.by_step: dict[str, list[StepFacts]] = by_step
         self.records: list[StepFacts] = records
@@ -70,6 +77,13 @@ class _Ctx:
         # caller asks: a test on a missing value then simply fails.
         self.unknown: dict[tuple[int, int], str] | None = None
         self.world: dict[tuple[int, int], bool] | None = None
+        # Each record's time as a timedelta from one UTC instant, by id() of the record:
+        # two of them compare without asking offset objects (an aware datetime does).
+        if when is None:
+            when = {id(rec): rec.at - _EPOCH for rec in records}
+        self.when: dict[int, timedelta] = when
+        # The steps recorded at all (the keys of by_step), as a set that is hashed once.
+        self.recorded: frozenset[str] = frozenset(by_step) if recorded is None else recorded
 
 
 def _is_number(value: Any) -> bool:
@@ -106,6 +120,8 @@ def _read_from(ctx: _Ctx, ref: FieldRef, context: tuple[StepFacts, ...]) -> int:
 
 
 def _same(a: Any, b: Any) -> bool:
+    if type(a) is str and type(b) is str:  # the usual case: two words
+        return a == b
     # true == 1 in Python; in a checklist a yes/no is never a number.
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a is b
@@ -131,9 +147,20 @@ def _compile_tests(field_tests: Sequence[Test]) -> _Cond | None:
         # value that was not recorded (see `_worlds` in judging).
         decided = op == "present"
         if op == "equals":
-            tests.append((ref, lambda v, e=expected: v is not None and _same(v, e), decided))
+            if type(expected) is str:  # a word: a recorded word is compared directly
+                ok = lambda v, e=expected: (  # noqa: E731
+                    v == e if type(v) is str else v is not None and _same(v, e)
+                )
+            else:
+                ok = lambda v, e=expected: v is not None and _same(v, e)  # noqa: E731
+            tests.append((ref, ok, decided))
         elif op == "one_of":
-            ok = lambda v, e=expected: v is not None and any(_same(v, x) for x in e)  # noqa: E731
+            if all(type(x) is str for x in expected):  # words: a recorded word is looked up
+                ok = lambda v, e=expected, w=frozenset(expected): (  # noqa: E731
+                    v in w if type(v) is str else v is not None and any(_same(v, x) for x in e)
+                )
+            else:
+                ok = lambda v, e=expected: v is not None and any(_same(v, x) for x in e)  # noqa: E731
             tests.append((ref, ok, decided))
         elif op == "at_least":
             tests.append((ref, lambda v, e=expected: _is_number(v) and v >= e, decided))
@@ -141,11 +168,14 @@ def _compile_tests(field_tests: Sequence[Test]) -> _Cond | None:
             tests.append((ref, lambda v, e=expected: _is_number(v) and v <= e, decided))
         else:  # present
             tests.append((ref, lambda v, e=expected: (v is not None and v != "") == e, decided))
-    tests = [(ref, ok, decided, id(ok)) for ref, ok, decided in tests]
+    tests = [(ref, ref.step, ref.name, ok, decided, id(ok)) for ref, ok, decided in tests]
 
     def cond(ctx: _Ctx, context: tuple[StepFacts, ...]) -> bool:
-        for ref, ok, decided, tag in tests:
-            value = _value_of(ctx, ref, context)
+        for ref, step, name, ok, decided, tag in tests:
+            if step is not None and context and context[0].step == step:
+                value = context[0].fields.get(name)  # the usual case: the record judged
+            else:
+                value = _value_of(ctx, ref, context)
             if value is None or value == "":
                 if not decided:
                     unknown = ctx.unknown

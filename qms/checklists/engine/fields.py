@@ -42,6 +42,43 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
         frozenset(one_of) if one_of is not None and all(type(x) is str for x in one_of) else None
     )
     bounds = {"unit": unit, "min": low, "max": high}
+    # Rules with a single test and no condition: a value that passes it is passed in the
+    # record loop without calling `judge`.
+    single = not_one_of is None and not has_must_be and compare is None and cond is None
+    quick_range = single and one_of is None and (low is not None or high is not None)
+    quick_words = (
+        single
+        and plain_one_of is not None
+        and "" not in plain_one_of  # an empty value is "not recorded", not a word
+        and low is None
+        and high is None
+    )
+    # must_be alone, a yes/no or a word: the value itself (a yes/no is never a number).
+    quick_must = (
+        has_must_be
+        and type(must_be) in (bool, str)
+        and must_be != ""
+        and one_of is None
+        and not_one_of is None
+        and compare is None
+        and cond is None
+        and low is None
+        and high is None
+    )
+    plain_not_one_of = (
+        frozenset(not_one_of)
+        if not_one_of is not None and all(type(x) is str for x in not_one_of)
+        else None
+    )
+    quick_not_words = (
+        plain_not_one_of is not None
+        and one_of is None
+        and not has_must_be
+        and compare is None
+        and cond is None
+        and low is None
+        and high is None
+    )
 
     def compared(value: Any, other_value: Any, *, with_unit: bool = False) -> dict[str, Any]:
         assert other is not None
@@ -127,6 +164,26 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
         if not records:
             return
         for rec in records:
+            if quick_range:
+                # The usual case, decided here: a number within the bounds breaks nothing.
+                value = rec.fields.get(name)
+                kind = type(value)
+                if (kind is int or kind is float) and not (
+                    (low is not None and value < low) or (high is not None and value > high)
+                ):
+                    continue
+            elif quick_words:
+                value = rec.fields.get(name)
+                if type(value) is str and value in plain_one_of:
+                    continue
+            elif quick_must:
+                value = rec.fields.get(name)
+                if value is must_be or (type(value) is str and value == must_be):
+                    continue
+            elif quick_not_words:
+                value = rec.fields.get(name)
+                if type(value) is str and value != "" and value not in plain_not_one_of:
+                    continue
             context = (rec,)
             if cond is not None and not cond(ctx, context):
                 continue

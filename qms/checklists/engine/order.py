@@ -17,20 +17,40 @@ def _compile_order(rule: Rule, spec: OrderSpec, cl: Checklist) -> _Check:
     seq = spec.steps
     repeats = {s: cl.steps[s].repeats for s in seq}
 
-    def check(ctx: _Ctx) -> None:
-        by_step = ctx.by_step
+    # Which steps each recorded later step is compared with depends only on which steps
+    # were recorded: worked out once per set of recorded steps.
+    turns: dict[frozenset[str], tuple[tuple[int, str, str | None], ...]] = {}
+
+    def turns_for(recorded: frozenset[str]) -> tuple[tuple[int, str, str | None], ...]:
+        out = []
         for j in range(1, len(seq)):
             later = seq[j]
-            records = by_step.get(later)
-            if not records:
+            if later not in recorded:
                 continue
             # Compare with the nearest earlier step that was recorded at all; steps never
             # recorded are reported once, as missing (and here only if none was recorded).
             pred = None
             for i in range(j - 1, -1, -1):
-                if seq[i] in by_step:
+                if seq[i] in recorded:
                     pred = seq[i]
                     break
+            out.append((j, later, pred))
+        if len(turns) > 256:
+            turns.clear()
+        found = turns[recorded] = tuple(out)
+        return found
+
+    def check(ctx: _Ctx) -> None:
+        by_step = ctx.by_step
+        when = ctx.when
+        recorded = ctx.recorded
+        found = turns.get(recorded)
+        if found is None:
+            found = turns_for(recorded)
+        for j, later, pred in found:
+            records = by_step[later]
+            if pred is not None and when[id(by_step[pred][-1])] <= when[id(records[0])]:
+                continue  # the usual case: every record of `later` after every one of `pred`
             for k, rec in enumerate(records):
                 if pred is None:
                     names = ", ".join(seq[:j])
@@ -49,7 +69,7 @@ def _compile_order(rule: Rule, spec: OrderSpec, cl: Checklist) -> _Check:
                     continue
                 earlier = by_step[pred]
                 target = earlier[min(k, len(earlier) - 1)] if repeats[later] else earlier[-1]
-                if target.at <= rec.at:
+                if when[id(target)] <= when[id(rec)]:
                     continue
                 gap = format_duration(target.at - rec.at)
                 params = {"rule": rule.id, "earlier": pred, "later": later, "gap": gap}

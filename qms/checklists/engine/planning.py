@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from qms.checklists.engine.context import _Check, _compile_condition, _Cond
 from qms.checklists.engine.fields import _compile_field
 from qms.checklists.engine.order import _compile_order
@@ -27,6 +29,19 @@ from qms.checklists.language import (
 )
 
 
+class _Runs(NamedTuple):
+    """The checks a unit with a given set of recorded steps runs (see `_Plan.runs`)."""
+
+    checks: tuple[_Check, ...]
+    # The same without the order rules: what runs when every order rule holds.
+    unordered: tuple[_Check, ...]
+    order_positions: frozenset[int]  # positions in `checks` of the order rules
+    # (position in `checks`, nearest earlier step recorded or None, later step): an order
+    # rule whose turns all have the earlier step's last record no later than the later
+    # step's first record finds nothing (engine/order.py), and is not called.
+    turns: tuple[tuple[int, str | None, str], ...]
+
+
 class _Plan:
     """A checklist compiled for one profile."""
 
@@ -38,6 +53,12 @@ class _Plan:
         # e.g. a required step never recorded). evaluate() skips the others.
         self.triggers: list[frozenset[str] | None] = []
         self.gated: list[tuple[str | frozenset[str] | None, _Check]] = []
+        # The step whose record makes a check find nothing (a required step's done rule).
+        self.settled_by: list[str | None] = []
+        # The checks a unit runs, by the set of steps it has records of (see `runs`).
+        self._runs: dict[frozenset[str], _Runs] = {}
+        # The steps of each order rule (None for any other check), as `gated`.
+        self.order_steps: list[tuple[str, ...] | None] = []
         self.windows: list[tuple[Rule, WindowSpec, _WindowConds]] = []
         self.periodic: list[tuple[Rule, EverySpec, _WindowConds]] = []
         self.step_ids = frozenset(checklist.steps)
@@ -84,6 +105,7 @@ class _Plan:
                                 rule, step, tuple(sorted(self.successors.get(step.id, ()))), cl
                             ),
                             None,
+                            settled_by=step.id,
                         )
                 elif rule.concerns == "record":
                     # role, witness and record checks of a step run in one pass over its records
@@ -112,7 +134,14 @@ class _Plan:
             elif isinstance(spec, StorageSpec):
                 self._add(rule, _compile_storage(rule, spec, cond, cl), frozenset({"storage_in"}))
 
-    def _add(self, rule: Rule, check: _Check, trigger: frozenset[str] | None) -> None:
+    def _add(
+        self,
+        rule: Rule,
+        check: _Check,
+        trigger: frozenset[str] | None,
+        *,
+        settled_by: str | None = None,
+    ) -> None:
         """A rule whose conditions read recorded values is judged in every world a value
         not recorded allows (engine/worlds.py); any other runs as it is."""
         if not rule.generated and rule.when is not None and rule.when.field_tests:
@@ -125,6 +154,50 @@ class _Plan:
         # What evaluate() loops over: a single step as its id (a dict lookup is cheaper).
         one = next(iter(trigger)) if trigger is not None and len(trigger) == 1 else None
         self.gated.append((one if one is not None else trigger, check))
+        self.settled_by.append(settled_by)
+        self.order_steps.append(rule.spec.steps if isinstance(rule.spec, OrderSpec) else None)
+
+    def runs(self, recorded: frozenset[str]) -> _Runs:
+        """The checks, in rule order, that can find anything in a unit with records of
+        these steps: a check none of whose steps was recorded has nothing to judge, and a
+        required step's done rule nothing once the step is recorded. Units of a checklist
+        have few such sets (how far they got), so the choice is made once per set."""
+        runs = self._runs.get(recorded)
+        if runs is None:
+            if len(self._runs) > 256:  # many partial extracts over a long-running process
+                self._runs.clear()
+            runs = self._runs[recorded] = self._choose(recorded)
+        return runs
+
+    def _choose(self, recorded: frozenset[str]) -> _Runs:
+        chosen: list[tuple[_Check, tuple[str, ...] | None]] = []
+        for (trigger, check), settled, seq in zip(
+            self.gated, self.settled_by, self.order_steps, strict=True
+        ):
+            if trigger is not None and (
+                trigger not in recorded if type(trigger) is str else trigger.isdisjoint(recorded)
+            ):
+                continue
+            if settled is not None and settled in recorded:
+                continue
+            chosen.append((check, seq))
+        # Each recorded later step of an order rule and the nearest earlier step recorded
+        # (None: none was), as the order check compares them (engine/order.py).
+        turns: list[tuple[int, str | None, str]] = []
+        for position, (_, seq) in enumerate(chosen):
+            if seq is None:
+                continue
+            for j in range(1, len(seq)):
+                if seq[j] not in recorded:
+                    continue
+                pred = next((seq[i] for i in range(j - 1, -1, -1) if seq[i] in recorded), None)
+                turns.append((position, pred, seq[j]))
+        return _Runs(
+            tuple(check for check, _ in chosen),
+            tuple(check for check, seq in chosen if seq is None),
+            frozenset(position for position, (_, seq) in enumerate(chosen) if seq is not None),
+            tuple(turns),
+        )
 
     def _order_graph(self) -> None:
         direct: dict[str, set[str]] = {}

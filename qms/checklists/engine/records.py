@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
-from operator import attrgetter
+from datetime import UTC, datetime, timedelta
 
 from qms.checklists.engine.planning import _Plan
 from qms.checklists.facts import StepFacts, UnitFacts
@@ -51,12 +50,21 @@ def _sort_key(rec: StepFacts) -> tuple:
     return (rec.at, rec.step, rec.record_id or "", rec.by or "", rec.witness or "")
 
 
-_at = attrgetter("at")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _index(
     plan: _Plan, unit: UnitFacts, steps: Sequence[StepFacts]
 ) -> tuple[list[StepFacts], dict[str, list[StepFacts]]]:
+    records, by_step, _ = _index_timed(plan, unit, steps)
+    return records, by_step
+
+
+def _index_timed(
+    plan: _Plan, unit: UnitFacts, steps: Sequence[StepFacts]
+) -> tuple[list[StepFacts], dict[str, list[StepFacts]], dict[int, timedelta]]:
+    """The records in time order, by step, and each one's time as a distance from one UTC
+    instant (by id()): what the checks compare, cheaply (see below)."""
     records = effective_records(steps)
     known = plan.step_ids
     unit_id = unit.id
@@ -71,17 +79,23 @@ def _index(
                     f"step {rec.step!r} is not part of checklist {plan.checklist.id!r} version {plan.checklist.version}"
                 )
             raise ValueError(f"record of step {rec.step!r} has a time without a UTC offset")
-    # By time alone first (the C-level key is what makes this cheap); records at the same
-    # moment are then ordered by content, so that input order never changes a finding.
-    records.sort(key=_at)
+    # By time alone first, as distances from one UTC instant: comparing two aware times
+    # with different offset objects asks each for its offset, every comparison (what made
+    # the sort the dearest part of the index); a difference is worked out once per record.
+    # Records at the same moment are then ordered by content, so that input order never
+    # changes a finding.
+    keys = [rec.at - _EPOCH for rec in records]
+    order = sorted(range(len(records)), key=keys.__getitem__)
+    when = {id(rec): key for rec, key in zip(records, keys, strict=True)}
+    records = [records[i] for i in order]
     by_step: dict[str, list[StepFacts]] = {}
-    previous_at = None
+    previous = None
     tied = False
-    for rec in records:
-        at = rec.at
-        if at == previous_at:
+    for i, rec in zip(order, records, strict=True):
+        key = keys[i]
+        if key == previous:
             tied = True
-        previous_at = at
+        previous = key
         bucket = by_step.get(rec.step)
         if bucket is None:
             by_step[rec.step] = [rec]
@@ -100,4 +114,4 @@ def _index(
         by_step = {}
         for rec in records:
             by_step.setdefault(rec.step, []).append(rec)
-    return records, by_step
+    return records, by_step, when

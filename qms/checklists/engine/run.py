@@ -8,7 +8,7 @@ from typing import Any
 
 from qms.checklists.engine.context import ReadingIndex, _Ctx
 from qms.checklists.engine.planning import _plan
-from qms.checklists.engine.records import _index
+from qms.checklists.engine.records import _index_timed
 from qms.checklists.facts import Finding, ReadingFacts, StepFacts, UnitFacts
 from qms.checklists.language import Checklist, Profile
 
@@ -47,15 +47,26 @@ def evaluate(
         raise ValueError("now must carry a UTC offset")
     name = _profile_name(unit, profile)
     plan = _plan(checklist, name)
-    records, by_step = _index(plan, unit, steps)
+    records, by_step, when = _index_timed(plan, unit, steps)
     done = unit.status == "complete" if complete is None else complete
-    ctx = _Ctx(unit, by_step, records, _reading_index(readings), now, done, name)
-    for trigger, check in plan.gated:
-        # A check none of whose steps was recorded has nothing to judge: not called.
-        if trigger is None or (
-            trigger in by_step if type(trigger) is str else not trigger.isdisjoint(by_step)
-        ):
-            check(ctx)
+    recorded = frozenset(by_step)
+    ctx = _Ctx(unit, by_step, records, _reading_index(readings), now, done, name, when, recorded)
+    runs = plan.runs(recorded)
+    checks = runs.unordered
+    if runs.turns:
+        # The order rules first, all at once: one whose steps are in order finds nothing
+        # and is not called; the others run in their turn, as every check does.
+        dirty = None
+        for position, pred, later in runs.turns:
+            if pred is None or when[id(by_step[pred][-1])] > when[id(by_step[later][0])]:
+                if dirty is None:
+                    dirty = set()
+                dirty.add(position)
+        if dirty is not None:
+            skip = runs.order_positions - dirty
+            checks = tuple(c for i, c in enumerate(runs.checks) if i not in skip)
+    for check in checks:
+        check(ctx)
     return ctx.out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -92,33 +93,50 @@ def _compile_step_checks(step: StepDef, rules: Mapping[str, Rule], cl: Checklist
     repeats = step.repeats
     steps = (sid,)
 
+    # One look-up per value: (0, accepted types) for a value valid by its type if not
+    # empty, (1, the words) for a choice, (2, (min, max)) for a number (a whole number,
+    # or a finite decimal, within the range if there is one).
+    fast: dict[str, tuple[int, Any]] = {}
+    for name, fdef in fields.items():
+        if name in quick:
+            fast[name] = (0, quick[name])
+        elif name in words:
+            fast[name] = (1, words[name])
+        elif fdef.type in ("number", "temperature"):
+            fast[name] = (2, fdef.range if fdef.range is not None else (-math.inf, math.inf))
+    check_roles = role_rule is not None
+    check_witness = witness_rule is not None
+
     def check(ctx: _Ctx) -> None:
         records = ctx.by_step.get(sid)
         if not records:
             return
+        now = ctx.now
         for index, rec in enumerate(records):
             who = rec.by
-            if role_rule is not None and rec.by_role is not None and rec.by_role not in roles:
-                params = {"step": sid, "by": who, "role": rec.by_role, "allowed": list(step.roles)}
-                _emit(
-                    ctx,
-                    cl,
-                    role_rule,
-                    steps,
-                    "role.not_allowed",
-                    params,
-                    roles_text,
-                    rec.by_role,
-                    (rec,),
-                )
-            if witness_rule is not None:
+            if check_roles:
+                by_role = rec.by_role
+                if by_role is not None and by_role not in roles:
+                    params = {"step": sid, "by": who, "role": by_role, "allowed": list(step.roles)}
+                    _emit(
+                        ctx,
+                        cl,
+                        role_rule,
+                        steps,
+                        "role.not_allowed",
+                        params,
+                        roles_text,
+                        by_role,
+                        (rec,),
+                    )
+            if check_witness:
+                witness = rec.witness
                 code = None
-                actual = None
-                if not rec.witness:
+                if not witness:
                     if witness_required:
                         code, actual = "witness.missing", "no witness"
                         params = {"step": sid, "roles": list(step.witness_roles)}
-                elif who and rec.witness.strip().casefold() == who.strip().casefold():
+                elif who and witness.strip().casefold() == who.strip().casefold():
                     code, actual = "witness.same_person", f"same person ({who})"
                     params = {"step": sid, "by": who}
                 elif (
@@ -127,30 +145,41 @@ def _compile_step_checks(step: StepDef, rules: Mapping[str, Rule], cl: Checklist
                     and rec.witness_role not in witness_roles
                 ):
                     code = "witness.role_not_allowed"
-                    actual = f"{rec.witness} as {rec.witness_role}"
+                    actual = f"{witness} as {rec.witness_role}"
                     params = {
                         "step": sid,
-                        "witness": rec.witness,
+                        "witness": witness,
                         "role": rec.witness_role,
                         "allowed": list(step.witness_roles),
                     }
                 if code is not None:
                     _emit(ctx, cl, witness_rule, steps, code, params, witness_limit, actual, (rec,))
-            problems: list[dict[str, Any]] = []
-            if not who or not (who if type(who) is str else str(who)).strip():
-                problems.append({"code": "record.no_performer"})
+            problems: list[dict[str, Any]] | None = None
+            if not who or (who.isspace() if type(who) is str else not str(who).strip()):
+                problems = [{"code": "record.no_performer"}]
             if index > 0 and not repeats:
+                problems = problems or []
                 problems.append({"code": "record.repeated", "count": index + 1})
             values = rec.fields
             blank: set[str] | None = None
             others: list[dict[str, Any]] | None = None
             for name, value in values.items():
-                accepted = quick.get(name)
-                if accepted is not None and type(value) in accepted and value != "":
-                    continue
-                choices = words.get(name)
-                if choices is not None and type(value) is str and value in choices:
-                    continue
+                known = fast.get(name)
+                if known is not None:
+                    how, accepted = known
+                    if how == 0:
+                        if type(value) in accepted and value != "":
+                            continue
+                    elif how == 1:
+                        if type(value) is str and value in accepted:
+                            continue
+                    else:
+                        kind = type(value)
+                        # value - value is 0.0 only for a finite decimal (not inf, not NaN)
+                        if (kind is int or (kind is float and value - value == 0.0)) and (
+                            accepted[0] <= value <= accepted[1]
+                        ):
+                            continue
                 validate = validators.get(name)
                 if validate is None:
                     others = others or []
@@ -166,15 +195,19 @@ def _compile_step_checks(step: StepDef, rules: Mapping[str, Rule], cl: Checklist
             if blank is not None or not required_set <= values.keys():
                 for name in required:
                     if name not in values or (blank is not None and name in blank):
+                        problems = problems or []
                         problems.append({"code": "record.field_missing", "field": name})
             if others is not None:
+                problems = problems or []
                 problems.extend(others)
-            now = ctx.now
             if now is not None and rec.at > now + CLOCK_TOLERANCE:
                 ahead = format_duration(rec.at - now)
+                problems = problems or []
                 problems.append({"code": "record.dated_after_check", "ahead": ahead})
-            if rec.recorded_at is not None and rec.recorded_at < rec.at - CLOCK_TOLERANCE:
-                early = format_duration(rec.at - rec.recorded_at)
+            recorded_at = rec.recorded_at
+            if recorded_at is not None and recorded_at < rec.at - CLOCK_TOLERANCE:
+                early = format_duration(rec.at - recorded_at)
+                problems = problems or []
                 problems.append({"code": "record.entered_before", "early": early})
             if problems:
                 _emit(

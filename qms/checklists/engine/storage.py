@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from datetime import timedelta
 
-from qms.checklists.engine.context import _Check, _Cond, _Ctx, _emit
+from qms.checklists.engine.context import _EPOCH, _Check, _Cond, _Ctx, _emit
 from qms.checklists.language import Checklist, Rule, StorageSpec
 from qms.checklists.mkt import mean_kinetic_temperature
 from qms.checklists.quantities import format_duration, format_number, format_quantity
@@ -36,13 +36,18 @@ def _compile_storage(rule: Rule, spec: StorageSpec, cond: _Cond | None, cl: Chec
             series = ctx.readings.series(equipment)
             if series is None:
                 continue
-            start = rec.at
-            taken_out = next((o for o in outs if o.at >= start), None)
-            end = taken_out.at if taken_out is not None else None
+            # Times as distances from one UTC instant, as the series has them.
+            when = ctx.when
+            start = when[id(rec)]
+            taken_out = next((o for o in outs if when[id(o)] >= start), None)
+            end = when[id(taken_out)] if taken_out is not None else None
             if end is None:
                 # Still in storage as far as the records say: up to `now`, else up to the
                 # unit's last record (an audit without `now` cannot know more).
-                end = ctx.now if ctx.now is not None else max(start, ctx.records[-1].at)
+                if ctx.now is not None:
+                    end = ctx.now - _EPOCH
+                else:
+                    end = max(start, when[id(ctx.records[-1])])
             times, temps = series
             # The reading in effect when the unit went in counts, then every reading until out.
             i0 = max(bisect_right(times, start) - 1, 0)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from qms.checklists.engine.context import _Check, _compile_tests, _Cond, _Ctx, _emit
+from qms.checklists.engine.context import _EPOCH, _Check, _compile_tests, _Cond, _Ctx, _emit
 from qms.checklists.facts import StepFacts
 from qms.checklists.language import Checklist, Condition, EverySpec, Rule, WindowSpec
 from qms.checklists.quantities import format_duration
 
+_T = TypeVar("_T", datetime, timedelta)  # a time, or a distance from one UTC instant
 _WindowConds = tuple[_Cond | None, _Cond | None, _Cond | None]
 
 
@@ -45,52 +48,76 @@ def _window_records(
 
 
 def _window_pairs(
-    spec: WindowSpec, starts: list[StepFacts], ends: list[StepFacts]
+    spec: WindowSpec,
+    starts: list[StepFacts],
+    ends: list[StepFacts],
+    when: Mapping[int, timedelta] | None = None,
 ) -> tuple[list[tuple[StepFacts, StepFacts]], list[StepFacts]]:
-    """(from, to) pairs measured, and `from` records still waiting for their `to`."""
+    """(from, to) pairs measured, and `from` records still waiting for their `to`.
+
+    `when` gives each record's time as the context has it (ctx.when, cheap to compare);
+    without it the records' own times are compared."""
     pairs: list[tuple[StepFacts, StepFacts]] = []
     open_: list[StepFacts] = []
     if not starts:
         return pairs, open_
+    if len(starts) == 1 and len(ends) <= 1:
+        # The usual case, the same whatever the pairing: one `from` and at most one `to`.
+        start = starts[0]
+        if ends:
+            end = ends[0]
+            if (when[id(end)] >= when[id(start)]) if when is not None else end.at >= start.at:
+                pairs.append((start, end))
+                return pairs, open_
+        open_.append(start)
+        return pairs, open_
+    if when is None:
+        st = [r.at for r in starts]
+        et = [r.at for r in ends]
+    else:
+        st = [when[id(r)] for r in starts]
+        et = [when[id(r)] for r in ends]
     if spec.pair == "last_start":
-        for end in ends:
+        for end, end_at in zip(ends, et, strict=True):
             start = None
-            for candidate in starts:
-                if candidate.at <= end.at:
+            for candidate, at in zip(starts, st, strict=True):
+                if at <= end_at:
                     start = candidate
                 else:
                     break
             if start is not None:
                 pairs.append((start, end))
-        last = starts[-1]
-        if not any(e.at >= last.at for e in ends):
-            open_.append(last)
+        last_at = st[-1]
+        if not any(e >= last_at for e in et):
+            open_.append(starts[-1])
     elif spec.pair == "in_turn":
         waiting: list[StepFacts] = []
         pending = list(starts)
-        for end in ends:
-            while pending and pending[0].at <= end.at:
+        pending_at = list(st)
+        for end, end_at in zip(ends, et, strict=True):
+            while pending and pending_at[0] <= end_at:
                 waiting.append(pending.pop(0))
+                pending_at.pop(0)
             if waiting:
                 pairs.append((waiting.pop(0), end))
         open_.extend(waiting + pending)
     elif spec.pair == "first_end":
-        for start in starts:
-            end = next((e for e in ends if e.at >= start.at), None)
+        for start, start_at in zip(starts, st, strict=True):
+            end = next((e for e, at in zip(ends, et, strict=True) if at >= start_at), None)
             if end is None:
                 open_.append(start)
             else:
                 pairs.append((start, end))
     else:  # first_start
-        first = starts[0]
-        later = [e for e in ends if e.at >= first.at]
-        pairs.extend((first, e) for e in later)
+        first_at = st[0]
+        later = [e for e, at in zip(ends, et, strict=True) if at >= first_at]
+        pairs.extend((starts[0], e) for e in later)
         if not later:
-            open_.append(first)
+            open_.append(starts[0])
     return pairs, open_
 
 
-def _periods(spec: EverySpec, anchor: datetime) -> Iterator[tuple[int, datetime, datetime]]:
+def _periods(spec: EverySpec, anchor: _T) -> Iterator[tuple[int, _T, _T]]:
     """(number from 1, start, end) of each period after the anchor; the last may be shorter."""
     finish = anchor + spec.span
     for k in range(spec.periods):
@@ -111,22 +138,30 @@ def _compile_every(rule: Rule, spec: EverySpec, conds: _WindowConds, cl: Checkli
             return
         starts, ends = chosen
         # Measured from the last `from` record: monitoring follows the last bag.
-        anchor = starts[-1].at
+        # Times as the context's distances from one UTC instant (cheap to compare).
+        when = ctx.when
+        anchor = when[id(starts[-1])]
         # Only periods that are over are judged: as at `now`, or in full for a finished
         # unit, or otherwise up to the unit's latest record (an audit of a file).
         if ctx.now is not None:
-            horizon = ctx.now
+            horizon = ctx.now - _EPOCH
         elif ctx.complete:
             horizon = anchor + spec.span
         else:
-            horizon = max(r.at for r in ctx.records)
-        missed = [
-            number
-            if daily
-            else f"{format_duration(begin - anchor)}–{format_duration(end - anchor)}"
-            for number, begin, end in _periods(spec, anchor)
-            if end <= horizon and not any(begin <= r.at < end for r in ends)
-        ]
+            horizon = max(when[id(r)] for r in ctx.records)
+        done_at = [when[id(r)] for r in ends]  # in time order, as the records are
+        missed = []
+        for number, begin, end in _periods(spec, anchor):
+            if end > horizon:
+                continue
+            first = bisect_left(done_at, begin)  # the first record at or after the start
+            if first < len(done_at) and done_at[first] < end:
+                continue
+            missed.append(
+                number
+                if daily
+                else f"{format_duration(begin - anchor)}–{format_duration(end - anchor)}"
+            )
         if not missed:
             return
         if daily:
@@ -171,17 +206,18 @@ def _compile_window(rule: Rule, spec: WindowSpec, conds: _WindowConds, cl: Check
             if chosen is None:
                 return
             starts, ends = chosen
+        when = ctx.when
         if require_from:
             for end in ends:
-                if not starts or starts[0].at > end.at:
+                if not starts or when[id(starts[0])] > when[id(end)]:
                     params = {"rule": rid, "start": start_id, "end": end_id}
                     actual = f"no {start_id} before"
                     _emit(ctx, cl, rule, steps, "window.no_start", params, limit, actual, (end,))
         if not starts:
             return
-        pairs, open_ = _window_pairs(spec, starts, ends)
+        pairs, open_ = _window_pairs(spec, starts, ends, when)
         for start, end in pairs:
-            took = end.at - start.at
+            took = when[id(end)] - when[id(start)]
             if high is not None and took > high:
                 code, bound = "window.max_exceeded", {"max": high_text}
             elif low is not None and took < low:
