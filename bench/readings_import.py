@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ledger import new_database, setup_people  # noqa: E402
+from ledger import SEAL, new_database, setup_people  # noqa: E402
 from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, insert  # noqa: E402
 
 from qms.accounts.service import Actor  # noqa: E402
@@ -42,7 +42,7 @@ def run(backend: str, rows: int, tmp: Path) -> None:
     url, drop = new_database(backend, tmp)
     try:
         migrate(url)
-        database = Database(url)
+        database = Database(url, seal_key=SEAL)  # entries are sealed, as in use
         setup_people(database)
         text = csv_text(rows)
         started = time.perf_counter()
@@ -79,7 +79,7 @@ def run(backend: str, rows: int, tmp: Path) -> None:
             )
         floor = time.perf_counter() - floor_start
         with database.transaction() as s:
-            ok = verify(s).ok
+            ok = verify(s, seal_key=SEAL).ok
         print(
             f"{backend:10} {count:>7} rows: parse {parsed_at - started:5.1f} s + import "
             f"{done - parsed_at:5.1f} s = {done - started:5.1f} s (target ≤ 30 s); "

@@ -6,6 +6,7 @@ Read-only: nothing here writes. The guards, the writers and the services build o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -84,11 +85,55 @@ def effective_records(records: Sequence[StepRecord]) -> list[StepRecord]:
 
 def effective_steps(session: Session, unit_id: str) -> list[StepFacts]:
     """The unit's steps as the engine should judge them: corrections applied."""
-    records = effective_records(step_history(session, unit_id))
-    names = usernames_of(
-        session, {r.performed_by_id for r in records} | {r.witness_id for r in records}
-    )
-    return step_facts(records, names)
+    return effective_history(session, unit_id)[0]
+
+
+_HISTORY_COLUMNS = (
+    StepRecord.id,
+    StepRecord.unit_id,
+    StepRecord.step,
+    StepRecord.fields,
+    StepRecord.performed_at,
+    StepRecord.recorded_at,
+    StepRecord.performed_by_id,
+    StepRecord.performed_by_role,
+    StepRecord.witness_id,
+    StepRecord.witness_role,
+    StepRecord.recorded_by_id,
+    StepRecord.corrects_id,
+    StepRecord.reason,
+)
+
+
+def effective_history(session: Session, unit_id: str) -> tuple[list[StepFacts], int]:
+    """`effective_steps`, and how many records the unit has (originals and corrections).
+
+    Two queries: the records' columns (no model objects: a unit's history is read on
+    every step recorded), then the usernames of the effective records' people."""
+    rows = session.exec(
+        select(*_HISTORY_COLUMNS)
+        .where(StepRecord.unit_id == unit_id)
+        .order_by(col(StepRecord.ledger_seq))
+    ).all()
+    by_id = {r.id: r for r in rows}
+    chosen = engine.effective_records(step_facts(rows, {}))
+    ids = {by_id[f.record_id].performed_by_id for f in chosen}
+    ids |= {by_id[f.record_id].witness_id for f in chosen}
+    names = usernames_of(session, ids)
+    facts = []
+    for f in chosen:
+        r = by_id[f.record_id]
+        facts.append(
+            replace(
+                f,
+                by=names.get(r.performed_by_id),
+                witness=names.get(r.witness_id) if r.witness_id is not None else None,
+                recorded_by=names.get(r.recorded_by_id)
+                if r.recorded_by_id != r.performed_by_id
+                else None,
+            )
+        )
+    return facts, len(rows)
 
 
 def equipment_named(steps: Sequence[StepFacts]) -> set[str]:

@@ -42,7 +42,7 @@ from qms.records.guards import (
 from qms.records.loading import unit_facts
 from qms.records.models import Signature, StepRecord, Unit
 from qms.records.queries import (
-    effective_steps,
+    effective_history,
     live_check,
     load_unit_and_checklist,
     readings_for,
@@ -150,7 +150,7 @@ def log_step(
         check_witness(session, witness_user, by, unit, step_def)
     # Decided under the ledger's lock, so concurrent writers cannot both pass.
     ledger.lock(session)
-    prior = effective_steps(session, unit.id)
+    prior, recorded = effective_history(session, unit.id)
     require_not_recorded(step_def, unit, prior, site.timezone)
     new = StepFacts(
         unit=unit.id,
@@ -169,7 +169,7 @@ def log_step(
     reason = require_reason(findings, reason, checklist)
     record = write_step_record(
         session=session,
-        record_id=next_record_id(session, unit.id),
+        record_id=next_record_id(session, unit.id, count=recorded),
         unit=unit,
         checklist=checklist,
         step=step,

@@ -105,9 +105,12 @@ def create_unit_record(
     return ledger.write(session, unit)
 
 
-def next_record_id(session: Session, unit_id: str) -> str:
+def next_record_id(session: Session, unit_id: str, *, count: int | None = None) -> str:
+    """The unit's next record id, under the ledger lock; `count` is how many records the
+    unit has, when the caller has just read them under the lock."""
     ledger.lock(session)
-    count = len(session.exec(select(StepRecord.id).where(StepRecord.unit_id == unit_id)).all())
+    if count is None:
+        count = len(session.exec(select(StepRecord.id).where(StepRecord.unit_id == unit_id)).all())
     n = count + 1
     while session.get(StepRecord, f"{unit_id}#{n}") is not None:
         n += 1
@@ -223,10 +226,17 @@ def sign_step(
     witness: User | None,
     now: datetime,
 ) -> list[Signature]:
-    """The performer's signature and, when present, the witness's (who always typed a password)."""
+    """The performer's signature and, when present, the witness's (who always typed a password),
+    on a record just written (so they are its first and second: no count)."""
     signatures = [
         write_signature(
-            session=session, record=record, signer=by, meaning=meaning, method=method, signed_at=now
+            session=session,
+            record=record,
+            signer=by,
+            meaning=meaning,
+            method=method,
+            signed_at=now,
+            number=1,
         )
     ]
     if witness is not None:
@@ -238,6 +248,7 @@ def sign_step(
                 meaning="witnessed",
                 method="password",
                 signed_at=now,
+                number=2,
             )
         )
     return signatures

@@ -11,22 +11,25 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlmodel import Session, col, select
 
 from qms.accounts.service import Actor
 from qms.core import ledger
+from qms.core.canonical import canonical_time
 from qms.core.clock import CLOCK_SKEW, zone_of
 from qms.core.errors import Invalid, NotFound
 from qms.core.i18n import _, ngettext
 from qms.db import utcnow
-from qms.storage.models import Equipment, Reading
+from qms.storage.models import READING, Equipment, Reading
 from qms.storage.service import HIGHEST_C, LOWEST_C, _require
 
+_json_text = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) writes
 UNITS = ("C", "F")
 SHOWN_PROBLEMS = 50  # a page names this many bad lines, then says how many more
 
@@ -49,12 +52,14 @@ def parse_log(text: str, *, unit: str, zone: str) -> ParsedLog:
     if unit not in UNITS:
         raise Invalid(_("Choose the unit of temperature: °C or °F."))
     tz = zone_of(zone)
+    if tz.key in ("UTC", "Etc/UTC"):
+        tz = UTC  # the same zone; times in it need no conversion below
     out = ParsedLog()
     sample = text[:2048]
     delimiter = max((",", ";", "\t"), key=sample.count)
     seen: dict[datetime, int] = {}
     for number, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), start=1):
-        if not row or all(not cell.strip() for cell in row):
+        if not row or not "".join(row).strip():
             continue
         out.lines += 1
         if len(row) < 2:
@@ -88,7 +93,7 @@ def parse_log(text: str, *, unit: str, zone: str) -> ParsedLog:
                 )
             )
             continue
-        key = at.astimezone(zone_of("UTC"))
+        key = at if at.tzinfo is UTC else at.astimezone(UTC)
         if key in seen:
             out.problems.append(
                 _(
@@ -120,7 +125,7 @@ def import_log(
     if equipment is None:
         raise NotFound(_("there is no equipment %(equipment)s", equipment=equipment_id))
     _require(session, actor, equipment.site_id)
-    readings = sorted(readings)
+    readings = sorted(_checked(readings))
     if not readings:
         return 0
     future = [at for at, _t in readings if at > now + CLOCK_SKEW]
@@ -143,7 +148,7 @@ def import_log(
             )
         )
     )
-    stored = {moment.astimezone(first.tzinfo) for moment in stored}
+    stored = {moment.astimezone(UTC) for moment in stored}
     clash = [at for at, _t in readings if at in stored]
     if clash:
         raise Invalid(
@@ -155,24 +160,111 @@ def import_log(
                 time=clash[0].isoformat(),
             )
         )
-    with ledger.batch(session):
-        for at, temperature in readings:
-            ledger.write(
-                session,
-                ledger.new_row(
-                    session,
-                    Reading,
-                    equipment_id=equipment_id,
-                    at=at,
-                    temperature_c=temperature,
-                    recorded_at=now,
-                    recorded_by=actor.name,
-                    source="logger",
-                    imported_at=None,
-                    imported_by=None,
-                ),
+    sqlite = session.connection().dialect.name == "sqlite"
+    return ledger.write_many(
+        session,
+        Reading,
+        reading_items(equipment_id, readings, now=now, by=actor.name, sqlite=sqlite),
+        columns=READING_COLUMNS,
+    )
+
+
+def _checked(readings: Iterable[tuple[datetime, float]]) -> Iterator[tuple[datetime, float]]:
+    """Each reading as (aware UTC time, finite float in the possible range), in one pass."""
+    for at, temperature in readings:
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise Invalid(_("the time of the reading must carry a UTC offset"))
+        if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+            raise Invalid(
+                _("the temperature must be a number, not %(value)s", value=repr(temperature))
             )
-    return len(readings)
+        celsius = float(temperature)
+        if not math.isfinite(celsius) or not LOWEST_C <= celsius <= HIGHEST_C:
+            raise Invalid(
+                _(
+                    "%(value)s °C is not a possible reading (check the sensor or the number typed)",
+                    value=temperature,
+                )
+            )
+        yield (at if at.tzinfo is UTC else at.astimezone(UTC)), celsius
+
+
+# The columns `reading_items` gives, in order (the database assigns `id`).
+READING_COLUMNS = (
+    "equipment_id",
+    "at",
+    "temperature_c",
+    "recorded_at",
+    "recorded_by",
+    "source",
+    "imported_at",
+    "imported_by",
+)
+
+
+def reading_items(
+    equipment_id: str,
+    readings: Iterable[tuple[datetime, float]],
+    *,
+    now: datetime,
+    by: str,
+    sqlite: bool,
+) -> Iterator[tuple[str, str, tuple]]:
+    """(ref, canonical JSON, column values) of each logger reading, for `ledger.write_many`.
+
+    The body is `READING.body` of the same row, written from a template made once per file
+    (the time twice and the temperature are all that change); readings are UTC-aware
+    (`import_log` checks). The first row is also rendered the general way and must agree,
+    so a change to the declaration cannot silently diverge from this renderer."""
+    equipment = _json_text(equipment_id)
+    recorded = canonical_time(now)
+    head = '{"at":"'
+    middle = '","equipment":' + equipment + ',"id":' + equipment[:-1] + "@"
+    tail = (
+        '","imported_at":null,"imported_by":null,"recorded_at":"'
+        + recorded
+        + '","recorded_by":'
+        + _json_text(by)
+        + ',"source":"logger","temperature_c":'
+    )
+    end = ',"type":"reading","v":2}'
+    recorded_value = _stored_time(recorded) if sqlite else now
+    checked = False
+    for at, temperature in readings:
+        if at.year < 1000:  # isoformat pads the year, strftime may not: the general way
+            text = canonical_time(at)
+        else:
+            text = at.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+        number = repr(int(temperature)) if temperature.is_integer() else repr(temperature)
+        ref = equipment_id + "@" + text
+        body = head + text + middle + text + tail + number + end
+        values = (
+            equipment_id,
+            _stored_time(text) if sqlite else at,
+            temperature,
+            recorded_value,
+            by,
+            "logger",
+            None,
+            None,
+        )
+        if not checked:
+            row = dict(zip(READING_COLUMNS, (equipment_id, at, temperature, now, by), strict=False))
+            row.update(source="logger", imported_at=None, imported_by=None)
+            if READING.body(row, _no_users) != ("reading", ref, body):
+                raise RuntimeError("the reading template disagrees with its declaration")
+            checked = True
+        yield ref, body, values
+
+
+def _stored_time(canonical: str) -> str:
+    """A canonical UTC time as SQLite stores it (`UTCDateTime`: naive UTC, SQLAlchemy's
+    "YYYY-MM-DD HH:MM:SS.ffffff" text)."""
+    return canonical[:10] + " " + canonical[11:-1]
+
+
+def _no_users(user_id: int) -> str:
+    raise TypeError("a reading names no user ids")
 
 
 def gaps(times: list[datetime], longest: timedelta) -> list[tuple[datetime, datetime]]:
