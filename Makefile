@@ -41,10 +41,13 @@ run: $(VENV)/.installed-app system-packages
 	trap 'kill $$scheduler 2>/dev/null; wait $$scheduler 2>/dev/null' EXIT INT TERM; \
 	QMS_SECURE_COOKIES=0 $(BIN)/qms serve --host $(HOST) --port $(PORT)
 
+# The suite runs on both cores (pytest-xdist): every test makes its own databases, servers
+# and ports, so the two workers share nothing. PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -44,13 +44,21 @@ def test_a_running_window_comes_first_with_its_deadline_and_no_step_id():
     thawed = _until(steps, "thaw_end")
     now = thawed[-1].at + timedelta(minutes=8)
     due = due_next(checklist, unit, thawed, now=now)
-    first = due[0]
+    # Two windows run: the premedication's (the infusion must start within 1 h of it) and
+    # the thaw's (the infusion must end within 30 min): the nearer deadline comes first.
+    assert [d.step for d in due[:2]] == ["infusion_start", "infusion_end"]
+    assert due[0].by <= due[1].by
+    first = due[1]
     assert first.step == "infusion_end" and first.by == thawed[-1].at + timedelta(minutes=30)
     assert first.code == "due.window.by" and first.params["left"] == 22 * 60
     text = render_due(first, checklist=checklist)
     assert "22m left" in text and "infusion_end" not in text
     assert text.startswith(checklist.steps["infusion_end"].title)
-    late = due_next(checklist, unit, thawed, now=thawed[-1].at + timedelta(minutes=41))[0]
+    late = next(
+        d
+        for d in due_next(checklist, unit, thawed, now=thawed[-1].at + timedelta(minutes=41))
+        if d.step == "infusion_end"
+    )
     assert late.code == "due.window.overdue" and "overdue by 11m" in late.message
 
 
@@ -58,7 +66,11 @@ def test_due_words_are_in_the_readers_language_with_the_callers_clock():
     checklist = REGISTRY.get("kymriah")
     unit, steps = _unit("kymriah")
     thawed = _until(steps, "thaw_end")
-    item = due_next(checklist, unit, thawed, now=thawed[-1].at + timedelta(minutes=3))[0]
+    item = next(
+        d
+        for d in due_next(checklist, unit, thawed, now=thawed[-1].at + timedelta(minutes=3))
+        if d.step == "infusion_end"
+    )
     catalog = {
         "%(step_title)s by %(by)s (%(left)s left): %(limit)s from %(start_title)s at %(start_at)s.": (
             "%(step_title)s须在%(by)s前完成（剩余%(left)s）：自%(start_title)s（%(start_at)s）起%(limit)s。"

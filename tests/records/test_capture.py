@@ -205,6 +205,9 @@ def _walk_to_infusion(log, unit, people):
     log(unit, "identity_check", by=people["nurse"], witness=people["nurse2"], at=at(210),
         fields={"product_patient_id": "P-0042", "wristband_patient_id": "P-0042",
                 "coi_id": COI})  # fmt: skip
+    # Premedication 40 minutes before the infusion that starts now (the label's 30–60 min).
+    log(unit, "premedication", by=people["nurse"], at=at(260),
+        fields={"paracetamol": True, "antihistamine": True, "corticosteroid": False})  # fmt: skip
     log(unit, "thaw_start", by=people["nurse"], at=at(280), fields={"temperature_c": 37})
     log(unit, "thaw_end", by=people["nurse"], at=at(285), fields={"temperature_c": 37})
 

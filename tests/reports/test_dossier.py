@@ -32,7 +32,7 @@ def test_english_dossier_carries_every_record_and_the_identifiers(dossier, setti
     # The dossier stays inside the hospital: patient reference and COI id in clear.
     assert "P-0042" in text and "CHG123426ABC123" in text
     # The correction and the original it corrects are both there, and said to be.
-    assert "correction of K-2026-001#9" in text
+    assert "correction of K-2026-001#10" in text
     assert "typing error" in text and "rate_ml_min = 150" in text
     assert "Page 1 of" in text and row.id in text
 
