@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qms.accounts import service as accounts  # noqa: E402
 from qms.core import ledger  # noqa: E402
-from qms.core.canonical import GENESIS, canonical_json, chain_hash  # noqa: E402
+from qms.core.canonical import canonical_json, chain_hash  # noqa: E402
 from qms.core.models import LedgerEntry  # noqa: E402
 from qms.core.verify import VerifyReport, verify  # noqa: E402
 from qms.db import Database, migrate  # noqa: E402
@@ -97,7 +97,8 @@ def setup_people(database: Database) -> dict[str, int]:
 
 def fill(database: Database, people: dict[str, int], records: int) -> int:
     """Write `records` chained entries with their typed rows, in bulk, like the services would."""
-    previous, seq = GENESIS, 0
+    with database.transaction(write=False) as s:  # after what setup chained (the devices)
+        seq, previous = ledger.head(s)
     batch: dict[str, list[dict]] = {
         "ledger": [],
         "unit": [],
