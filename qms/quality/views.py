@@ -4,7 +4,7 @@ the regulator's read-only view. Thin: parse the form, call a service, commit, re
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 
 from flask import (
     Blueprint,
@@ -28,13 +28,13 @@ from qms.accounts.models import Site, User
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
 from qms.core.clock import zone_of
-from qms.core.errors import Invalid, NotFound, QmsError, SignatureError
+from qms.core.errors import Invalid, NotFound, QmsError
 from qms.core.i18n import _, format_datetime
 from qms.db import utcnow
 from qms.quality import audits, capa, dashboard, parameters, reviews
 from qms.quality import deviations as dv
 from qms.quality.models import AUDIT_KINDS, CLASSIFICATIONS
-from qms.records.signatures import FreshSession, PasswordEntry
+from qms.web import signing
 from qms.web.database import db_session
 from qms.web.registry import get_registry
 
@@ -65,14 +65,10 @@ def _site() -> Site:
 
 def _signer() -> dv.Signer:
     settings = current_app.extensions["qms_settings"]
-    password = request.form.get("password", "")
-    if password:
-        credential = PasswordEntry(password)
-    else:
-        entered = datetime.fromtimestamp(web_session.get("password_at", 0), UTC)
-        credential = FreshSession(current_user.id, entered)
     return dv.Signer(
-        credential, settings.signature_freshness_minutes, accounts.Lockout.of(settings)
+        signing.credential(current_user.id, request.form.get("password")),
+        settings.signature_freshness_minutes,
+        accounts.Lockout.of(settings),
     )
 
 
@@ -85,17 +81,11 @@ def _act(back: str, work, done: str):
         s.rollback()
         raise
     except QmsError as exc:
-        s.rollback()
-        if isinstance(exc, SignatureError) and exc.failed_username:
-            accounts.record_signature_failure(
-                session=s, username=exc.failed_username, remote_addr=request.remote_addr
-            )
-            s.commit()
+        signing.refuse(s, exc)
         flash(str(exc), "error")
         return redirect(back)
     s.commit()
-    if request.form.get("password"):
-        web_session["password_at"] = _now().timestamp()
+    signing.signed(request.form.get("password"), _now())
     flash(done, "success")
     return redirect(back)
 
@@ -246,12 +236,11 @@ def open_deviation():
             now=_now(),
         )
     except QmsError as exc:
-        s.rollback()
+        signing.refuse(s, exc)
         flash(str(exc), "error")
         return redirect(url_for("quality.deviation_list"))
     s.commit()
-    if request.form.get("password"):
-        web_session["password_at"] = _now().timestamp()
+    signing.signed(request.form.get("password"), _now())
     flash(_("Deviation %(deviation)s opened.", deviation=deviation.id), "success")
     return redirect(url_for("quality.deviation_page", deviation_id=deviation.id))
 
@@ -379,14 +368,13 @@ def open_capa():
             now=_now(),
         )
     except QmsError as exc:
-        s.rollback()
+        signing.refuse(s, exc)
         flash(str(exc), "error")
         if deviation:
             return redirect(url_for("quality.deviation_page", deviation_id=deviation))
         return redirect(url_for("quality.capa_list"))
     s.commit()
-    if request.form.get("password"):
-        web_session["password_at"] = _now().timestamp()
+    signing.signed(request.form.get("password"), _now())
     flash(_("Opened %(capa)s.", capa=opened.id), "success")
     return redirect(url_for("quality.capa_page", capa_id=opened.id))
 

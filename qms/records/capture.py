@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask import (
     abort,
@@ -27,7 +27,7 @@ from qms.accounts.models import Site, User, UserSite
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
 from qms.checklists.facts import StepFacts
-from qms.core.errors import FindingsNeedReason, Invalid, QmsError, SignatureError
+from qms.core.errors import FindingsNeedReason, Invalid, QmsError
 from qms.core.i18n import _, checklist_text_key
 from qms.db import utcnow
 from qms.identifiers import identify
@@ -40,8 +40,9 @@ from qms.records.loading import load_units_by_id, unit_facts
 from qms.records.models import StepRecord, Unit
 from qms.records.queries import effective_steps, live_check, readings_for
 from qms.records.service import log_step, register_unit
-from qms.records.signatures import FreshSession, PasswordEntry, WitnessCredential
+from qms.records.signatures import WitnessCredential
 from qms.storage.models import Equipment
+from qms.web import signing
 from qms.web.database import db_session
 from qms.web.layout import finding_text
 from qms.web.registry import get_registry
@@ -110,13 +111,6 @@ def forms_for(
         )
         for step in allowed
     ]
-
-
-def _credential(user: User, password: str | None):
-    if password:
-        return PasswordEntry(password)
-    entered = datetime.fromtimestamp(session.get("password_at", 0), UTC)
-    return FreshSession(user.id, entered)
 
 
 def _witness(step_def, form) -> WitnessCredential | None:
@@ -201,7 +195,7 @@ def register(bp, render_unit_page) -> None:
                 performed_at=performed_at,
                 fields=values,
                 by=user,
-                credential=_credential(user, password),
+                credential=signing.credential(user.id, password),
                 freshness_minutes=settings.signature_freshness_minutes,
                 witness=_witness(step_def, form),
                 reason=form.get("reason"),
@@ -209,13 +203,7 @@ def register(bp, render_unit_page) -> None:
                 lockout=accounts.Lockout.of(settings),
             )
         except Invalid as exc:
-            s.rollback()
-            if isinstance(exc, SignatureError) and exc.failed_username:
-                # A wrong password at a signature counts towards the lockout, like at sign-in.
-                accounts.record_signature_failure(
-                    session=s, username=exc.failed_username, remote_addr=request.remote_addr
-                )
-                s.commit()
+            signing.refuse(s, exc)
             refill = {k: v for k, v in form.items() if "password" not in k}
             return render_unit_page(
                 unit.id,
@@ -226,8 +214,7 @@ def register(bp, render_unit_page) -> None:
                 status=422 if isinstance(exc, FindingsNeedReason) else 400,
             )
         s.commit()
-        if password:
-            session["password_at"] = now.timestamp()
+        signing.signed(password, now)
         flash(
             _(
                 "%(title)s recorded as %(record)s.",
@@ -366,7 +353,7 @@ def register(bp, render_unit_page) -> None:
                 registry=get_registry(),
                 record_id=record.id,
                 by=user,
-                credential=_credential(user, password),
+                credential=signing.credential(user.id, password),
                 freshness_minutes=settings.signature_freshness_minutes,
                 reason=form.get("reason") or "",
                 fields=changed or None,
@@ -375,17 +362,11 @@ def register(bp, render_unit_page) -> None:
                 lockout=accounts.Lockout.of(settings),
             )
         except Invalid as exc:
-            s.rollback()
-            if isinstance(exc, SignatureError) and exc.failed_username:
-                accounts.record_signature_failure(
-                    session=s, username=exc.failed_username, remote_addr=request.remote_addr
-                )
-                s.commit()
+            signing.refuse(s, exc)
             flash(str(exc), "error")
             return back
         s.commit()
-        if password:
-            session["password_at"] = now.timestamp()
+        signing.signed(password, now)
         flash(_("Correction of %(record)s recorded.", record=record.id), "success")
         return back
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from flask import (
     Blueprint,
@@ -26,7 +25,7 @@ from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
 from qms.checklists.engine.messages import _in_language
 from qms.checklists.judging import counted_record_ids
-from qms.core.errors import Invalid, SignatureError
+from qms.core.errors import Invalid
 from qms.core.i18n import _, checklist_text_key, format_datetime
 from qms.core.models import LedgerEntry
 from qms.db import utcnow
@@ -36,8 +35,8 @@ from qms.records.forms import UnitStatusForm
 from qms.records.loading import UnitFilter
 from qms.records.models import UnitStatus
 from qms.records.queries import signatures_of
-from qms.records.signatures import FreshSession, PasswordEntry
 from qms.records.status import STATUS_LABELS, set_unit_status
+from qms.web import signing
 from qms.web.database import db_session
 from qms.web.registry import get_registry
 
@@ -280,11 +279,7 @@ def unit_status(unit_id: str):
     user = s.get(User, current_user.id)
     settings = current_app.extensions["qms_settings"]
     now = utcnow()
-    if form.password.data:
-        credential = PasswordEntry(form.password.data)
-    else:
-        entered = datetime.fromtimestamp(session.get("password_at", 0), UTC)
-        credential = FreshSession(user.id, entered)
+    credential = signing.credential(user.id, form.password.data)
     try:
         change = set_unit_status(
             session=s,
@@ -299,21 +294,11 @@ def unit_status(unit_id: str):
             lockout=accounts.Lockout.of(settings),
         )
     except Invalid as exc:
-        s.rollback()
-        if isinstance(exc, SignatureError) and exc.failed_username:
-            # A wrong password at a signature counts towards the lockout, like at sign-in.
-            accounts.record_signature_failure(
-                session=s,
-                username=exc.failed_username,
-                remote_addr=request.remote_addr,
-                lockout=accounts.Lockout.of(settings),
-            )
-            s.commit()
+        signing.refuse(s, exc)
         flash(str(exc), "error")
         return back
     s.commit()
-    if form.password.data:
-        session["password_at"] = now.timestamp()
+    signing.signed(form.password.data, now)
     flash(
         _(
             "Unit %(unit)s is now %(status)s.",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from datetime import UTC, datetime
 
 from flask import (
     Blueprint,
@@ -17,7 +16,6 @@ from flask import (
     render_template,
     request,
     send_file,
-    session,
     url_for,
 )
 from flask_login import current_user
@@ -27,12 +25,12 @@ from qms.accounts.models import User
 from qms.accounts.permissions import has_permission, permission_required, public
 from qms.accounts.roles import Permission
 from qms.accounts.service import sites_of
-from qms.core.errors import Invalid, NotFound, QmsError, SignatureError
+from qms.core.errors import Invalid, NotFound, QmsError
 from qms.core.i18n import _
 from qms.db import utcnow
-from qms.records.signatures import FreshSession, PasswordEntry
 from qms.reports import files, service
 from qms.reports.models import REPORT_TYPE_LABELS, REPORT_TYPES, ReportVersion
+from qms.web import signing
 from qms.web.database import db_session, get_database
 from qms.web.registry import get_registry
 
@@ -218,11 +216,7 @@ def approve(version_id: str):
     settings = _settings()
     now = utcnow()
     password = request.form.get("password") or ""
-    if password:
-        credential = PasswordEntry(password)
-    else:
-        entered = datetime.fromtimestamp(session.get("password_at", 0), UTC)
-        credential = FreshSession(user.id, entered)
+    credential = signing.credential(user.id, password)
     back = redirect(url_for("reports.version", version_id=version_id))
     try:
         row = service.approve_report(
@@ -236,17 +230,11 @@ def approve(version_id: str):
             lockout=accounts.Lockout.of(settings),
         )
     except Invalid as exc:
-        s.rollback()
-        if isinstance(exc, SignatureError) and exc.failed_username:
-            accounts.record_signature_failure(
-                session=s, username=exc.failed_username, remote_addr=request.remote_addr
-            )
-            s.commit()
+        signing.refuse(s, exc)
         flash(str(exc), "error")
         return back
     s.commit()
-    if password:
-        session["password_at"] = now.timestamp()
+    signing.signed(password, now)
     flash(_("%(report)s approved and signed.", report=row.id), "success")
     return redirect(url_for("reports.version", version_id=row.id))
 

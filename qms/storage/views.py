@@ -3,7 +3,7 @@ manual readings and data-logger CSV imports."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import (
     Blueprint,
@@ -23,17 +23,17 @@ from qms.accounts.access import is_member
 from qms.accounts.models import Site, User
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
-from qms.accounts.service import Actor, Lockout, permissions_of, record_signature_failure
-from qms.core.errors import Invalid, QmsError, SignatureError
+from qms.accounts.service import Actor, Lockout, permissions_of
+from qms.core.errors import Invalid, QmsError
 from qms.core.i18n import _, format_datetime
 from qms.db import utcnow
-from qms.records.signatures import FreshSession, PasswordEntry
 from qms.records.stepforms import parse_local_time
 from qms.storage import excursions
 from qms.storage.chart import readings_chart
 from qms.storage.loggers import SHOWN_PROBLEMS, gaps, import_log, parse_log
 from qms.storage.models import Equipment, Reading
 from qms.storage.service import record_reading
+from qms.web import signing
 from qms.web.database import db_session
 from qms.web.registry import get_registry
 
@@ -261,11 +261,7 @@ def acknowledge_excursion(equipment_id: str):
             started = datetime.fromisoformat(request.form.get("started_at") or "")
         except ValueError:
             raise Invalid(_("Choose the excursion to acknowledge.")) from None
-        credential = (
-            PasswordEntry(password)
-            if password
-            else FreshSession(user.id, datetime.fromtimestamp(session.get("password_at", 0), UTC))
-        )
+        credential = signing.credential(user.id, password)
         excursions.acknowledge(
             session=s,
             registry=get_registry(),
@@ -279,18 +275,12 @@ def acknowledge_excursion(equipment_id: str):
             lockout=Lockout.of(settings),
         )
     except QmsError as exc:
-        s.rollback()
-        if isinstance(exc, SignatureError) and exc.failed_username:
-            record_signature_failure(
-                session=s, username=exc.failed_username, remote_addr=request.remote_addr
-            )
-            s.commit()
+        signing.refuse(s, exc)
         if not isinstance(exc, Invalid):
             raise
         flash(str(exc), "error")
         return back
     s.commit()
-    if password:
-        session["password_at"] = now.timestamp()
+    signing.signed(password, now)
     flash(_("Excursion acknowledged."), "success")
     return back

@@ -147,3 +147,33 @@ def test_an_officer_sets_the_sites_due_days(client, login, session, site_data, c
     )
     assert forged.status_code == 200
     assert "linked from its audit run" in forged.get_data(as_text=True)
+
+
+def test_a_wrong_password_opening_a_deviation_counts_under_the_sites_lockout(
+    app, client, login, session, site_data, csrf_from
+):
+    """Every signing form counts a refused signature towards the lockout, with the
+    configured threshold (here 2), not the default of 5."""
+    from qms.accounts.models import LoginEvent
+    from qms.accounts.service import lock_state
+
+    app.extensions["qms_settings"] = app.extensions["qms_settings"].with_(lockout_threshold=2)
+    login(site_data)
+    token = csrf_from(client.get("/quality/deviations").get_data(as_text=True))
+    form = {
+        "title": "Bag left at room temperature",
+        "description": "found on the bench",
+        "classification": "major",
+        "units": "U-1",
+        "password": "not-my-password",
+        "csrf_token": token,
+    }
+    for _attempt in range(2):
+        refused = client.post("/quality/deviations", data=form, follow_redirects=True)
+        assert refused.status_code == 200
+    assert session.exec(select(Deviation).where(Deviation.title == form["title"])).all() == []
+    kinds = session.exec(
+        select(LoginEvent.kind).where(LoginEvent.username == site_data.username)
+    ).all()
+    assert kinds.count("sign_failure") == 2
+    assert lock_state(session=session, username=site_data.username, threshold=2, minutes=30).locked
