@@ -72,22 +72,25 @@ def _signer() -> dv.Signer:
     )
 
 
-def _act(back: str, work, done: str):
-    """Run a write, commit, say so; or roll back and say why (404s reach the error page)."""
+def _act(back: str, work, done, *, then=None, missing_is_404: bool = True):
+    """Run a write, commit, say so; or roll back and say why. `done` and `then` may be
+    functions of what the write returned (the message, and where to go next). A missing
+    object in the URL reaches the error page; one named in the form (`missing_is_404`
+    false) is a message on the form's page."""
     s = db_session()
     try:
-        work(s)
-    except NotFound:
-        s.rollback()
-        raise
+        result = work(s)
     except QmsError as exc:
+        if isinstance(exc, NotFound) and missing_is_404:
+            s.rollback()
+            raise
         signing.refuse(s, exc)
         flash(str(exc), "error")
         return redirect(back)
     s.commit()
     signing.signed(request.form.get("password"), _now())
-    flash(done, "success")
-    return redirect(back)
+    flash(done(result) if callable(done) else done, "success")
+    return redirect(then(result) if then else back)
 
 
 def _at(site: Site):
@@ -222,27 +225,28 @@ def deviation_list():
 @permission_required(Permission.AUDIT)
 def open_deviation():
     site = _site()
-    s = db_session()
-    try:
-        deviation = dv.open_deviation(
+    form = request.form
+
+    def work(s):
+        return dv.open_deviation(
             session=s,
             by=_user(),
             site_id=site.id,
-            title=request.form.get("title", ""),
-            description=request.form.get("description", ""),
-            classification=request.form.get("classification", ""),
-            units=request.form.get("units", "").replace(",", " ").split(),
+            title=form.get("title", ""),
+            description=form.get("description", ""),
+            classification=form.get("classification", ""),
+            units=form.get("units", "").replace(",", " ").split(),
             signer=_signer(),
             now=_now(),
         )
-    except QmsError as exc:
-        signing.refuse(s, exc)
-        flash(str(exc), "error")
-        return redirect(url_for("quality.deviation_list"))
-    s.commit()
-    signing.signed(request.form.get("password"), _now())
-    flash(_("Deviation %(deviation)s opened.", deviation=deviation.id), "success")
-    return redirect(url_for("quality.deviation_page", deviation_id=deviation.id))
+
+    return _act(
+        url_for("quality.deviation_list"),
+        work,
+        lambda opened: _("Deviation %(deviation)s opened.", deviation=opened.id),
+        then=lambda opened: url_for("quality.deviation_page", deviation_id=opened.id),
+        missing_is_404=False,
+    )
 
 
 @bp.route("/deviations/<deviation_id>")
@@ -353,30 +357,34 @@ def capa_list():
 @permission_required(Permission.AUDIT)
 def open_capa():
     site = _site()
-    s = db_session()
-    deviation = request.form.get("deviation", "")
-    try:
-        opened = capa.open_capa(
+    form = request.form
+    deviation = form.get("deviation", "")
+
+    def work(s):
+        return capa.open_capa(
             session=s,
             by=_user(),
             site_id=site.id,
-            title=request.form.get("title", ""),
-            description=request.form.get("description", ""),
-            deviations=request.form.get("deviations", deviation).replace(",", " ").split(),
-            owner=request.form.get("owner", ""),
+            title=form.get("title", ""),
+            description=form.get("description", ""),
+            deviations=form.get("deviations", deviation).replace(",", " ").split(),
+            owner=form.get("owner", ""),
             signer=_signer(),
             now=_now(),
         )
-    except QmsError as exc:
-        signing.refuse(s, exc)
-        flash(str(exc), "error")
-        if deviation:
-            return redirect(url_for("quality.deviation_page", deviation_id=deviation))
-        return redirect(url_for("quality.capa_list"))
-    s.commit()
-    signing.signed(request.form.get("password"), _now())
-    flash(_("Opened %(capa)s.", capa=opened.id), "success")
-    return redirect(url_for("quality.capa_page", capa_id=opened.id))
+
+    back = (
+        url_for("quality.deviation_page", deviation_id=deviation)
+        if deviation
+        else url_for("quality.capa_list")
+    )
+    return _act(
+        back,
+        work,
+        lambda opened: _("Opened %(capa)s.", capa=opened.id),
+        then=lambda opened: url_for("quality.capa_page", capa_id=opened.id),
+        missing_is_404=False,
+    )
 
 
 @bp.route("/capa/<capa_id>")

@@ -177,3 +177,31 @@ def test_a_wrong_password_opening_a_deviation_counts_under_the_sites_lockout(
     ).all()
     assert kinds.count("sign_failure") == 2
     assert lock_state(session=session, username=site_data.username, threshold=2, minutes=30).locked
+
+
+def test_an_officer_opens_a_capa_from_the_form_and_a_typo_is_a_message(
+    client, login, session, site_data, csrf_from
+):
+    from qms.quality.models import Capa
+
+    login(site_data)
+    token = csrf_from(client.get("/quality/capa").get_data(as_text=True))
+    form = {
+        "title": "Pump training",
+        "description": "retrain ward 5 on the infusion pump",
+        "owner": site_data.username,
+        "password": DEFAULT_PASSWORD,
+        "csrf_token": token,
+    }
+    typo = client.post(
+        "/quality/capa", data={**form, "deviations": "DEV-SH01-2026-9999"}, follow_redirects=True
+    )
+    assert typo.status_code == 200
+    assert "there is no deviation DEV-SH01-2026-9999" in typo.get_data(as_text=True)
+    assert session.exec(select(Capa)).all() == []
+    made = client.post("/quality/capa", data={**form, "deviations": "DEV-SH01-2026-0001"})
+    assert made.status_code == 302
+    (opened,) = session.exec(select(Capa)).all()
+    assert made.headers["Location"].endswith(f"/quality/capa/{opened.id}")
+    page = client.get(made.headers["Location"]).get_data(as_text=True)
+    assert f"Opened {opened.id}." in page and "Pump training" in page
