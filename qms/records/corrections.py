@@ -8,6 +8,7 @@ when and why. The person correcting signs the correction (meaning "performed").
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from qms.checklists.facts import StepFacts
 from qms.core.errors import Invalid, NotFound
 from qms.core.i18n import _
 from qms.db import utcnow
+from qms.quality.opening import open_for_step
 from qms.records.guards import (
     authenticate_signers,
     check_corrector,
@@ -158,6 +160,20 @@ def correct_step(
         meaning="performed",
         method=method,
         witness=witness_user,
+        now=now,
+    )
+    # Quality hook: a correction that shows a major or critical finding the corrected
+    # record did not have (a corrected time that makes an infusion late) opens a
+    # deviation, as the original would have; one it already had opened its own.
+    had = {(f["rule"], f["kind"]) for f in json.loads(current.findings or "[]")}
+    open_for_step(
+        session=session,
+        site_id=unit.site_id,
+        unit_id=unit.id,
+        record_id=record.id,
+        findings=[f for f in findings if (f.rule, f.kind) not in had],
+        reason=reason,
+        by=by,
         now=now,
     )
     return LoggedStep(record=record, findings=findings, signatures=signatures)

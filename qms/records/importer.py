@@ -16,12 +16,15 @@ The interchange format carries no unit registration time or author, no signature
 meaning beyond performer/witness, and no reading entry time: an imported unit is dated
 by its earliest step (or the import time), with no registrar; its steps are signed
 "performed"/"witnessed" (method "imported"); a reading is entered at the import time
-by the importer. Findings are recomputed by the engine, record by record.
+by the importer. Findings are recomputed by the engine, record by record, and a major or
+critical one opens a deviation as at the bedside (a correction: only what its original
+did not show).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +44,7 @@ from qms.core.errors import Invalid
 from qms.core.i18n import _, _l, ngettext
 from qms.core.trail import record_change
 from qms.db import utcnow
+from qms.quality.opening import OPENS_A_DEVIATION, open_for_step
 from qms.records.interchange import (
     Interchange,
     InterchangeError,
@@ -145,6 +149,8 @@ def import_interchange(
         users = _users(session, usernames, plan, actor, source, digest, summary)
         units: dict[str, Unit] = {}  # the rows written here (not reloaded from the session)
         steps_of: dict[str, list] = {}
+        serious: list[tuple] = []  # (unit, record id, findings, reason, author)
+        kinds_found: dict[str, set[tuple[str, str]]] = {}  # record id -> (rule, kind)
         for step in data.steps:
             steps_of.setdefault(step.unit, []).append(step)
         for unit in data.units:
@@ -242,6 +248,7 @@ def import_interchange(
             findings = added_findings(before, after)
             last_after[unit.id] = after if step.corrects is None else None
             recorded_at = step.recorded_at or step.at
+            record_author = users[step.recorded_by] if step.recorded_by else performer
             record = write_step_record(
                 session=session,
                 record_id=record_id,
@@ -255,7 +262,7 @@ def import_interchange(
                 performer_role=facts.by_role,
                 witness=witness,
                 witness_role=facts.witness_role,
-                recorded_by=users[step.recorded_by] if step.recorded_by else performer,
+                recorded_by=record_author,
                 meaning="performed",
                 corrects=step.corrects,
                 reason=step.reason,
@@ -278,6 +285,12 @@ def import_interchange(
                         imported_by=imported_by,
                     )
             history.setdefault(unit.id, []).append(facts)
+            kinds_found[record.id] = {(f.rule, f.kind) for f in findings}
+            if step.corrects:  # what the corrected record showed opened its own deviation
+                had = _kinds_found(session, kinds_found, step.corrects)
+                findings = [f for f in findings if (f.rule, f.kind) not in had]
+            if any(f.severity in OPENS_A_DEVIATION for f in findings):
+                serious.append((unit, record.id, findings, step.reason, record_author))
             if step.corrects:
                 summary.corrections += 1
             else:
@@ -331,6 +344,20 @@ def import_interchange(
                 imported_by=imported_by,
                 number=1,  # the unit is new in this import
             )
+    # Quality hook: an imported record with a major or critical finding opens its
+    # deviation as one recorded here would (by its author, with the file named), after
+    # the batch, so that each deviation is numbered after the one before.
+    for unit, record_id, findings, reason, author in serious:
+        open_for_step(
+            session=session,
+            site_id=unit.site_id,
+            unit_id=unit.id,
+            record_id=record_id,
+            findings=findings,
+            reason=reason or f"imported from {source} (sha256 {digest})",
+            by=author,
+            now=now,
+        )
     record_change(
         session=session,
         actor_id=actor.id,
@@ -350,6 +377,16 @@ class _Plan:
     fields: dict[int, dict] = field(default_factory=dict)
     # username -> (line first seen, role hinted by the file, site) for unknown people
     missing_users: dict[str, tuple[int, str | None, str]] = field(default_factory=dict)
+
+
+def _kinds_found(
+    session: Session, written: dict[str, set[tuple[str, str]]], record_id: str
+) -> set[tuple[str, str]]:
+    """The (rule, kind) of the findings a record showed: written by this import, or stored."""
+    if record_id in written:
+        return written[record_id]
+    stored = session.exec(select(StepRecord.findings).where(StepRecord.id == record_id)).first()
+    return {(f["rule"], f["kind"]) for f in json.loads(stored or "[]")}
 
 
 def _existing(session: Session, column, ids: list[str]) -> set[str]:

@@ -12,12 +12,14 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from qms.accounts import service as accounts
+from qms.accounts.models import User
 from qms.core.errors import Conflict, Denied, Invalid, NotFound
 from qms.core.verify import verify
 from qms.db import Database
 from qms.quality import deviations as dv
 from qms.quality.models import Deviation, DeviationEvent
 from qms.records import service
+from qms.records.models import StepRecord
 from qms.records.signatures import PasswordEntry, WitnessCredential
 from tests.conftest import DEFAULT_PASSWORD
 from tests.quality.conftest import T0
@@ -373,3 +375,45 @@ def test_altering_a_deviation_row_is_detected(fresh_database_url, registry, back
         )
     finally:
         database.dispose()
+
+
+def test_a_correction_that_shows_a_new_serious_finding_opens_a_deviation(
+    session, registry, late_infusion, make_user
+):
+    """A corrected time that makes an infusion late opens a deviation linked to the
+    correction; correcting it again, still late, opens no second one."""
+    from qms.records.corrections import correct_step
+
+    unit = late_infusion("U-1", minutes=20)  # on time: no deviation
+    assert _deviations(session) == []
+    nurse = session.exec(select(User).where(User.username == "li.na")).one()
+    end = session.get(StepRecord, "U-1#3")
+    assert end.step == "infusion_end"
+    first = correct_step(
+        session=session,
+        registry=registry,
+        record_id=end.id,
+        by=nurse,
+        credential=PasswordEntry(DEFAULT_PASSWORD),
+        freshness_minutes=5,
+        reason="the pump clock was 25 minutes behind",
+        performed_at=T0 + timedelta(minutes=45),
+        now=T0 + timedelta(hours=2),
+    )
+    (deviation,) = _deviations(session)
+    assert deviation.step_record_id == first.record.id and deviation.classification == "major"
+    assert deviation.description == "the pump clock was 25 minutes behind"
+    assert json.loads(deviation.units) == [unit.id]
+    correct_step(
+        session=session,
+        registry=registry,
+        record_id=first.record.id,
+        by=nurse,
+        credential=PasswordEntry(DEFAULT_PASSWORD),
+        freshness_minutes=5,
+        reason="the end was at 09:50",
+        performed_at=T0 + timedelta(minutes=50),
+        now=T0 + timedelta(hours=3),
+    )
+    assert len(_deviations(session)) == 1
+    assert verify(session).ok

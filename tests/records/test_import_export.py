@@ -329,3 +329,37 @@ def test_an_imported_complete_unit_is_judged_as_a_status_change_would_judge_it(
     assert "field.out_of_range" not in {d["code"] for d in stored}
     # ... and the steps never recorded are.
     assert stored, "a unit completed without its infusion has findings"
+
+
+def test_imported_records_with_serious_findings_open_their_deviations(session, registry, make_site):
+    """An imported record opens a deviation as the bedside record would: one per record
+    with a major or critical finding, numbered in turn, by its author; an imported
+    correction that still shows the same finding opens none of its own."""
+    from qms.quality.models import Deviation
+
+    lines = [
+        '{"type": "unit", "id": "U-9", "checklist": "testcart", "site": "SH-01", "patient": "P-0042"}',
+        '{"type": "step", "unit": "U-9", "step": "identity_check", "at": "2026-10-02T09:05:00+08:00", "by": "li.na", "witness": "wang.wei", "fields": {"product_patient_id": "P-0042", "wristband_patient_id": "P-0043"}, "reason": "wrong bag caught", "record_id": "U-9#1"}',
+        '{"type": "step", "unit": "U-9", "step": "thaw_end", "at": "2026-10-02T09:10:00+08:00", "by": "li.na", "fields": {"temperature_c": 20}, "record_id": "U-9#2"}',
+        '{"type": "step", "unit": "U-9", "step": "infusion_end", "at": "2026-10-02T10:30:00+08:00", "by": "li.na", "reason": "late", "record_id": "U-9#3"}',
+        '{"type": "step", "unit": "U-9", "step": "infusion_end", "at": "2026-10-02T10:35:00+08:00", "by": "wang.wei", "corrects": "U-9#3", "reason": "clock read wrong", "record_id": "U-9#4"}',
+    ]
+    make_site("SH-01")
+    import_interchange(
+        session=session,
+        registry=registry,
+        lines=lines,
+        source="t.jsonl",
+        actor=IMPORTER,
+        create_missing_users=True,
+    )
+    opened = list(session.exec(select(Deviation).order_by(Deviation.ledger_seq)))
+    assert [(d.id, d.step_record_id, d.source) for d in opened] == [
+        ("DEV-SH01-2026-0001", "U-9#1", "step"),
+        ("DEV-SH01-2026-0002", "U-9#3", "step"),
+    ]
+    assert opened[0].classification == "critical" and opened[1].classification == "major"
+    assert opened[1].description == "late"
+    li_na = session.exec(select(User).where(User.username == "li.na")).one()
+    assert {d.opened_by_id for d in opened} == {li_na.id}
+    assert verify(session).ok
