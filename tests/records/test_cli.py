@@ -54,8 +54,14 @@ def test_import_then_export_then_verify(cli, session, tmp_path, make_user):
     assert lines[1]["at"] == "2026-10-02T09:00:00+08:00" and lines[1]["by"] == "li.na"
     verified = cli("verify")
     assert verified.exit_code == 0, verified.output
+    # The thaw came with no identity check before it: a major finding, whose deviation
+    # the import opened (the sixth ledger record).
+    from qms.quality.models import Deviation
+
+    (deviation,) = session.exec(select(Deviation)).all()
+    assert deviation.step_record_id == "U-1#2"
     head = verify(session).head_hash
-    assert f"head: record 5, hash {head}" in verified.output
+    assert f"head: record 6, hash {head}" in verified.output
     assert "ledger OK" in verified.output
 
 
