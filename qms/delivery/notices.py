@@ -128,10 +128,13 @@ def compose(database: Database, notice: NoticeMail, config):
     from qms.scheduling.alerts import alert_text
     from qms.scheduling.models import Alert
 
+    from qms.accounts.models import Site
+
     with database.transaction(write=False) as session:
         alert = session.get(Alert, notice.alert_id)
+        site = session.get(Site, notice.site_id) if notice.site_id else None
     with in_language(notice.language):
-        text = alert_text(alert)
+        text = alert_text(alert, zone=site.timezone if site else "UTC")
         subject = _("qms alert: %(text)s", text=text)
         if len(subject) > 150:
             subject = subject[:147] + "..."

@@ -112,13 +112,14 @@ def alerts_for(session: Session, user, site_ids: set[str], limit: int = 20) -> l
     return found
 
 
-def _when(value: str | None) -> str:
+def _when(value: str | None, zone=None) -> str:
     from qms.core.i18n import format_datetime
 
-    return format_datetime(datetime.fromisoformat(value)) if value else ""
+    return format_datetime(datetime.fromisoformat(value), zone=zone) if value else ""
 
 
-def alert_text(alert: Alert) -> str:
+def alert_text(alert: Alert, zone=None) -> str:
+    """The alert's words in the current language; times in `zone` (default: the page's)."""
     params = json.loads(alert.params)
     if alert.code == BACKUP_FAILED:
         return _("The nightly backup failed: %(error)s", error=params.get("error", ""))
@@ -158,13 +159,13 @@ def alert_text(alert: Alert) -> str:
         return _(
             "Deviation %(deviation)s is past its due date (%(due)s)",
             deviation=params.get("deviation", ""),
-            due=_when(params.get("due")),
+            due=_when(params.get("due"), zone),
         )
     if alert.code == DEVIATION_DUE_SOON:
         return _(
             "Deviation %(deviation)s falls due on %(due)s",
             deviation=params.get("deviation", ""),
-            due=_when(params.get("due")),
+            due=_when(params.get("due"), zone),
         )
     if alert.code == ACTION_DUE_SOON:
         return _(
@@ -173,7 +174,7 @@ def alert_text(alert: Alert) -> str:
             capa=params.get("capa", ""),
             title=params.get("title", ""),
             owner=params.get("owner", ""),
-            due=_when(params.get("due")),
+            due=_when(params.get("due"), zone),
         )
     if alert.code == ACTION_OVERDUE:
         return _(
@@ -183,13 +184,13 @@ def alert_text(alert: Alert) -> str:
             capa=params.get("capa", ""),
             title=params.get("title", ""),
             owner=params.get("owner", ""),
-            due=_when(params.get("due")),
+            due=_when(params.get("due"), zone),
         )
     if alert.code == CHECK_DUE:
         return _(
             "The effectiveness check of %(capa)s fell due on %(due)s",
             capa=params.get("capa", ""),
-            due=_when(params.get("due")),
+            due=_when(params.get("due"), zone),
         )
     if alert.code == CHECK_PREPARED:
         return _(
@@ -203,8 +204,8 @@ def alert_text(alert: Alert) -> str:
             "The logger of %(equipment)s sent nothing from %(start)s to %(end)s "
             "(longer than %(minutes)s minutes)",
             equipment=params.get("equipment", ""),
-            start=_when(params.get("start")),
-            end=_when(params.get("end")) if params.get("end") else _("now"),
+            start=_when(params.get("start"), zone),
+            end=_when(params.get("end"), zone) if params.get("end") else _("now"),
             minutes=params.get("minutes", ""),
         )
     return alert.code
