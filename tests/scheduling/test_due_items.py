@@ -166,9 +166,7 @@ def test_deviation_and_action_due_dates_are_reminded_once_per_stage_to_the_owner
         assert soon == [f"reminder remind:action:{made['capa']}:1:{action_due.isoformat()}:soon"]
         assert reminders.remind_due_items(database, action_due - timedelta(hours=1)) == []
         late = reminders.remind_due_items(database, action_due + timedelta(days=1))
-        assert late == [
-            f"reminder remind:action:{made['capa']}:1:{action_due.isoformat()}:overdue"
-        ]
+        assert late == [f"reminder remind:action:{made['capa']}:1:{action_due.isoformat()}:overdue"]
         after_deviation_due = made["deviation_due"] + timedelta(hours=1)
         lines = reminders.remind_due_items(database, after_deviation_due)
         assert lines == [
@@ -223,9 +221,7 @@ def test_two_schedulers_at_once_raise_each_reminder_once(fresh_database_url):
         database.dispose()
 
 
-def test_an_effectiveness_check_falling_due_is_prepared_and_told_once(
-    tmp_path, fresh_database_url
-):
+def test_an_effectiveness_check_falling_due_is_prepared_and_told_once(tmp_path, fresh_database_url):
     from qms.checklists.language import Registry
     from qms.quality.models import AuditRun
 
