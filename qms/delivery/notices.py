@@ -83,7 +83,8 @@ def deliver_notices(database: Database, settings: Settings, now: datetime, confi
         due = [
             s
             for s in notice_states(session, list(session.exec(select(NoticeMail)).all()))
-            if s.status == WAITING and s.next_at is not None and s.next_at <= now
+            # A notice not tried yet leaves at once (whatever clock raised its alert).
+            if s.status == WAITING and (not s.attempts or s.next_at <= now)
         ]
     lines = []
     for state in sorted(due, key=lambda s: (s.next_at, s.delivery.id)):
