@@ -123,13 +123,12 @@ def deliver_notices(database: Database, settings: Settings, now: datetime, confi
 
 def compose(database: Database, notice: NoticeMail, config):
     """The mail of one alert, in the site's language."""
+    from qms.accounts.models import Site
     from qms.core.i18n import _
     from qms.delivery import mail
     from qms.reports.language import in_language
     from qms.scheduling.alerts import alert_text
     from qms.scheduling.models import Alert
-
-    from qms.accounts.models import Site
 
     with database.transaction(write=False) as session:
         alert = session.get(Alert, notice.alert_id)

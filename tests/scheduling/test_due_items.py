@@ -4,9 +4,9 @@ effectiveness checks and logger gaps, in the app and by mail to the quality addr
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import select

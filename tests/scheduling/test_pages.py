@@ -168,9 +168,8 @@ def test_the_home_page_shows_a_failed_delivery_to_quality_officers_and_reminders
     nurse = make_user("nurse")
     other_nurse = make_user("nurse")
     now = datetime(2026, 11, 2, tzinfo=UTC)
-    from tests.web.test_access_matrix import CHECKLISTS, _unit
-
     from qms.checklists.language import Registry
+    from tests.web.test_access_matrix import CHECKLISTS, _unit
 
     unit = _unit(session, Registry.from_directory(CHECKLISTS), nurse, "U-HOME-1", "SH-01", now=now)
     report = registered_dossier(session, settings, unit, officer, now)
