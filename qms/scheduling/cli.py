@@ -40,7 +40,12 @@ def schedule_group() -> None:
 
 
 @schedule_group.command("add")
-@click.option("--type", "report_type", required=True, help="site-monthly or regional-annual")
+@click.option(
+    "--type",
+    "report_type",
+    required=True,
+    help="site-monthly (the report a generator makes on a schedule today)",
+)
 @click.option("--site", required=True)
 @click.option("--day", required=True, type=int, help="Day of the month the report falls due.")
 @click.option("--at", "at", required=True, help="Time of day in the site's zone, HH:MM.")

@@ -144,11 +144,6 @@ def remind_due_items(database: Database, now: datetime, *, registry=None) -> lis
     return lines
 
 
-def remind_overdue_deviations(database: Database, now: datetime) -> list[str]:
-    """Kept for callers of the nightly job: every due-date reminder (see above)."""
-    return remind_due_items(database, now)
-
-
 def flag_logger_gaps(database: Database, now: datetime) -> list[str]:
     """One alert per silence of a logger longer than its site's setting; one line each."""
     from qms.core import ledger
