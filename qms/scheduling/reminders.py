@@ -52,7 +52,8 @@ def remind_due_items(database: Database, now: datetime, *, registry=None) -> lis
 
     lines: list[str] = []
     with database.transaction() as session:
-        ledger.lock(session)  # one scheduler decides at a time what was reminded
+        # Read without the ledger's lock (web users write meanwhile); `raise_once` takes it
+        # and looks again, only when something is new.
         raised = alerts.raised_keys(session, "remind:")
         wanted: list[tuple[str, str, dict]] = []
         open_deviations = [
@@ -122,9 +123,18 @@ def remind_due_items(database: Database, now: datetime, *, registry=None) -> lis
             if key in raised:
                 continue
             site_id, users = params.pop("site_id"), params.pop("users")
-            alerts.raise_once(session, key, code, site_id=site_id, at=now, users=users, **params)
-            lines.append(f"reminder {key}")
-        if registry is not None:
+            made = alerts.raise_once(
+                session, key, code, site_id=site_id, at=now, users=users, **params
+            )
+            if made is not None:  # else another scheduler raised it meanwhile
+                lines.append(f"reminder {key}")
+        unprepared = [
+            state
+            for state in capa_states
+            if state.check_due(now) and not capas.effectiveness_runs(session, state)
+        ]
+        if registry is not None and unprepared:
+            ledger.lock(session)  # prepare_due looks again under the lock
             for run in capas.prepare_due(
                 session=session, registry=registry, by=Actor.system("system (scheduler)"), now=now
             ):
@@ -146,15 +156,13 @@ def remind_due_items(database: Database, now: datetime, *, registry=None) -> lis
 
 def flag_logger_gaps(database: Database, now: datetime) -> list[str]:
     """One alert per silence of a logger longer than its site's setting; one line each."""
-    from qms.core import ledger
     from qms.storage.loggers import gap_limit, gaps
     from qms.storage.models import Equipment, Reading
 
     lines: list[str] = []
     since = now - GAP_LOOKBACK
     with database.transaction() as session:
-        ledger.lock(session)
-        raised = alerts.raised_keys(session, "gap:")
+        raised = alerts.raised_keys(session, "gap:")  # `raise_once` locks and looks again
         limits: dict[str, timedelta] = {}
         devices = session.exec(
             select(Equipment).where(Equipment.active.is_(True)).order_by(Equipment.id)
@@ -183,7 +191,7 @@ def flag_logger_gaps(database: Database, now: datetime) -> list[str]:
                 key = f"gap:{device.id}:{start.isoformat()}"
                 if key in raised:
                     continue
-                alerts.raise_once(
+                made = alerts.raise_once(
                     session,
                     key,
                     alerts.LOGGER_GAP,
@@ -196,6 +204,8 @@ def flag_logger_gaps(database: Database, now: datetime) -> list[str]:
                     minutes=int(limit.total_seconds() // 60),
                 )
                 raised.add(key)
+                if made is None:
+                    continue  # another scheduler raised it meanwhile
                 lines.append(
                     f"logger gap on {device.id} from {start:%Y-%m-%d %H:%M} UTC"
                     + (f" to {end:%Y-%m-%d %H:%M} UTC" if end != now else " (still silent)")

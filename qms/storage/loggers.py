@@ -267,10 +267,6 @@ def _no_users(user_id: int) -> str:
     raise TypeError("a reading names no user ids")
 
 
-# A site that has not set it: readings further apart than this are a gap.
-DEFAULT_GAP = timedelta(minutes=30)
-
-
 def gap_limit(session: Session, site_id: str) -> timedelta:
     """The longest silence of a logger at a site: the quality officer's site setting
     (`qms.scheduling.settings`, "logger_gap_minutes"), 30 minutes unless set."""
