@@ -97,7 +97,9 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["site_id"], ["site.id"], name=op.f("fk_notice_mail_site_id_site")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_notice_mail")),
-        sa.UniqueConstraint("alert_id", "recipient", name=op.f("uq_notice_mail_alert_id")),
+        sa.UniqueConstraint(
+            "alert_id", "recipient", name=op.f("uq_notice_mail_alert_id_recipient")
+        ),
     )
     op.create_index(op.f("ix_notice_mail_alert_id"), "notice_mail", ["alert_id"], unique=False)
     op.create_table(
@@ -115,7 +117,7 @@ def upgrade() -> None:
             ["notice_id"], ["notice_mail.id"], name=op.f("fk_notice_attempt_notice_id_notice_mail")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_notice_attempt")),
-        sa.UniqueConstraint("notice_id", "number", name=op.f("uq_notice_attempt_notice_id")),
+        sa.UniqueConstraint("notice_id", "number", name=op.f("uq_notice_attempt_notice_id_number")),
     )
     op.create_index(
         op.f("ix_notice_attempt_notice_id"), "notice_attempt", ["notice_id"], unique=False
