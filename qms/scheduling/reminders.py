@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from qms.db import Database
 from qms.scheduling import alerts
@@ -156,7 +156,7 @@ def remind_due_items(database: Database, now: datetime, *, registry=None) -> lis
 
 def flag_logger_gaps(database: Database, now: datetime) -> list[str]:
     """One alert per silence of a logger longer than its site's setting; one line each."""
-    from qms.storage.loggers import gap_limit, gaps
+    from qms.storage.loggers import gap_limit
     from qms.storage.models import Equipment, Reading
 
     lines: list[str] = []
@@ -169,25 +169,24 @@ def flag_logger_gaps(database: Database, now: datetime) -> list[str]:
         ).all()
         for device in devices:
             logger = (Reading.equipment_id == device.id) & (Reading.source == "logger")
-            times = list(
-                session.exec(
-                    select(Reading.at).where(logger, col(Reading.at) >= since).order_by(Reading.at)
-                ).all()
-            )
             before = session.exec(
                 select(Reading.at)
                 .where(logger, col(Reading.at) < since)
                 .order_by(col(Reading.at).desc())
                 .limit(1)
             ).first()
-            if before is not None:
-                times.insert(0, before)
-            if not times:
+            last = session.exec(select(func.max(Reading.at)).where(logger)).one()
+            if last is None:
                 continue  # no logger sends for this device
             if device.site_id not in limits:
                 limits[device.site_id] = gap_limit(session, device.site_id)
             limit = limits[device.site_id]
-            for start, end in gaps([*times, now], limit):
+            # The database finds the silences (each reading against the one before), so a
+            # pass reads the few gaps, not the week of readings.
+            found = _silences(session, logger, before or since, limit)
+            if now - last > limit:
+                found.append((last, now))  # silent until now
+            for start, end in found:
                 key = f"gap:{device.id}:{start.isoformat()}"
                 if key in raised:
                     continue
@@ -211,3 +210,27 @@ def flag_logger_gaps(database: Database, now: datetime) -> list[str]:
                     + (f" to {end:%Y-%m-%d %H:%M} UTC" if end != now else " (still silent)")
                 )
     return lines
+
+
+def _silences(
+    session, logger, since: datetime, limit: timedelta
+) -> list[tuple[datetime, datetime]]:
+    """(previous reading, reading) pairs further apart than `limit`, from `since` on."""
+    from qms.db import UTCDateTime
+    from qms.storage.models import Reading
+
+    previous = func.lag(Reading.at, type_=UTCDateTime()).over(order_by=Reading.at)
+    previous = previous.label("previous")
+    paired = (
+        select(Reading.at.label("at"), previous).where(logger, col(Reading.at) >= since).subquery()
+    )
+    if session.connection().dialect.name == "sqlite":
+        apart = (func.julianday(paired.c.at) - func.julianday(paired.c.previous)) * 86400.0
+        # julianday keeps about a millisecond: readings exactly `limit` apart are no gap.
+        longer = apart > limit.total_seconds() + 0.001
+    else:
+        longer = paired.c.at - paired.c.previous > limit
+    rows = session.exec(
+        select(paired.c.previous, paired.c.at).where(longer).order_by(paired.c.at)
+    ).all()
+    return [(start, end) for start, end in rows]
