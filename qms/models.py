@@ -5,7 +5,7 @@ from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
 from qms.core.anchors import LedgerAnchor
 from qms.core.models import LedgerEntry
 from qms.core.trail import AuditTrailEntry
-from qms.delivery.models import Delivery, DeliveryAttempt, PortalOpen
+from qms.delivery.models import Delivery, DeliveryAttempt, NoticeAttempt, NoticeMail, PortalOpen
 from qms.quality.models import (
     AuditRun,
     Capa,
@@ -17,7 +17,14 @@ from qms.quality.models import (
 )
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
 from qms.reports.models import ReportVersion
-from qms.scheduling.models import Alert, JobRun, Schedule, ScheduleRun
+from qms.scheduling.models import (
+    Alert,
+    JobRun,
+    Schedule,
+    ScheduleChange,
+    ScheduleRun,
+    SiteSetting,
+)
 from qms.storage.models import Equipment, ExcursionAck, Reading
 
 __all__ = [
@@ -37,14 +44,18 @@ __all__ = [
     "LedgerAnchor",
     "LedgerEntry",
     "LoginEvent",
+    "NoticeAttempt",
+    "NoticeMail",
     "PortalOpen",
     "QualityParameter",
     "Reading",
     "ReportVersion",
     "Schedule",
+    "ScheduleChange",
     "ScheduleRun",
     "Signature",
     "Site",
+    "SiteSetting",
     "StepRecord",
     "Unit",
     "UnitStatus",

@@ -97,10 +97,11 @@ def build_message(
     message_id: str,
     subject: str,
     body: str,
-    pdf: bytes,
-    file_name: str,
+    pdf: bytes | None,
+    file_name: str | None,
     date,
 ) -> EmailMessage:
+    """One message; `pdf` None sends the text alone (an alert to a quality address)."""
     message = EmailMessage()
     message["From"] = config.sender
     message["To"] = to
@@ -110,7 +111,8 @@ def build_message(
     message["Message-ID"] = message_id
     message["Date"] = format_datetime(date)
     message.set_content(body)
-    message.add_attachment(pdf, maintype="application", subtype="pdf", filename=file_name)
+    if pdf is not None:
+        message.add_attachment(pdf, maintype="application", subtype="pdf", filename=file_name)
     return message
 
 

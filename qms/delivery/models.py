@@ -72,6 +72,41 @@ class PortalOpen(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 
+@keep_append_only
+class NoticeMail(SQLModel, table=True):
+    """The mail of one alert to one address (a site's quality address): made once, with
+    its Message-ID fixed before it is sent; its attempts are `NoticeAttempt`s."""
+
+    __tablename__ = "notice_mail"
+    __table_args__ = (UniqueConstraint("alert_id", "recipient"),)
+
+    id: str = Field(primary_key=True, max_length=40)  # "NTC-<hash of alert+recipient>"
+    alert_id: int = Field(foreign_key="alert.id", index=True)
+    site_id: str | None = Field(default=None, foreign_key="site.id", max_length=32)
+    recipient: str = Field(max_length=254)
+    language: str = Field(max_length=16)
+    message_id: str = Field(max_length=200)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+@keep_append_only
+class NoticeAttempt(SQLModel, table=True):
+    """One try at sending a notice mail, with the SMTP server's answer."""
+
+    __tablename__ = "notice_attempt"
+    __table_args__ = (UniqueConstraint("notice_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    notice_id: str = Field(foreign_key="notice_mail.id", max_length=40, index=True)
+    number: int = Field(sa_column=Column(Integer, nullable=False))
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    recipient: str = Field(max_length=254)
+    outcome: str = Field(max_length=16)  # accepted | temporary | permanent
+    smtp_code: int | None = Field(default=None, sa_column=Column(Integer))
+    smtp_text: str | None = Field(default=None, sa_column=Column(Text))
+    message_id: str = Field(max_length=200)
+
+
 def _text(column: str):
     return lambda get: None if get(column) is None else str(get(column))
 

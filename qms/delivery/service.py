@@ -6,7 +6,8 @@ the mail deliveries whose next attempt is due, one at a time, outside any transa
 and chains a `DeliveryAttempt` with the server's answer after each. Retries back off
 exponentially (1 minute, doubling, at most 4 hours apart) for 24 hours from the first
 attempt; a permanent refusal (5xx) stops at once. A delivery that fails for good is an
-alert for the site's quality officers. Portal deliveries (regulator accounts) are
+alert for the site's quality officers (on their home page, and mailed to the site's
+quality address through `qms.delivery.notices`). Portal deliveries (regulator accounts) are
 accepted as soon as they are made: the report is in the regulator's portal.
 
 Only one process sends at a time (the scheduler's leader election, and the outbox's
@@ -200,6 +201,10 @@ def deliver_pending(
         lines = []
         for state in sorted(open_ones, key=lambda s: (s.next_at, s.delivery.id)):
             lines.append(_attempt(database, settings, state, now, config))
+        from qms.delivery.notices import deliver_notices
+
+        # Alerts raised above (a failed delivery) are mailed in the same pass.
+        lines += deliver_notices(database, settings, now, config)
         return lines
     finally:
         lock.release()
@@ -229,6 +234,7 @@ def _attempt(database: Database, settings: Settings, state: DeliveryState, now, 
                 session,
                 alerts.DELIVERY_FAILED,
                 site_id=delivery.site_id,
+                at=now,
                 report=delivery.report_version_id,
                 recipient=delivery.recipient,
                 error=f"{answer.code or ''} {answer.text}".strip(),

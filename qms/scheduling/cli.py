@@ -1,4 +1,4 @@
-"""`qms schedule add|list|run-due`: schedules from the command line, and one pass."""
+"""`qms schedule add|edit|retire|list|settings|run-due`: schedules from the command line."""
 
 from __future__ import annotations
 
@@ -40,7 +40,12 @@ def schedule_group() -> None:
 
 
 @schedule_group.command("add")
-@click.option("--type", "report_type", required=True, help="site-monthly or regional-annual")
+@click.option(
+    "--type",
+    "report_type",
+    required=True,
+    help="site-monthly (the report a generator makes on a schedule today)",
+)
 @click.option("--site", required=True)
 @click.option("--day", required=True, type=int, help="Day of the month the report falls due.")
 @click.option("--at", "at", required=True, help="Time of day in the site's zone, HH:MM.")
@@ -92,21 +97,140 @@ def _describe(row) -> str:
     )
 
 
+@schedule_group.command("edit")
+@click.argument("schedule_id")
+@click.option("--reason", required=True, help="Why the schedule changes (recorded).")
+@click.option("--day", type=int, default=None)
+@click.option("--at", "at", default=None, help="HH:MM in the site's zone.")
+@click.option("--cadence", type=click.Choice(["monthly", "quarterly", "yearly"]), default=None)
+@click.option("--lang", default=None)
+@click.option("--to", "recipients", multiple=True, help="Replaces the email addresses.")
+@click.option("--regulator", "regulators", multiple=True, help="Replaces the regulators.")
+@click.option("--no-mail", is_flag=True, help="Remove every email address.")
+@click.option("--no-regulators", is_flag=True, help="Remove every regulator.")
+@click.option("--auto-release/--approval", "auto_release", default=None)
+@click.option("--from", "first_period", default=None)
+def edit_command(
+    schedule_id, reason, day, at, cadence, lang, recipients, regulators, no_mail,
+    no_regulators, auto_release, first_period,
+) -> None:  # fmt: skip
+    """Edit a schedule: a new version with the reason; what was recorded stays."""
+    from dataclasses import replace
+
+    from qms.scheduling.service import change_schedule, current_schedule, spec_of
+
+    try:
+        with _database().transaction() as session:
+            current = current_schedule(session=session, actor=_operator(), schedule_id=schedule_id)
+            spec = spec_of(current)
+            changes = {
+                "day": day,
+                "at": at,
+                "cadence": cadence,
+                "language": lang,
+                "auto_release": auto_release,
+                "first_period": first_period,
+                "recipients": () if no_mail else (recipients or None),
+                "regulators": () if no_regulators else (regulators or None),
+            }
+            spec = replace(spec, **{k: v for k, v in changes.items() if v is not None})
+            row = change_schedule(
+                session=session,
+                actor=_operator(),
+                schedule_id=schedule_id,
+                spec=spec,
+                reason=reason,
+                now=utcnow(),
+            )
+    except QmsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"schedule {row.schedule_id} is now version {row.version}: {_describe(row)}")
+
+
+@schedule_group.command("retire")
+@click.argument("schedule_id")
+@click.option("--reason", required=True, help="Why the schedule is retired (recorded).")
+def retire_command(schedule_id: str, reason: str) -> None:
+    """Retire a schedule: nothing falls due after now (a new version, with the reason)."""
+    from qms.scheduling.service import retire_schedule
+
+    try:
+        with _database().transaction() as session:
+            row = retire_schedule(
+                session=session,
+                actor=_operator(),
+                schedule_id=schedule_id,
+                reason=reason,
+                now=utcnow(),
+            )
+    except QmsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"schedule {row.schedule_id} retired (version {row.version}): {reason.strip()}")
+
+
 @schedule_group.command("list")
 def list_command() -> None:
-    """The schedules in force, with the periods claimed so far."""
-    from qms.scheduling.service import list_schedules, runs_of
+    """Every schedule with its history (each version, who changed it and why) and the
+    periods claimed so far."""
+    from qms.scheduling.service import changes_of, list_schedules, runs_of, schedule_history
 
     with _database().transaction(write=False) as session:
         rows = list_schedules(session=session, actor=_operator())
         runs = runs_of(session=session, schedule_ids=[r.schedule_id for r in rows])
+        changes = changes_of(session, [r.schedule_id for r in rows])
+        history = {
+            r.schedule_id: schedule_history(
+                session=session, actor=_operator(), schedule_id=r.schedule_id
+            )
+            for r in rows
+        }
     if not rows:
         click.echo("no schedules")
         return
     for row in rows:
         periods = [run.period for run in runs if run.schedule_id == row.schedule_id]
         click.echo(f"{row.schedule_id} v{row.version} {row.status}: {_describe(row)}")
+        for version in history[row.schedule_id]:
+            change = changes.get(version.id)
+            when = f"{version.created_at:%Y-%m-%d %H:%M} UTC by {version.created_by}"
+            if change is None:
+                click.echo(f"  v{version.version} made {when}")
+            else:
+                click.echo(f"  v{version.version} {change.change} {when}: {change.reason}")
         click.echo(f"  periods claimed: {', '.join(periods) if periods else 'none yet'}")
+
+
+@schedule_group.command("settings")
+@click.option("--site", required=True)
+@click.option("--quality-address", default=None, help="Where alerts of the site are mailed.")
+@click.option("--logger-gap", "logger_gap", default=None, help="Minutes of logger silence.")
+@click.option("--reason", default=None, help="Why (needed for a change).")
+def settings_command(site, quality_address, logger_gap, reason) -> None:
+    """Show a site's settings, or change them (each change recorded with the reason)."""
+    from qms.scheduling import settings as site_settings
+
+    changes = {
+        site_settings.QUALITY_ADDRESS: quality_address,
+        site_settings.LOGGER_GAP_MINUTES: logger_gap,
+    }
+    try:
+        with _database().transaction() as session:
+            for name, value in changes.items():
+                if value is not None:
+                    site_settings.set_site_setting(
+                        session=session,
+                        actor=_operator(),
+                        site_id=site,
+                        name=name,
+                        value=value,
+                        reason=reason or "",
+                        now=utcnow(),
+                    )
+            values = site_settings.site_settings(session, site)
+    except QmsError as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, value in values.items():
+        click.echo(f"{name}: {value if value is not None else '(not set)'}")
 
 
 @schedule_group.command("run-due")

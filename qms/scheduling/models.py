@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Integer, Text, UniqueConstraint
+from sqlalchemy import Column, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from qms.core.i18n import _l
@@ -92,15 +92,60 @@ class JobRun(SQLModel, table=True):
 
 @keep_append_only
 class Alert(SQLModel, table=True):
-    """Something quality officers must look at: a failed backup, verify or delivery.
+    """Something people must look at: a failed backup, verify or delivery, a reminder.
 
-    `code` and `params` are rendered in the reader's language where it is shown."""
+    `code` and `params` are rendered in the reader's language where it is shown. `key`,
+    when given, makes the alert once-only: a second alert with the same key is refused by
+    the unique index, whichever process or instance tries (reminders, logger gaps).
+    `audience` says who sees it in the app: {"users": [ids], "roles": [roles]} of the
+    alert's site; empty means the site's quality officers."""
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     site_id: str | None = Field(default=None, foreign_key="site.id", max_length=32)  # None: all
     code: str = Field(max_length=48)
     params: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+    key: str | None = Field(
+        default=None, sa_column=Column(String(240), nullable=True, unique=True, index=True)
+    )
+    audience: str = Field(
+        default="{}", sa_column=Column(Text, nullable=False, server_default="{}")
+    )  # JSON
+
+
+class ScheduleChange(SQLModel, table=True):
+    """Why a schedule got a new version: edited or retired, by whom, when, with a reason.
+
+    One per version after the first (same id as the version it explains)."""
+
+    __tablename__ = "schedule_change"
+
+    id: str = Field(primary_key=True, max_length=64)  # "<schedule id>/<version>"
+    schedule_id: str = Field(max_length=48, index=True)
+    version: int = Field(sa_column=Column(Integer, nullable=False))
+    change: str = Field(max_length=16)  # edited | retired
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    by: str = Field(max_length=200)
+    ledger_seq: int = Field(sa_column=ledger_seq_column())
+
+
+class SiteSetting(SQLModel, table=True):
+    """A site setting the quality officer keeps (the quality address, the logger gap):
+    each change is a chained record with a reason; the latest per name counts."""
+
+    __tablename__ = "site_setting"
+
+    id: str = Field(primary_key=True, max_length=96)  # "<site>:<name>/<n>"
+    site_id: str = Field(foreign_key="site.id", max_length=32, index=True)
+    name: str = Field(max_length=64)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    by: str = Field(max_length=200)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    ledger_seq: int = Field(sa_column=ledger_seq_column())
 
 
 def _text(column: str):
@@ -142,5 +187,35 @@ SCHEDULE_RUN = declare(
         C("due_at", encoding=TIME),
         C("claimed_at", encoding=TIME),
         C("claimed_by"),
+    ],
+)
+
+SCHEDULE_CHANGE = declare(
+    ScheduleChange,
+    kind="schedule_change",
+    chained=[
+        C("id"),
+        C("schedule", "schedule_id"),
+        C("version", value=_text("version"), sql="CAST(t.version AS TEXT)"),
+        C("change"),
+        C("reason"),
+        C("at", encoding=TIME),
+        C("by_user", "by_id", USER),
+        C("by"),
+    ],
+)
+
+SITE_SETTING = declare(
+    SiteSetting,
+    kind="site_setting",
+    chained=[
+        C("id"),
+        C("site", "site_id"),
+        C("name"),
+        C("value"),
+        C("at", encoding=TIME),
+        C("by_user", "by_id", USER),
+        C("by"),
+        C("reason"),
     ],
 )

@@ -9,7 +9,8 @@ A monthly report covers one calendar month and falls due on day N of the next mo
 HH:MM in the site's zone (day 31 in a 30-day month is the month's last day); a
 quarterly report covers a calendar quarter and falls due on day N of the month after
 it; a yearly report covers a year and falls due on day N of January of the next.
-Periods are named `2026-10`, `2026-Q4` and `2026`.
+Periods are named `2026-10`, `2026-Q4` and `2026`. A retired schedule (`until`) owes
+the periods that fell due before its retirement, and none after.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ class Cadence:
     at: time  # local time of day
     timezone: str  # the site's zone
     first_period: str  # the first period reported (e.g. "2026-10")
-    active: bool = True
+    active: bool = True  # False: nothing is ever due
+    # Retired at this time: periods falling due after it are not reported (those due
+    # before it and not yet made still are: they were owed while it was in force).
+    until: datetime | None = None
 
 
 @dataclass(frozen=True, order=True)
@@ -123,7 +127,7 @@ def due_periods(
         period = schedule.first_period
         for _ in range(MAX_PERIODS_PER_PASS):
             when = due_at(schedule, period)
-            if when > now:
+            if when > now or (schedule.until is not None and when > schedule.until):
                 break
             if (schedule.schedule_id, period) not in done:
                 found.append(Due(when, schedule.schedule_id, period))
@@ -140,6 +144,8 @@ def next_due(schedules: Iterable[Cadence], now: datetime) -> datetime | None:
         period = schedule.first_period
         for _ in range(MAX_PERIODS_PER_PASS * 4):
             when = due_at(schedule, period)
+            if schedule.until is not None and when > schedule.until:
+                break
             if when > now:
                 times.append(when)
                 break

@@ -4,7 +4,8 @@ It first becomes the leader (`qms.scheduling.leader`), standing by until then; a
 leader it runs an APScheduler 3.x `BlockingScheduler` with:
 
 - the due pass every `tick_seconds` (claim and make what is due: `runner.run_due`),
-  which catches up by itself because what is due comes from the registry;
+  which catches up by itself because what is due comes from the registry, and raises
+  the reminders, effectiveness checks and logger gaps that fell due (once each);
 - the nightly ledger check and the nightly backup, at the configured local time;
 - a leadership check every `poll_seconds`: a leader that lost its lock stops at once.
 
@@ -95,10 +96,7 @@ def run_scheduler(
     def nightly() -> None:
         from qms.backup import nightly_backup
         from qms.scheduling.nightly import nightly_verify
-        from qms.scheduling.reminders import remind_overdue_deviations
 
-        for line in remind_overdue_deviations(database, datetime.now(UTC)):
-            say(line)
         run = nightly_verify(database)
         say(f"nightly verify: {'ok' if run.ok else 'FAILED'}, head {run.head_hash}")
         outcome = nightly_backup(runtime, keep=options.backups_kept)

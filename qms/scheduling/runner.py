@@ -6,8 +6,10 @@ decided under the ledger's lock). Generating is driven by what is recorded, not 
 memory: every claimed run whose report has no registry row yet is generated, so a
 process killed at any moment leaves claims that the next pass finishes, and a report
 registered by another process counts as made (the registry's unique (report, version)
-refuses a second first version). A run whose report cannot be made (a report type this
-installation cannot build yet) is recorded and alerted once, and tried again each pass.
+refuses a second first version). A run whose report cannot be made (no signing key, no
+audit possible) is recorded and alerted once, and tried again each pass. A full pass
+also raises what else fell due (`watch`: reminders, effectiveness checks, logger gaps)
+before it sends, so that their mails leave in the same pass.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class PassResult:
     generated: list[str] = field(default_factory=list)  # report version ids
     failed: list[str] = field(default_factory=list)  # "<run id>: <why>"
     sent: list[str] = field(default_factory=list)  # one line per delivery attempt
+    raised: list[str] = field(default_factory=list)  # reminders and logger gaps
 
     def lines(self) -> list[str]:
         lines = [
@@ -48,6 +51,7 @@ class PassResult:
         ]
         lines += [f"generated {version}" for version in self.generated]
         lines += [f"not generated {why}" for why in self.failed]
+        lines += self.raised
         lines += [f"delivery: {line}" for line in self.sent]
         return lines or ["nothing due"]
 
@@ -68,8 +72,24 @@ def run_due(
         )
     if settings is not None:
         generate_pending(database, settings, result, registry=registry)
+        watch(database, now, result, registry=registry)
         release_and_deliver(database, settings, now, result)
     return result
+
+
+def watch(database: Database, now: datetime, result: PassResult, *, registry=None) -> None:
+    """What else falls due: due-date reminders, effectiveness checks, logger gaps (each
+    raised once; a failure is said and tried again next pass, the reports go on)."""
+    from qms.scheduling.reminders import flag_logger_gaps, remind_due_items
+
+    for job in (
+        lambda: remind_due_items(database, now, registry=registry),
+        lambda: flag_logger_gaps(database, now),
+    ):
+        try:
+            result.raised.extend(job())
+        except QmsError as exc:
+            result.raised.append(f"reminders not raised: {exc}")
 
 
 def report_key_of(schedule: Schedule, run: ScheduleRun) -> str:

@@ -24,7 +24,7 @@ from qms.accounts.models import Site, User, UserSite
 from qms.accounts.roles import Permission, Role
 from qms.accounts.service import Actor
 from qms.core import ledger
-from qms.core.errors import Denied, Invalid, NotFound
+from qms.core.errors import Conflict, Denied, Invalid, NotFound
 from qms.core.i18n import LANGUAGES, _, _l
 from qms.scheduling.models import (
     ACTIVE,
@@ -32,6 +32,7 @@ from qms.scheduling.models import (
     AUTOMATIC,
     RETIRED,
     Schedule,
+    ScheduleChange,
     ScheduleRun,
 )
 from qms.scheduling.periods import (
@@ -50,6 +51,11 @@ MANAGE_SCHEDULES = Permission.AUDIT | Permission.MANAGE_CHECKLISTS
 
 # The report types a schedule can ask for, and the cadence each has unless told.
 REPORT_CADENCES = {"site-monthly": MONTHLY, "regional-annual": YEARLY}
+# The (report type, cadence) pairs a generator exists for today: a site monthly report
+# covers a month. A schedule for any other pair is refused when it is made (a quarterly
+# or yearly site report, the regional annual report: their generators are not built).
+GENERATORS = {("site-monthly", MONTHLY)}
+EDITED = "edited"
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -100,18 +106,34 @@ def change_schedule(
     schedule_id: str,
     spec: ScheduleSpec | None = None,
     retire: bool = False,
+    reason: str | None = None,
     now: datetime,
 ) -> Schedule:
-    """A new version of a schedule (changed, or retired): the old one stays as it was."""
+    """A new version of a schedule (edited, or retired) and a `ScheduleChange` saying who,
+    when and why: the old version stays as it was recorded."""
     current = current_schedule(session=session, actor=actor, schedule_id=schedule_id)
     require(session, actor, MANAGE_SCHEDULES, current.site_id, action=_l("manage schedules"))
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid(
+            _("retiring a schedule needs a reason")
+            if retire
+            else _("a change of a schedule needs a reason")
+        )
     ledger.lock(session)
     current = current_schedule(session=session, actor=actor, schedule_id=schedule_id)
+    if current.status == RETIRED:
+        raise Conflict(
+            _(
+                "schedule %(schedule)s is retired; make a new schedule instead",
+                schedule=schedule_id,
+            )
+        )
     if spec is None:
         spec = spec_of(current)
     if spec.site_id != current.site_id:
         raise Invalid(_("a schedule stays with its site; make a new one for another site"))
-    return _write(
+    row = _build(
         session,
         actor,
         spec,
@@ -120,7 +142,43 @@ def change_schedule(
         RETIRED if retire else ACTIVE,
         now,
         first_period=current.first_period if spec.first_period is None else None,
+        check_generator=not retire,
     )
+    if not retire and _columns(row) == _columns(current):
+        raise Invalid(_("nothing to change: the schedule already says this"))
+    ledger.write(session, row)
+    ledger.write(
+        session,
+        ScheduleChange(
+            id=row.id,
+            schedule_id=schedule_id,
+            version=row.version,
+            change=RETIRED if retire else EDITED,
+            reason=reason,
+            at=now,
+            by_id=actor.id,
+            by=row.created_by,
+        ),
+    )
+    return row
+
+
+def retire_schedule(
+    *, session: Session, actor: Actor | User, schedule_id: str, reason: str, now: datetime
+) -> Schedule:
+    """Retire a schedule: nothing falls due after `now` (periods owed before still are)."""
+    return change_schedule(
+        session=session, actor=actor, schedule_id=schedule_id, retire=True, reason=reason, now=now
+    )
+
+
+def changes_of(session: Session, schedule_ids: Iterable[str]) -> dict[str, ScheduleChange]:
+    """The change record of each version after the first, by schedule version id."""
+    ids = list(schedule_ids)
+    if not ids:
+        return {}
+    rows = session.exec(select(ScheduleChange).where(ScheduleChange.schedule_id.in_(ids))).all()
+    return {row.id: row for row in rows}
 
 
 def spec_of(schedule: Schedule) -> ScheduleSpec:
@@ -138,7 +196,21 @@ def spec_of(schedule: Schedule) -> ScheduleSpec:
     )
 
 
-def _write(
+_COMPARED = ("report_type", "cadence", "day", "at_time", "language", "recipients",
+             "regulators", "release", "first_period")  # fmt: skip
+
+
+def _columns(row: Schedule) -> tuple:
+    return tuple(getattr(row, name) for name in _COMPARED)
+
+
+def _write(*args, **kwargs) -> Schedule:
+    row = _build(*args, **kwargs)
+    ledger.write(args[0], row)
+    return row
+
+
+def _build(
     session: Session,
     actor: Actor | User,
     spec: ScheduleSpec,
@@ -147,6 +219,7 @@ def _write(
     status: str,
     now: datetime,
     first_period: str | None = None,
+    check_generator: bool = True,
 ) -> Schedule:
     site = session.get(Site, spec.site_id)
     if site is None:
@@ -166,6 +239,16 @@ def _write(
                 "unknown cadence %(cadence)s; choose one of: %(choices)s",
                 cadence=cadence,
                 choices=", ".join(CADENCES),
+            )
+        )
+    if check_generator and (spec.report_type, cadence) not in GENERATORS:
+        raise Invalid(
+            _(
+                "no generator makes %(type)s reports for %(cadence)s periods yet; "
+                "a schedule can make: %(choices)s",
+                type=spec.report_type,
+                cadence=cadence,
+                choices=", ".join(f"{t} ({c})" for t, c in sorted(GENERATORS)),
             )
         )
     if not 1 <= spec.day <= 31:
@@ -190,7 +273,7 @@ def _write(
         _check_regulator(session, username, site.id)
     if not recipients and not regulators:
         raise Invalid(_("a schedule needs at least one recipient: an email address or a regulator"))
-    if spec.auto_release and not site_key_configured(site.id):
+    if spec.auto_release and not site_key_configured(site.id) and check_generator:
         raise Invalid(
             _(
                 "automatic release needs a signing key configured for site %(site)s; "
@@ -230,7 +313,6 @@ def _write(
         created_by_id=user_id,
         created_by=name,
     )
-    ledger.write(session, row)
     return row
 
 
@@ -326,6 +408,8 @@ def runs_of(*, session: Session, schedule_ids: Iterable[str]) -> list[ScheduleRu
 
 
 def cadence_of(schedule: Schedule, site_timezone: str) -> Cadence:
+    """The pure function's view of a schedule's version in force (a retired one owes
+    what fell due before its retirement, the time its retired version was recorded)."""
     hours, minutes = schedule.at_time.split(":")
     return Cadence(
         schedule_id=schedule.schedule_id,
@@ -334,7 +418,7 @@ def cadence_of(schedule: Schedule, site_timezone: str) -> Cadence:
         at=time(int(hours), int(minutes)),
         timezone=site_timezone,
         first_period=schedule.first_period,
-        active=schedule.status == ACTIVE,
+        until=schedule.created_at if schedule.status == RETIRED else None,
     )
 
 

@@ -267,6 +267,14 @@ def _no_users(user_id: int) -> str:
     raise TypeError("a reading names no user ids")
 
 
+def gap_limit(session: Session, site_id: str) -> timedelta:
+    """The longest silence of a logger at a site: the quality officer's site setting
+    (`qms.scheduling.settings`, "logger_gap_minutes"), 30 minutes unless set."""
+    from qms.scheduling.settings import logger_gap_minutes
+
+    return timedelta(minutes=logger_gap_minutes(session, site_id))
+
+
 def gaps(times: list[datetime], longest: timedelta) -> list[tuple[datetime, datetime]]:
     """Stretches between consecutive readings longer than `longest` (the logger was silent)."""
     return [(a, b) for a, b in zip(times, times[1:], strict=False) if b - a > longest]

@@ -30,7 +30,7 @@ from qms.db import utcnow
 from qms.records.stepforms import parse_local_time
 from qms.storage import excursions
 from qms.storage.chart import readings_chart
-from qms.storage.loggers import SHOWN_PROBLEMS, gaps, import_log, parse_log
+from qms.storage.loggers import SHOWN_PROBLEMS, gap_limit, gaps, import_log, parse_log
 from qms.storage.models import Equipment, Reading
 from qms.storage.service import record_reading
 from qms.web import signing
@@ -40,8 +40,6 @@ from qms.web.registry import get_registry
 bp = Blueprint("storage", __name__)
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-# Readings further apart than this are a gap in the logger's data (a site setting later).
-GAP = timedelta(minutes=30)
 
 
 def _site():
@@ -123,7 +121,8 @@ def equipment_page(equipment_id: str):
     # Every reading outside the limits of the units inside at its time is marked.
     marked = {r.at for r in readings for e, _inside in runs if e.started_at <= r.at <= e.ended_at}
     # Silence up to now counts too: a logger that stopped sending is the gap that matters.
-    silent = gaps([r.at for r in readings] + [now], GAP) if readings else []
+    limit = gap_limit(s, site.id)  # the site's setting (30 minutes unless set)
+    silent = gaps([r.at for r in readings] + [now], limit) if readings else []
     chart = readings_chart(
         [(r.at, r.temperature_c, r.at in marked) for r in readings],
         start=since,
@@ -147,7 +146,7 @@ def equipment_page(equipment_id: str):
         or Permission.AUDIT in permissions_of(current_user.role),
         freshness=current_app.extensions["qms_settings"].signature_freshness_minutes,
         gaps=silent,
-        gap_minutes=int(GAP.total_seconds() // 60),
+        gap_minutes=int(limit.total_seconds() // 60),
         units=[x.unit for x in now_in],
         low=low,
         high=high,

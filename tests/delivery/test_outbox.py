@@ -151,13 +151,30 @@ def test_a_server_that_refuses_for_a_while_is_retried_with_backoff_until_it_acce
 
 
 def test_a_permanent_refusal_stops_at_once_and_alerts_quality_officers(dossier):
+    from qms.delivery.models import NoticeAttempt
+    from qms.scheduling.settings import set_site_setting
+
     database, settings, report = dossier
+    with database.transaction() as session:
+        set_site_setting(session=session, actor=Actor.system("test"), site_id="SH-01",
+                         name="quality_address", value="quality@hospital.example",
+                         reason="the quality team's mailbox", now=T0)  # fmt: skip
     _deliveries(database, report, regulators=[])
     with SmtpServer(Mailbox(["550 5.1.1 Mailbox unavailable"])) as server:
         config = _config(server)
-        deliver_pending(database, settings, T0, config=config)
+        lines = deliver_pending(database, settings, T0, config=config)
+        assert (
+            lines[-1]
+            == "alert mail to quality@hospital.example: accepted 250 2.0.0 Ok: queued as TEST"
+        )
         assert deliver_pending(database, settings, T0 + timedelta(hours=2), config=config) == []
-        assert server.mailbox.received == []
+        # The refused report never arrived; the quality address was told, once.
+        (told,) = server.mailbox.received
+    assert told["To"] == "quality@hospital.example"
+    assert "bureau@example.org" in told.get_body(("plain",)).get_content()
+    assert "550" in told.get_body(("plain",)).get_content()
+    with database.transaction(write=False) as session:
+        assert [a.outcome for a in session.exec(select(NoticeAttempt)).all()] == ["accepted"]
     (attempt,) = _attempts(database)
     assert (attempt.outcome, attempt.smtp_code) == ("permanent", 550)
     assert "Mailbox unavailable" in attempt.smtp_text

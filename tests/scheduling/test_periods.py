@@ -97,3 +97,35 @@ def test_period_names():
     assert is_period("monthly", "2026-10") and not is_period("monthly", "2026-13")
     assert is_period("quarterly", "2026-Q4") and not is_period("quarterly", "2026-Q5")
     assert not is_period("yearly", "2026-10")
+
+
+def test_a_quarterly_schedule_down_for_months_catches_up_each_quarter_once():
+    q = Cadence("Q", "quarterly", 5, time(9, 0), SHANGHAI, "2026-Q1")
+    # Q1 was made on time (due 5 April); the scheduler then stopped until mid-October.
+    done = [("Q", "2026-Q1")]
+    now = datetime(2026, 10, 15, tzinfo=UTC)
+    due = due_periods([q], done, now)
+    assert [(d.period, d.due_at) for d in due] == [
+        ("2026-Q2", datetime(2026, 7, 5, 1, 0, tzinfo=UTC)),
+        ("2026-Q3", datetime(2026, 10, 5, 1, 0, tzinfo=UTC)),
+    ]
+    done += [(d.schedule_id, d.period) for d in due]
+    assert due_periods([q], done, now) == []
+    assert next_due([q], now) == datetime(2027, 1, 5, 1, 0, tzinfo=UTC)
+
+
+def test_a_yearly_schedule_names_its_periods_by_the_year():
+    y = Cadence("Y", "yearly", 1, time(8, 0), SHANGHAI, "2026")
+    assert due_periods([y], [], datetime(2026, 12, 31, 23, 59, tzinfo=UTC)) == []
+    (due,) = due_periods([y], [], datetime(2027, 3, 1, tzinfo=UTC))
+    assert (due.period, due.due_at) == ("2026", datetime(2027, 1, 1, 0, 0, tzinfo=UTC))
+
+
+def test_a_schedule_retired_owes_what_fell_due_before_and_nothing_after():
+    retired_at = datetime(2026, 10, 20, tzinfo=UTC)
+    s = monthly(first="2026-08", until=retired_at)
+    now = datetime(2027, 6, 1, tzinfo=UTC)
+    # August and September fell due (1 Sep, 1 Oct) before the retirement; October's
+    # report would have fallen due on 1 November, after it.
+    assert [d.period for d in due_periods([s], [], now)] == ["2026-08", "2026-09"]
+    assert next_due([s], retired_at) is None

@@ -31,6 +31,7 @@ def test_a_schedule_is_chained_and_a_change_is_a_new_version(session, make_sched
         actor=SYSTEM,
         schedule_id=first.schedule_id,
         spec=ScheduleSpec(**{**service.spec_of(first).__dict__, "day": 5}),
+        reason="the bureau asked for the 5th",
         now=MADE_AT,
     )
     session.flush()
@@ -72,6 +73,14 @@ def test_a_nurse_may_not_keep_schedules_and_another_sites_schedule_is_not_found(
         ({"auto_release": True}, "signing key"),
         ({"first_period": "2026-13"}, "not a monthly period"),
         ({"language": "fr"}, "unknown language"),
+        (
+            {"cadence": "quarterly", "first_period": "2026-Q3"},
+            "no generator makes site-monthly reports for quarterly periods yet",
+        ),
+        (
+            {"report_type": "regional-annual", "first_period": "2026"},
+            "no generator makes regional-annual reports for yearly periods yet",
+        ),
     ],
 )
 def test_a_schedule_that_cannot_work_is_refused_with_one_message(make_schedule, change, message):
@@ -186,5 +195,99 @@ def test_the_command_line_adds_lists_and_runs_due_once(tmp_path, fresh_database_
         assert bad.exit_code != 0 and "no UTC offset" in bad.output
         with database.transaction(write=False) as session:
             assert session.exec(select(Schedule)).all()
+    finally:
+        database.dispose()
+
+
+def test_a_change_needs_a_reason_and_a_retired_schedule_stays_retired(session, make_schedule):
+    from qms.core.errors import Conflict
+    from qms.scheduling.models import ScheduleChange
+
+    first = make_schedule()
+    sid = first.schedule_id
+    with pytest.raises(Invalid, match="needs a reason"):
+        service.retire_schedule(session=session, actor=SYSTEM, schedule_id=sid, reason=" ",
+                                now=MADE_AT)  # fmt: skip
+    with pytest.raises(Invalid, match="nothing to change"):
+        service.change_schedule(session=session, actor=SYSTEM, schedule_id=sid,
+                                spec=service.spec_of(first), reason="same", now=MADE_AT)  # fmt: skip
+    assert session.exec(select(ScheduleChange)).all() == []
+    retired = service.retire_schedule(
+        session=session, actor=SYSTEM, schedule_id=sid, reason="the bureau closed", now=MADE_AT
+    )
+    session.flush()
+    assert (retired.version, retired.status) == (2, "retired")
+    (change,) = session.exec(select(ScheduleChange)).all()
+    assert (change.id, change.change, change.reason, change.by) == (
+        f"{sid}/2",
+        "retired",
+        "the bureau closed",
+        "test",
+    )
+    with pytest.raises(Conflict, match="is retired"):
+        service.retire_schedule(session=session, actor=SYSTEM, schedule_id=sid, reason="again",
+                                now=MADE_AT)  # fmt: skip
+    assert verify(session).ok
+    with pytest.raises((IntegrityError, DBAPIError)):
+        with session.begin_nested():
+            session.execute(text("UPDATE schedule_change SET reason = 'nothing'"))
+
+
+def test_the_command_line_edits_and_retires_and_a_retired_schedule_makes_nothing_after(
+    tmp_path, fresh_database_url
+):
+    from click.testing import CliRunner
+
+    from qms.cli import cli
+    from qms.runtime import Runtime
+    from tests.conftest import make_test_settings
+
+    database = Database(fresh_database_url)
+    sid = seed_site_with_schedule(database, first_period="2026-08")
+    runtime = Runtime(make_test_settings(tmp_path, fresh_database_url), database=database)
+    runner = CliRunner()
+
+    def qms(*args, ok=True):
+        result = runner.invoke(cli, list(args), obj=runtime)
+        assert (result.exit_code == 0) == ok, result.output
+        return result.output
+
+    try:
+        out = qms("schedule", "add", "--type", "site-monthly", "--site", "SH-01", "--day", "5",
+                  "--at", "09:00", "--cadence", "quarterly", "--to", "a@example.org",
+                  "--from", "2026-Q3", ok=False)  # fmt: skip
+        assert "no generator makes site-monthly reports for quarterly periods yet" in out
+        out = qms("schedule", "edit", sid, "--day", "3", "--reason", "the bureau reads on the 3rd")
+        assert f"schedule {sid} is now version 2" in out and "on day 3 at 08:00" in out
+        assert "--reason" in qms("schedule", "edit", sid, "--day", "4", ok=False)
+        # August and September fall due (3 Sep, 3 Oct) and are claimed.
+        first = qms("schedule", "run-due", "--now", "2026-10-10T00:00:00+00:00")
+        assert first.count("claimed") == 2
+        # What fell due up to the retirement is owed (made by a pass up to now)...
+        from datetime import timedelta
+
+        now = datetime.now(UTC)
+        qms("schedule", "run-due", "--now", now.isoformat())
+        out = qms("schedule", "retire", sid, "--reason", "replaced by the regional report")
+        assert f"schedule {sid} retired (version 3)" in out
+        # ...and a year later nothing more falls due for it.
+        later = qms("schedule", "run-due", "--now", (now + timedelta(days=365)).isoformat())
+        assert "claimed" not in later, later
+        assert "is retired" in qms("schedule", "edit", sid, "--day", "9", "--reason", "x", ok=False)
+        listed = qms("schedule", "list")
+        assert f"{sid} v3 retired" in listed
+        assert "v2 edited" in listed and "the bureau reads on the 3rd" in listed
+        assert "v3 retired" in listed and "replaced by the regional report" in listed
+        assert "periods claimed: 2026-08, 2026-09" in listed
+        with database.transaction(write=False) as session:
+            claimed = [r.due_at for r in session.exec(select(ScheduleRun)).all()]
+        assert max(claimed) <= now
+        out = qms("schedule", "settings", "--site", "SH-01", "--logger-gap", "45",
+                  "--quality-address", "quality@hospital.example", "--reason", "set up")  # fmt: skip
+        assert (
+            "logger_gap_minutes: 45" in out and "quality_address: quality@hospital.example" in out
+        )
+        assert "between 5 and 1440" in qms("schedule", "settings", "--site", "SH-01",
+                                           "--logger-gap", "2", "--reason", "x", ok=False)  # fmt: skip
     finally:
         database.dispose()
