@@ -174,7 +174,7 @@ def site_monthly_data(session: Session, site_id: str, period: str, run_id: str) 
     """A site's month from one audit run (its findings, units, head) and the ledger up to
     the head the run covers; identifiers masked (the report leaves the hospital)."""
     from qms.core.i18n import _ as translate
-    from qms.quality.audits import AuditScope, _units_in_scope, run_json
+    from qms.quality.audits import AuditScope, units_in_scope, run_json
     from qms.quality.deviations import derive
     from qms.quality.models import AuditRun, Deviation, DeviationEvent
     from qms.records.loading import load_units_by_id
@@ -186,7 +186,7 @@ def site_monthly_data(session: Session, site_id: str, period: str, run_id: str) 
     covers = json.loads(run.covers)
     head_seq = covers["seq"]
     audit = run_json(run)
-    unit_ids = _units_in_scope(session, AuditScope.of_run(run), site.timezone, head_seq)
+    unit_ids = units_in_scope(session, AuditScope.of_run(run), site.timezone, head_seq)
     batch = load_units_by_id(session, unit_ids)
     first, last = month_bounds(period)
 
