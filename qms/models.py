@@ -16,7 +16,8 @@ from qms.quality.models import (
     QualityParameter,
 )
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
-from qms.reports.models import ReportVersion
+from qms.regions.models import Region, RegionSite
+from qms.reports.models import ReportSite, ReportVersion
 from qms.scheduling.models import Alert, JobRun, Schedule, ScheduleRun
 from qms.storage.models import Equipment, ExcursionAck, Reading
 
@@ -40,6 +41,9 @@ __all__ = [
     "PortalOpen",
     "QualityParameter",
     "Reading",
+    "Region",
+    "RegionSite",
+    "ReportSite",
     "ReportVersion",
     "Schedule",
     "ScheduleRun",
