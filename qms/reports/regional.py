@@ -105,6 +105,7 @@ def regional_html(content: dict[str, Any], report: dict[str, Any]) -> str:
         title=str(REPORT_TYPE_LABELS[REGIONAL_ANNUAL]),
         data=content,
         per_site=per_site,
+        volumes={(r["site"], r["checklist"]): r for r in content["volumes"]},
         totals=totals,
         charts=regional_charts(content),
         classification_label=lambda c: str(CLASSIFICATION_LABELS.get(c, c or "—")),

@@ -578,6 +578,8 @@ def approve_report(
         now=now,
     )
     original = read_file(settings, draft)
+    number = _next_version(session, draft.report_key)
+    version_id = f"{draft.report_key}/v{number}"
     signed, level = pdf.sign(
         original,
         keys.signing_key(settings),
@@ -585,9 +587,8 @@ def approve_report(
         reason=f"approved: {draft.id}",
         name=by.full_name,
         tsa_url=os.environ.get("QMS_TSA_URL") or None,
+        xmp_values={"reportId": version_id},
     )
-    number = _next_version(session, draft.report_key)
-    version_id = f"{draft.report_key}/v{number}"
     row = ReportVersion(
         id=version_id,
         report_key=draft.report_key,
