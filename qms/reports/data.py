@@ -224,7 +224,14 @@ def site_monthly_data(session: Session, site_id: str, period: str, run_id: str) 
         ],
         "compliance": figures.compliance(),
         "rules": [
-            {"rule": r, "severity": s, "findings": n} for (r, s), n in sorted(figures.rules.items())
+            {
+                "rule": r,
+                "severity": s,
+                "findings": n,
+                "units_with_findings": len(figures.rule_units.get(r, ())),
+                "compliant_percent": figures.rule_compliance(r),
+            }
+            for (r, s), n in sorted(figures.rules.items())
         ],
         "findings_by_severity": audit["counts"]["by_severity"],
         "audit": audit,
@@ -265,6 +272,15 @@ class SiteFigures:
         self.month_with_findings: dict[str, int] = {}
         self.month_findings: dict[str, int] = {}
         self.severity: dict[str, int] = {}
+        self.rule_units: dict[str, set[str]] = {}
+        self.rule_checklist: dict[str, str] = {}
+
+    def rule_compliance(self, rule: str) -> float | None:
+        """The share of the rule's product's units without a finding of the rule."""
+        units = self.units_of.get(self.rule_checklist.get(rule, ""), 0)
+        if not units:
+            return None
+        return round(100 * (units - len(self.rule_units.get(rule, ()))) / units, 1)
 
     def compliance(self) -> list[dict[str, Any]]:
         return [
@@ -327,6 +343,8 @@ def _site_figures(session: Session, site: Site, run, audit: dict, first) -> Site
         out.with_findings.setdefault(product, set()).add(f["unit"])
         out.rules[(f["rule"], f["severity"])] = out.rules.get((f["rule"], f["severity"]), 0) + 1
         out.severity[f["severity"]] = out.severity.get(f["severity"], 0) + 1
+        out.rule_units.setdefault(f["rule"], set()).add(f["unit"])
+        out.rule_checklist[f["rule"]] = product
         month = month_of.get(f["unit"])
         if month:
             out.month_findings[month] = out.month_findings.get(month, 0) + 1

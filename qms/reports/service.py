@@ -193,6 +193,10 @@ def _site_monthly_html(content: dict[str, Any], report: dict[str, Any]) -> str:
     messages = [Finding.from_record(f).message for f in content["audit"]["findings"]]
     return render_template(
         "reports/site_monthly.html",
+        charts=_site_monthly_charts(content, SEVERITY_LABELS),
+        capa_status_label=_capa_status_label,
+        classification_label=_classification_label,
+        deviation_status_label=_deviation_status_label,
         status_label=lambda code: str(STATUS_LABELS.get(code, code)),
         severity_label=lambda code: str(SEVERITY_LABELS.get(code, code)),
         report=report,
@@ -205,6 +209,53 @@ def _site_monthly_html(content: dict[str, Any], report: dict[str, Any]) -> str:
         generated_local=local(datetime.fromisoformat(report["generated_at"]), tz),
         html_lang="zh-CN" if report["language"] == "zh_CN" else "en",
     )
+
+
+def _capa_status_label(code: str) -> str:
+    from qms.quality.capa import STATUS_LABELS
+
+    return str(STATUS_LABELS.get(code, code))
+
+
+def _classification_label(code: str) -> str:
+    from qms.quality.deviations import CLASSIFICATION_LABELS
+
+    return str(CLASSIFICATION_LABELS.get(code, code or "—"))
+
+
+def _deviation_status_label(code: str) -> str:
+    from qms.quality.deviations import STATUS_LABELS
+
+    return str(STATUS_LABELS.get(code, code))
+
+
+def _site_monthly_charts(content: dict[str, Any], severity_labels) -> list:
+    """Compliance per rule and per product, and the findings by severity, as charts."""
+    from qms import charts
+
+    rules = sorted({r["rule"] for r in content["rules"]})
+    compliance = {r["rule"]: r["compliant_percent"] for r in content["rules"]}
+    made = [
+        charts.bar_chart(
+            _("Compliance per rule (units without a finding of the rule, %)"),
+            [rule.split(".", 1)[-1] for rule in rules] or [_("none")],
+            [(_("Compliant"), [compliance[rule] or 0 for rule in rules] or [100])],
+            category_header=_("Rule"),
+        ),
+        charts.bar_chart(
+            _("Findings by severity"),
+            [str(severity_labels.get(s, s)) for s in content["findings_by_severity"]],
+            [(_("Findings"), list(content["findings_by_severity"].values()))],
+            category_header=_("Severity"),
+        ),
+        charts.bar_chart(
+            _("Compliance per product (units without findings, %)"),
+            [row["checklist"] for row in content["compliance"]] or [_("none")],
+            [(_("Compliant"), [row["compliant_percent"] for row in content["compliance"]] or [0])],
+            category_header=_("Checklist"),
+        ),
+    ]
+    return made
 
 
 def build_data(session: Session, report: dict[str, Any]) -> dict[str, Any]:
