@@ -102,7 +102,7 @@ def test_excursions_and_their_acknowledgements(demo, settings, demo_keys):
     from qms.storage import service as storage
 
     session = demo
-    registry = Registry.from_directory()
+    checklists = Registry.from_directory()
     pharmacist = session.exec(select(User).where(User.username == "chen.jie")).one()
     now = datetime.now(UTC)
     spike = (now - timedelta(minutes=30)).replace(microsecond=0)
@@ -118,7 +118,7 @@ def test_excursions_and_their_acknowledgements(demo, settings, demo_keys):
         )
     ack = excursions.acknowledge(
         session=session,
-        registry=registry,
+        registry=checklists,
         by=pharmacist,
         credential=PasswordEntry("demo-pharmacist-2026"),
         freshness_minutes=5,
@@ -130,7 +130,7 @@ def test_excursions_and_their_acknowledgements(demo, settings, demo_keys):
     period = spike.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
     run = run_audit(
         session=session,
-        registry=registry,
+        registry=checklists,
         by=Actor.system("test"),
         scope=service.month_scope("SH-01", period),
         now=now,
