@@ -161,7 +161,7 @@ def floor(database: Database, registry, scope) -> tuple[float, int, int]:
     """The loader and the judging function alone on the same units."""
     with database.transaction(write=False) as s:
         site = s.get(accounts.Site, scope.site_id)
-        ids = audits._units_in_scope(s, scope, site.timezone, 2**31 - 1)
+        ids = audits.units_in_scope(s, scope, site.timezone, 2**31 - 1)
 
     def work():
         with database.transaction(write=False) as s:

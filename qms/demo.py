@@ -22,6 +22,8 @@ from qms.records.status import set_unit_status
 from qms.storage import service as storage
 
 DEMO_SITE = ("SH-01", "Xuhui Demonstration Hospital, Shanghai")
+# The district its regulator covers: a regional annual report is of a region.
+DEMO_REGION = ("SH-XH", "Xuhui District, Shanghai")
 DEMO_WARDS = [("HEM", "Haematology ward"), ("CTU", "Cell therapy unit")]
 # username, printed name, role, password
 DEMO_USERS = [
@@ -40,6 +42,15 @@ def load_demo(*, session: Session) -> str:
     # A Shanghai hospital: pages in Chinese unless the user or the browser asks otherwise.
     service.create_site(session=session, site_id=site_id, name=site_name, language="zh_CN")
     session.flush()
+    from qms.regions.service import create_region, place_site
+
+    region_id, region_name = DEMO_REGION
+    create_region(
+        session=session, region_id=region_id, name=region_name, actor_id=None, actor_name="demo"
+    )
+    place_site(
+        session=session, region_id=region_id, site_id=site_id, actor_id=None, actor_name="demo"
+    )
     for code, name in DEMO_WARDS:
         service.create_ward(session=session, site_id=site_id, code=code, name=name)
     actor = service.Actor.system("demonstration data")

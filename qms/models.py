@@ -16,7 +16,8 @@ from qms.quality.models import (
     QualityParameter,
 )
 from qms.records.models import Signature, StepRecord, Unit, UnitStatus
-from qms.reports.models import ReportVersion
+from qms.regions.models import Region, RegionSite
+from qms.reports.models import ReportSite, ReportVersion
 from qms.scheduling.models import (
     Alert,
     JobRun,
@@ -49,6 +50,9 @@ __all__ = [
     "PortalOpen",
     "QualityParameter",
     "Reading",
+    "Region",
+    "RegionSite",
+    "ReportSite",
     "ReportVersion",
     "Schedule",
     "ScheduleChange",

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
+from unicodedata import east_asian_width
 
 WIDTH, HEIGHT = 560, 240
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 16, 48
@@ -87,7 +88,8 @@ def _legend(labels: Sequence[str]) -> list[str]:
             f'<rect x="{x}" y="{HEIGHT - 18}" width="10" height="10" fill="{colour}"/>'
             f'<text x="{x + 14}" y="{HEIGHT - 9}" font-size="9" fill="#333">{escape(label)}</text>'
         )
-        x += 24 + 6 * len(label)
+        # A Chinese character is about twice as wide as a Latin one at this size.
+        x += 24 + 6 * sum(2 if east_asian_width(c) in "WF" else 1 for c in label)
     return out
 
 

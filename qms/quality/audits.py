@@ -139,7 +139,7 @@ def assess_scope(*, session: Session, registry, by: User | Actor, scope: AuditSc
     if scope.date_from and scope.date_to and scope.date_from > scope.date_to:
         raise Invalid(_("the period of an audit ends on or after the day it starts"))
     covers = ledger.head(session)
-    ids = _units_in_scope(session, scope, site.timezone, covers[0])
+    ids = units_in_scope(session, scope, site.timezone, covers[0])
     batch = load_units_by_id(session, ids)
     # Records chained after the head read first are not covered: leave them out.
     for loaded in batch.units:
@@ -375,7 +375,7 @@ def _day_start(day: date, zone: str) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone_of(zone))
 
 
-def _units_in_scope(session: Session, scope: AuditScope, zone: str, head_seq: int) -> list[str]:
+def units_in_scope(session: Session, scope: AuditScope, zone: str, head_seq: int) -> list[str]:
     """The ids of the units in scope, in id order (one query)."""
     units = select(Unit.id).where(Unit.site_id == scope.site_id, Unit.ledger_seq <= head_seq)
     if scope.checklists:

@@ -33,6 +33,7 @@ def report_group() -> None:
 )
 @click.option("--site", "site_id", default=None, help="The site (e.g. SH-01).")
 @click.option("--unit", "unit_id", default=None, help="The unit of a unit dossier.")
+@click.option("--region", "region_id", default=None, help="The region of a regional report.")
 @click.option("--period", default=None, help="A month (2026-10) or a year (2026).")
 @click.option("--lang", "language", default="en", show_default=True, help="en or zh")
 @click.option("--as", "as_user", default=None, help="Generate in the name of this user.")
@@ -42,7 +43,9 @@ def report_group() -> None:
     default=None,
     help="The audit run a site report is built from (default: a new audit of the period).",
 )
-def generate_command(report_type, site_id, unit_id, period, language, as_user, run_id) -> None:
+def generate_command(
+    report_type, site_id, unit_id, region_id, period, language, as_user, run_id
+) -> None:
     """Render, sign and register a new version of a report; prints its path last."""
     from qms.reports import files, service
 
@@ -53,9 +56,13 @@ def generate_command(report_type, site_id, unit_id, period, language, as_user, r
             files.sweep(session, settings)
         if report_type == "site-monthly" and run_id is None:
             run_id = _audit_the_month(runtime, as_user, site_id, period)
+        run_ids = None
+        if report_type == "regional-annual":
+            run_ids = _audit_the_year(runtime, as_user, region_id, period)
         with database.transaction(write=False) as session:
             click.echo(
-                f"rendering {report_type} {unit_id or site_id or ''} {period or ''}".rstrip()
+                f"rendering {report_type} {unit_id or region_id or site_id or ''} "
+                f"{period or ''}".rstrip()
             )
             prepared = service.prepare_report(
                 session=session,
@@ -63,10 +70,11 @@ def generate_command(report_type, site_id, unit_id, period, language, as_user, r
                 who=_actor(session, as_user),
                 report_type=report_type,
                 site_id=site_id,
-                scope=unit_id,
+                scope=region_id if report_type == "regional-annual" else unit_id,
                 period=period,
                 language=language,
                 audit_run_id=run_id,
+                audit_run_ids=run_ids,
             )
         with database.transaction(write=True) as session:
             row = service.register_report(session=session, settings=settings, prepared=prepared)
@@ -99,6 +107,39 @@ def _audit_the_month(runtime, as_user, site_id, period) -> str:
             f"audit run {run.id}: {result.counts['units']} units, {len(result.findings)} findings"
         )
         return run.id
+
+
+def _audit_the_year(runtime, as_user, region_id, period) -> dict[str, str]:
+    """One new audit run of the year per site of the region; their ids by site."""
+    from qms.db import utcnow
+    from qms.quality.audits import assess_scope, record_run
+    from qms.regions.service import sites_of_region
+    from qms.reports import service
+
+    if not region_id or not period or not service.YEAR_RE.match(period):
+        raise QmsError("a regional annual report needs --region and --period as 2026")
+    with runtime.database.transaction(write=False) as session:
+        sites = sites_of_region(session, region_id)
+    runs = {}
+    for site_id in sites:
+        with runtime.database.transaction(write=False) as session:
+            click.echo(f"auditing {site_id} {period}")
+            result = assess_scope(
+                session=session,
+                registry=runtime.registry,
+                by=_actor(session, as_user),
+                scope=service.year_scope(site_id, period),
+            )
+        with runtime.database.transaction(write=True) as session:
+            run = record_run(
+                session=session, by=_actor(session, as_user), result=result, now=utcnow()
+            )
+            click.echo(
+                f"audit run {run.id}: {result.counts['units']} units, "
+                f"{len(result.findings)} findings"
+            )
+            runs[site_id] = run.id
+    return runs
 
 
 @report_group.command("list")

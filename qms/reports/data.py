@@ -157,27 +157,46 @@ def sensitive_values(session: Session, unit_ids: list[str], head_seq: int) -> se
 
 
 def scrub(value: Any, secrets: set[str]) -> Any:
-    """`value` with every secret in any string masked to its last four characters."""
-    if isinstance(value, str):
-        for secret in secrets:
-            if secret in value:
-                value = value.replace(secret, mask(secret))
-        return value
-    if isinstance(value, list):
-        return [scrub(v, secrets) for v in value]
-    if isinstance(value, dict):
-        return {k: scrub(v, secrets) for k, v in value.items()}
-    return value
+    """`value` with every secret in any string masked to its last four characters.
+
+    Indexed by each secret's first five characters (every secret has more than four), so
+    a string is read once whatever the number of secrets (thousands in a regional report).
+    """
+    index: dict[str, list[str]] = {}
+    for secret in sorted(secrets, key=len, reverse=True):
+        index.setdefault(secret[:5], []).append(secret)
+
+    def text(s: str) -> str:
+        if len(s) < 5:
+            return s
+        out, i, copied = [], 0, 0
+        while i <= len(s) - 5:
+            found = next((c for c in index.get(s[i : i + 5], ()) if s.startswith(c, i)), None)
+            if found is None:
+                i += 1
+                continue
+            out += [s[copied:i], mask(found)]
+            i = copied = i + len(found)
+        return "".join(out) + s[copied:] if out else s
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return text(v)
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        return v
+
+    return walk(value) if index else value
 
 
 def site_monthly_data(session: Session, site_id: str, period: str, run_id: str) -> dict[str, Any]:
     """A site's month from one audit run (its findings, units, head) and the ledger up to
     the head the run covers; identifiers masked (the report leaves the hospital)."""
     from qms.core.i18n import _ as translate
-    from qms.quality.audits import AuditScope, _units_in_scope, run_json
-    from qms.quality.deviations import derive
-    from qms.quality.models import AuditRun, Deviation, DeviationEvent
-    from qms.records.loading import load_units_by_id
+    from qms.quality.audits import run_json
+    from qms.quality.models import AuditRun
 
     run = session.get(AuditRun, run_id)
     if run is None or run.site_id != site_id:
@@ -186,10 +205,108 @@ def site_monthly_data(session: Session, site_id: str, period: str, run_id: str) 
     covers = json.loads(run.covers)
     head_seq = covers["seq"]
     audit = run_json(run)
-    unit_ids = _units_in_scope(session, AuditScope.of_run(run), site.timezone, head_seq)
-    batch = load_units_by_id(session, unit_ids)
     first, last = month_bounds(period)
+    figures = _site_figures(session, site, run, audit, first)
+    deviations = deviations_in_period(session, site, head_seq, first, last, _check_days(run))
+    content = {
+        "format": DATA_FORMAT,
+        "report_type": "site-monthly",
+        "site": {"id": site.id, "name": site.name, "timezone": site.timezone},
+        "scope": site_id,
+        "period": {"month": period, "from": first.isoformat(), "to": last.isoformat()},
+        "audit_run": _run_block(run),
+        "units_by_product": [
+            {"checklist": c, "status": s, "units": n}
+            for (c, s), n in sorted(figures.by_product_status.items())
+        ],
+        "doses_administered": [
+            {"checklist": c, "doses": n} for c, n in sorted(figures.doses.items())
+        ],
+        "compliance": figures.compliance(),
+        "rules": [
+            {
+                "rule": r,
+                "severity": s,
+                "findings": n,
+                "units_with_findings": len(figures.rule_units.get(r, ())),
+                "compliant_percent": figures.rule_compliance(r),
+            }
+            for (r, s), n in sorted(figures.rules.items())
+        ],
+        "findings_by_severity": audit["counts"]["by_severity"],
+        "audit": audit,
+        "deviations": deviations,
+        "excursions": excursions_in_period(session, site, head_seq, first, last, audit["findings"]),
+    }
+    return scrub(content, sensitive_values(session, figures.unit_ids, head_seq))
 
+
+def _check_days(run) -> int:
+    return int(json.loads(run.parameters).get("effectiveness_check_days", 90))
+
+
+def _run_block(run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "site": run.site_id,
+        "at": run.at.isoformat(),
+        "kind": run.kind,
+        "checklists": json.loads(run.checklists),
+        "parameters": json.loads(run.parameters),
+        "covers": json.loads(run.covers),
+    }
+
+
+class SiteFigures:
+    """Counts of one site's units in an audit run's scope, as they stood at its head."""
+
+    def __init__(self) -> None:
+        self.unit_ids: list[str] = []
+        self.by_product_status: dict[tuple[str, str], int] = {}
+        self.doses: dict[str, int] = {}
+        self.units_of: dict[str, int] = {}
+        self.with_findings: dict[str, set[str]] = {}
+        self.rules: dict[tuple[str, str], int] = {}
+        # per month (YYYY-MM of the unit's first step in the period): units, with findings
+        self.month_units: dict[str, int] = {}
+        self.month_with_findings: dict[str, int] = {}
+        self.month_findings: dict[str, int] = {}
+        self.severity: dict[str, int] = {}
+        self.rule_units: dict[str, set[str]] = {}
+        self.rule_checklist: dict[str, str] = {}
+
+    def rule_compliance(self, rule: str) -> float | None:
+        """The share of the rule's product's units without a finding of the rule."""
+        units = self.units_of.get(self.rule_checklist.get(rule, ""), 0)
+        if not units:
+            return None
+        return round(100 * (units - len(self.rule_units.get(rule, ()))) / units, 1)
+
+    def compliance(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "checklist": c,
+                "units": n,
+                "units_with_findings": len(self.with_findings.get(c, ())),
+                "compliant_percent": round(100 * (n - len(self.with_findings.get(c, ()))) / n, 1),
+            }
+            for c, n in sorted(self.units_of.items())
+        ]
+
+
+def _site_figures(session: Session, site: Site, run, audit: dict, first) -> SiteFigures:
+    from datetime import datetime, time
+
+    from qms.quality.audits import AuditScope, units_in_scope
+    from qms.records.loading import load_units_by_id
+
+    head_seq = json.loads(run.covers)["seq"]
+    out = SiteFigures()
+    unit_ids = units_in_scope(session, AuditScope.of_run(run), site.timezone, head_seq)
+    out.unit_ids = unit_ids
+    batch = load_units_by_id(session, unit_ids)
+    zone = zone_of_site(site)
+    period_start = datetime.combine(first, time(0), tzinfo=zone)
     status_at_head: dict[str, str] = {}
     for start in range(0, len(unit_ids), 1000):
         for unit_id, status in session.exec(
@@ -201,98 +318,168 @@ def site_monthly_data(session: Session, site_id: str, period: str, run_id: str) 
             .order_by(col(UnitStatus.ledger_seq))
         ):
             status_at_head[unit_id] = status
-    by_product_status: dict[tuple[str, str], int] = {}
-    doses: dict[str, int] = {}
-    units_of: dict[str, int] = {}
+    month_of: dict[str, str] = {}
     for loaded in batch.units:
         unit = loaded.row
         status = status_at_head.get(unit.id, "in_progress")
         key = (unit.checklist_id, status)
-        by_product_status[key] = by_product_status.get(key, 0) + 1
-        units_of[unit.checklist_id] = units_of.get(unit.checklist_id, 0) + 1
+        out.by_product_status[key] = out.by_product_status.get(key, 0) + 1
+        out.units_of[unit.checklist_id] = out.units_of.get(unit.checklist_id, 0) + 1
         records = [r for r in loaded.records if r.ledger_seq <= head_seq]
         if any(r.step == ADMINISTERED_STEP and r.corrects_id is None for r in records):
-            doses[unit.checklist_id] = doses.get(unit.checklist_id, 0) + 1
-    with_findings: dict[str, set[str]] = {}
+            out.doses[unit.checklist_id] = out.doses.get(unit.checklist_id, 0) + 1
+        performed = [r.performed_at for r in records if r.performed_at >= period_start]
+        month = (
+            min(performed).astimezone(zone).strftime("%Y-%m")
+            if performed
+            else first.strftime("%Y-%m")
+        )
+        month_of[unit.id] = month
+        out.month_units[month] = out.month_units.get(month, 0) + 1
     checklist_of = {u.row.id: u.row.checklist_id for u in batch.units}
-    rules: dict[tuple[str, str], int] = {}
+    flagged: set[str] = set()
     for f in audit["findings"]:
         product = checklist_of.get(f["unit"], f["rule"].split(".", 1)[0])
-        with_findings.setdefault(product, set()).add(f["unit"])
-        rules[(f["rule"], f["severity"])] = rules.get((f["rule"], f["severity"]), 0) + 1
+        out.with_findings.setdefault(product, set()).add(f["unit"])
+        out.rules[(f["rule"], f["severity"])] = out.rules.get((f["rule"], f["severity"]), 0) + 1
+        out.severity[f["severity"]] = out.severity.get(f["severity"], 0) + 1
+        out.rule_units.setdefault(f["rule"], set()).add(f["unit"])
+        out.rule_checklist[f["rule"]] = product
+        month = month_of.get(f["unit"])
+        if month:
+            out.month_findings[month] = out.month_findings.get(month, 0) + 1
+            if f["unit"] not in flagged:
+                flagged.add(f["unit"])
+                out.month_with_findings[month] = out.month_with_findings.get(month, 0) + 1
+    return out
 
-    deviations = []
-    opened = session.exec(
-        select(Deviation)
-        .where(Deviation.site_id == site_id, col(Deviation.ledger_seq) <= head_seq)
-        .order_by(col(Deviation.ledger_seq))
-    ).all()
-    events: dict[str, list] = {d.id: [] for d in opened}
-    if opened:
-        for event in session.exec(
-            select(DeviationEvent)
-            .where(
-                col(DeviationEvent.deviation_id).in_(list(events)),
-                col(DeviationEvent.ledger_seq) <= head_seq,
+
+def year_bounds(period: str):
+    from datetime import date
+
+    year = int(period)
+    return date(year, 1, 1), date(year, 12, 31)
+
+
+SEVERITIES = ("critical", "major", "minor")
+
+
+def regional_annual_data(
+    session: Session, region: dict[str, str], period: str, runs: dict[str, str]
+) -> dict[str, Any]:
+    """A region's year: per site and product, from one audit run of the year per site
+    (`runs`: site id -> run id), each read up to the head its run covers; identifiers
+    masked (the report leaves the hospital)."""
+    from qms.core.i18n import _ as translate
+    from qms.quality.audits import run_json
+    from qms.quality.models import AuditRun
+
+    first, last = year_bounds(period)
+    months = [f"{period}-{m:02d}" for m in range(1, 13)]
+    sites, run_blocks, audits = [], [], {}
+    volumes, compliance, severity, deviations, deviation_counts, trends = [], [], [], [], [], []
+    excursions = []
+    secrets: set[str] = set()
+    for site_id in sorted(runs):
+        run = session.get(AuditRun, runs[site_id])
+        if run is None or run.site_id != site_id:
+            raise NotFound(translate("there is no audit run %(run)s", run=runs[site_id]))
+        site = session.get(Site, site_id)
+        head_seq = json.loads(run.covers)["seq"]
+        audit = run_json(run)
+        figures = _site_figures(session, site, run, audit, first)
+        secrets |= sensitive_values(session, figures.unit_ids, head_seq)
+        sites.append({"id": site.id, "name": site.name, "timezone": site.timezone})
+        run_blocks.append({**_run_block(run), "counts": audit["counts"]})
+        audits[site_id] = audit
+        for checklist in sorted(set(figures.units_of) | set(figures.doses)):
+            volumes.append(
+                {
+                    "site": site_id,
+                    "checklist": checklist,
+                    "units": figures.units_of.get(checklist, 0),
+                    "doses": figures.doses.get(checklist, 0),
+                }
             )
-            .order_by(col(DeviationEvent.ledger_seq))
-        ):
-            events[event.deviation_id].append(event)
-    zone = zone_of_site(site)
-    for deviation in opened:
-        state = derive(deviation, events[deviation.id], set())
-        opened_day = deviation.opened_at.astimezone(zone).date()
-        closed_day = state.closed_at.astimezone(zone).date() if state.closed_at else None
-        in_period = first <= opened_day <= last or (closed_day and first <= closed_day <= last)
-        if not in_period:
-            continue
-        deviations.append(
+        compliance += [{"site": site_id, **row} for row in figures.compliance()]
+        severity.append({"site": site_id, **{s: figures.severity.get(s, 0) for s in SEVERITIES}})
+        site_deviations = deviations_in_period(
+            session, site, head_seq, first, last, _check_days(run)
+        )
+        deviations += [{"site": site_id, **d} for d in site_deviations]
+        by_class: dict[str, int] = {}
+        capa_status: dict[str, int] = {}
+        for d in site_deviations:
+            if d["opened_in_period"]:
+                key = d["classification"] or "unclassified"
+                by_class[key] = by_class.get(key, 0) + 1
+            for c in d["capas"]:
+                capa_status[c["status"]] = capa_status.get(c["status"], 0) + 1
+        deviation_counts.append(
             {
-                "id": deviation.id,
-                "classification": state.classification,
-                "status": state.status,
-                "rule": deviation.rule,
-                "units": json.loads(deviation.units),
-                "opened_at": deviation.opened_at.isoformat(),
-                "closed_at": state.closed_at.isoformat() if state.closed_at else None,
-                "due_at": state.due_at.isoformat() if state.due_at else None,
+                "site": site_id,
+                "opened": sum(1 for d in site_deviations if d["opened_in_period"]),
+                "closed": sum(1 for d in site_deviations if d["closed_in_period"]),
+                "by_classification": dict(sorted(by_class.items())),
+                "capa_status": dict(sorted(capa_status.items())),
             }
         )
-
+        site_excursions = excursions_in_period(
+            session, site, head_seq, first, last, audit["findings"]
+        )
+        excursions.append(
+            {
+                "site": site_id,
+                "units_with_excursion_findings": sum(
+                    e["units"] for e in site_excursions["findings_by_equipment"]
+                ),
+                "acknowledged": len(site_excursions["acknowledgements"]),
+            }
+        )
+        trends.append(
+            {
+                "site": site_id,
+                "units": [figures.month_units.get(m, 0) for m in months],
+                "findings": [figures.month_findings.get(m, 0) for m in months],
+                "compliant_percent": [
+                    round(
+                        100
+                        * (figures.month_units[m] - figures.month_with_findings.get(m, 0))
+                        / figures.month_units[m],
+                        1,
+                    )
+                    if figures.month_units.get(m)
+                    else None
+                    for m in months
+                ],
+            }
+        )
+    heads = [b["covers"] for b in run_blocks]
     content = {
         "format": DATA_FORMAT,
-        "report_type": "site-monthly",
-        "site": {"id": site.id, "name": site.name, "timezone": site.timezone},
-        "scope": site_id,
-        "period": {"month": period, "from": first.isoformat(), "to": last.isoformat()},
-        "audit_run": {
-            "id": run.id,
-            "at": run.at.isoformat(),
-            "kind": run.kind,
-            "checklists": json.loads(run.checklists),
-            "parameters": json.loads(run.parameters),
-            "covers": covers,
+        "report_type": "regional-annual",
+        "region": {"id": region["id"], "name": region["name"]},
+        "site": {
+            "id": region["id"],
+            "name": region["name"],
+            "timezone": sites[0]["timezone"] if sites else "UTC",
         },
-        "units_by_product": [
-            {"checklist": c, "status": s, "units": n}
-            for (c, s), n in sorted(by_product_status.items())
-        ],
-        "doses_administered": [{"checklist": c, "doses": n} for c, n in sorted(doses.items())],
-        "compliance": [
-            {
-                "checklist": c,
-                "units": n,
-                "units_with_findings": len(with_findings.get(c, ())),
-                "compliant_percent": round(100 * (n - len(with_findings.get(c, ()))) / n, 1),
-            }
-            for c, n in sorted(units_of.items())
-        ],
-        "rules": [{"rule": r, "severity": s, "findings": n} for (r, s), n in sorted(rules.items())],
-        "findings_by_severity": audit["counts"]["by_severity"],
-        "audit": audit,
+        "scope": region["id"],
+        "period": {"year": period, "from": first.isoformat(), "to": last.isoformat()},
+        "sites": sites,
+        "audit_runs": run_blocks,
+        "covers": max(heads, key=lambda h: h["seq"]) if heads else None,
+        "months": months,
+        "volumes": volumes,
+        "compliance": compliance,
+        "findings_by_severity": severity,
+        "deviation_counts": deviation_counts,
         "deviations": deviations,
+        "excursions": excursions,
+        "trends": trends,
+        "audits": audits,
     }
-    return scrub(content, sensitive_values(session, unit_ids, head_seq))
+    return scrub(content, secrets)
 
 
 def zone_of_site(site: Site):
@@ -322,4 +509,169 @@ def findings_csv(data: dict[str, Any]) -> bytes:
                 f["message"],
             ]
         )
+    return out.getvalue().encode("utf-8")
+
+
+# --- shared by the site monthly and the regional annual report -----------------------------
+
+
+def deviations_in_period(
+    session: Session, site: Site, head_seq: int, first, last, check_days: int
+) -> list[dict[str, Any]]:
+    """The site's deviations opened or closed between `first` and `last` (site's days), as
+    they stood at `head_seq`, each with its classification, status and its CAPAs' status."""
+    from qms.quality import capa as capa_states
+    from qms.quality.deviations import derive
+    from qms.quality.models import Capa, CapaEvent, Deviation, DeviationEvent
+
+    opened = session.exec(
+        select(Deviation)
+        .where(Deviation.site_id == site.id, col(Deviation.ledger_seq) <= head_seq)
+        .order_by(col(Deviation.ledger_seq))
+    ).all()
+    events: dict[str, list] = {d.id: [] for d in opened}
+    if opened:
+        for event in session.exec(
+            select(DeviationEvent)
+            .where(
+                col(DeviationEvent.deviation_id).in_(list(events)),
+                col(DeviationEvent.ledger_seq) <= head_seq,
+            )
+            .order_by(col(DeviationEvent.ledger_seq))
+        ):
+            events[event.deviation_id].append(event)
+    capas = session.exec(
+        select(Capa)
+        .where(Capa.site_id == site.id, col(Capa.ledger_seq) <= head_seq)
+        .order_by(col(Capa.ledger_seq))
+    ).all()
+    capa_events: dict[str, list] = {c.id: [] for c in capas}
+    if capas:
+        for event in session.exec(
+            select(CapaEvent)
+            .where(
+                col(CapaEvent.capa_id).in_(list(capa_events)),
+                col(CapaEvent.ledger_seq) <= head_seq,
+            )
+            .order_by(col(CapaEvent.ledger_seq))
+        ):
+            capa_events[event.capa_id].append(event)
+    capas_of: dict[str, list[dict[str, str]]] = {}
+    for c in capas:
+        state = capa_states.derive(c, capa_events[c.id], check_days)
+        for deviation_id in json.loads(c.deviations):
+            capas_of.setdefault(deviation_id, []).append({"id": c.id, "status": state.status})
+    zone = zone_of_site(site)
+    out = []
+    for deviation in opened:
+        state = derive(deviation, events[deviation.id], set())
+        opened_day = deviation.opened_at.astimezone(zone).date()
+        closed_day = state.closed_at.astimezone(zone).date() if state.closed_at else None
+        in_period = first <= opened_day <= last or (closed_day and first <= closed_day <= last)
+        if not in_period:
+            continue
+        out.append(
+            {
+                "id": deviation.id,
+                "classification": state.classification,
+                "status": state.status,
+                "rule": deviation.rule,
+                "units": json.loads(deviation.units),
+                "opened_at": deviation.opened_at.isoformat(),
+                "opened_in_period": first <= opened_day <= last,
+                "closed_at": state.closed_at.isoformat() if state.closed_at else None,
+                "closed_in_period": bool(closed_day and first <= closed_day <= last),
+                "due_at": state.due_at.isoformat() if state.due_at else None,
+                "capas": capas_of.get(deviation.id, []),
+            }
+        )
+    return out
+
+
+def excursions_in_period(
+    session: Session, site: Site, head_seq: int, first, last, findings: list[dict]
+) -> dict[str, Any]:
+    """The period's excursions: the audit run's excursion findings per equipment (units
+    stored while the equipment was out of range) and the acknowledgements chained up to
+    `head_seq` of excursions that started in the period (site's days)."""
+    from datetime import datetime, time, timedelta
+
+    from qms.storage.models import Equipment, ExcursionAck
+
+    zone = zone_of_site(site)
+    start = datetime.combine(first, time(0), tzinfo=zone)
+    end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone)
+    per_equipment: dict[str, set[str]] = {}
+    for f in findings:
+        if f["kind"] == "excursion":
+            equipment = str((f.get("params") or {}).get("equipment", "?"))
+            per_equipment.setdefault(equipment, set()).add(f["unit"])
+    acknowledged = session.exec(
+        select(ExcursionAck)
+        .join(Equipment, col(Equipment.id) == col(ExcursionAck.equipment_id))
+        .where(
+            Equipment.site_id == site.id,
+            col(ExcursionAck.ledger_seq) <= head_seq,
+            col(ExcursionAck.started_at) >= start,
+            col(ExcursionAck.started_at) < end,
+        )
+        .order_by(col(ExcursionAck.started_at), col(ExcursionAck.id))
+    ).all()
+    return {
+        "findings_by_equipment": [
+            {"equipment": e, "units": len(units)} for e, units in sorted(per_equipment.items())
+        ],
+        "acknowledgements": [
+            {
+                "id": a.id,
+                "equipment": a.equipment_id,
+                "started_at": a.started_at.isoformat(),
+                "ended_at": a.ended_at.isoformat(),
+                "warmest_c": a.warmest_c,
+                "units": json.loads(a.units),
+                "comment": a.comment,
+                "by": a.printed_name,
+                "role": a.by_role,
+                "at": a.at.isoformat(),
+            }
+            for a in acknowledged
+        ],
+    }
+
+
+REGIONAL_CSV_COLUMNS = (
+    "site",
+    "audit_run",
+    "unit",
+    "rule",
+    "code",
+    "kind",
+    "severity",
+    "steps",
+    "record_ids",
+    "message",
+)
+
+
+def regional_csv(data: dict[str, Any]) -> bytes:
+    """One line per finding of every site's audit run (identifiers already masked)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(REGIONAL_CSV_COLUMNS)
+    for site_id, audit in sorted(data["audits"].items()):
+        for f in audit["findings"]:
+            writer.writerow(
+                [
+                    site_id,
+                    audit["run"],
+                    f["unit"],
+                    f["rule"],
+                    f["code"],
+                    f["kind"],
+                    f["severity"],
+                    " ".join(f["steps"]),
+                    " ".join(f["record_ids"]),
+                    f["message"],
+                ]
+            )
     return out.getvalue().encode("utf-8")

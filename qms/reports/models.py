@@ -15,7 +15,7 @@ from sqlalchemy import Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from qms.core.i18n import _l
-from qms.core.ledger import NUMBER, TIME, USER, declare
+from qms.core.ledger import NUMBER, TIME, USER, declare, keep_append_only
 from qms.core.ledger import Chained as C
 from qms.core.models import ledger_seq_column
 from qms.db import UTCDateTime
@@ -97,3 +97,16 @@ REPORT_VERSION = declare(
         C("generator"),
     ],
 )
+
+
+@keep_append_only
+class ReportSite(SQLModel, table=True):
+    """The sites a regional report version covers (append-only, written with its row):
+    who may see the version follows from them, whatever the region holds later."""
+
+    __tablename__ = "report_site"
+
+    report_version_id: str = Field(
+        foreign_key="report_version.id", primary_key=True, max_length=128
+    )
+    site_id: str = Field(foreign_key="site.id", primary_key=True, max_length=32)

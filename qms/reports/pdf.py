@@ -20,6 +20,7 @@ XMP_PROPERTIES = (
     ("reportId", "the report version's id in the registry"),
     ("reportType", "site-monthly, unit-dossier or regional-annual"),
     ("site", "the site the report is about"),
+    ("scope", "the site, unit or region the report covers"),
     ("period", "the period the report covers"),
     ("ledgerHeadSeq", "the last ledger entry the report covers"),
     ("ledgerHeadHash", "the hash of that ledger entry"),
@@ -87,8 +88,12 @@ def _sign(
     reason: str,
     name: str | None = None,
     tsa_url: str | None = None,
+    xmp_values: dict[str, str] | None = None,
 ) -> tuple[bytes, str]:
-    """The PDF with one more PAdES signature (an incremental update); and its level."""
+    """The PDF with one more PAdES signature (an incremental update); and its level.
+
+    `xmp_values` replace report properties of the XMP in the same update (an approved
+    version is the draft's rendering, but its metadata names the approved version)."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
 
@@ -110,8 +115,40 @@ def _sign(
 
         timestamper = RequestsHTTPTimeStamper(tsa_url, timeout=20)
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    if xmp_values:
+        _replace_xmp_values(writer, xmp_values)
     out = signers.sign_pdf(writer, meta, signer=signer, timestamper=timestamper)
     return out.getvalue(), ("B-T" if timestamper else "B-B")
+
+
+def _replace_xmp_values(writer, values: dict[str, str]) -> None:
+    """A new XMP stream with the qms properties in `values` replaced (pyHanko writes the
+    properties as attributes of a prefix of its own choosing, so both forms are matched)."""
+    import re
+
+    from pyhanko.pdf_utils.metadata.xmp_xml import MetadataStream
+
+    packet = writer.root["/Metadata"].data.decode("utf-8")
+    namespace = re.escape(XMP_NAMESPACE)
+    prefixes = set(re.findall(rf'xmlns:(\w+)="{namespace}"', packet)) or {XMP_PREFIX}
+    for name, value in values.items():
+        shown = escape(value).replace("\\", "\\\\")
+        for prefix in prefixes:
+            packet = re.sub(rf'({prefix}:{name}=")[^"]*(")', rf"\g<1>{shown}\g<2>", packet)
+            packet = re.sub(
+                rf"(<{prefix}:{name}>)[^<]*(</{prefix}:{name}>)", rf"\g<1>{shown}\g<2>", packet
+            )
+    writer.root["/Metadata"] = writer.add_object(MetadataStream(stream_data=packet.encode()))
+    writer.update_root()
+
+
+def xmp_properties(pdf: bytes) -> dict[str, str]:
+    """The qms report properties of a PDF's (latest) XMP packet."""
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        meta = document.open_metadata()
+        return {name: str(meta.get(f"{{{XMP_NAMESPACE}}}{name}", "")) for name, _ in XMP_PROPERTIES}
 
 
 @dataclass(frozen=True)

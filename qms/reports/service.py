@@ -38,18 +38,21 @@ from qms.reports import data as report_data
 from qms.reports import files, keys, pdf, render
 from qms.reports.language import in_language, render_template
 from qms.reports.models import (
+    REGIONAL_ANNUAL,
     REPORT_LANGUAGES,
     REPORT_TYPE_LABELS,
     REPORT_TYPES,
     SITE_MONTHLY,
     UNIT_DOSSIER,
+    ReportSite,
     ReportVersion,
 )
 
 LANGUAGE_ALIASES = {"en": "en", "zh": "zh_CN", "zh_CN": "zh_CN", "zh-CN": "zh_CN"}
 PERIOD_RE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2]))?$")
 # The report types this branch can build today; the others need audit runs.
-BUILDABLE = (UNIT_DOSSIER, SITE_MONTHLY)
+BUILDABLE = (UNIT_DOSSIER, SITE_MONTHLY, REGIONAL_ANNUAL)
+YEAR_RE = re.compile(r"^\d{4}$")
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 JSON_NAME, CSV_NAME = "report.json", "report.csv"
 
@@ -100,6 +103,19 @@ def _scope_of(
         if unit is None or (site_id and unit.site_id != site_id):
             raise NotFound(_("there is no unit %(unit)s", unit=scope or ""))
         return unit.site_id, unit.id, "all"
+    if report_type == REGIONAL_ANNUAL:
+        from qms.regions.models import Region
+        from qms.regions.service import sites_of_region
+
+        region = session.get(Region, scope or "") if scope else None
+        if region is None:
+            raise NotFound(_("there is no region %(region)s", region=scope or ""))
+        sites = sites_of_region(session, region.id)
+        if not sites:
+            raise Invalid(_("the region %(region)s has no sites", region=region.id))
+        if not period or not YEAR_RE.match(period):
+            raise Invalid(_("a regional annual report covers a year: give the period as 2026"))
+        return sites[0], region.id, period
     if not site_id or session.get(Site, site_id) is None:
         raise NotFound(_("there is no site %(site)s", site=site_id or ""))
     if not period or not PERIOD_RE.match(period):
@@ -131,6 +147,8 @@ def _report_block(version_id: str, row: dict[str, Any]) -> dict[str, Any]:
         "language": row["language"],
         "ledger_head": {"seq": row["ledger_head_seq"], "hash": row["ledger_head_hash"]},
         "audit_run": row.get("audit_run_id"),
+        **({"region": row["region"], "audit_runs": row["audit_runs"]} if "region" in row else {}),
+        "prepared_by": row.get("prepared_by"),
         "ledger_verified": row.get("ledger_verified"),
         "generated_at": row["generated_at"],
         "generator": row["generator"],
@@ -175,6 +193,10 @@ def _site_monthly_html(content: dict[str, Any], report: dict[str, Any]) -> str:
     messages = [Finding.from_record(f).message for f in content["audit"]["findings"]]
     return render_template(
         "reports/site_monthly.html",
+        charts=_site_monthly_charts(content, SEVERITY_LABELS),
+        capa_status_label=_capa_status_label,
+        classification_label=_classification_label,
+        deviation_status_label=_deviation_status_label,
         status_label=lambda code: str(STATUS_LABELS.get(code, code)),
         severity_label=lambda code: str(SEVERITY_LABELS.get(code, code)),
         report=report,
@@ -187,6 +209,53 @@ def _site_monthly_html(content: dict[str, Any], report: dict[str, Any]) -> str:
         generated_local=local(datetime.fromisoformat(report["generated_at"]), tz),
         html_lang="zh-CN" if report["language"] == "zh_CN" else "en",
     )
+
+
+def _capa_status_label(code: str) -> str:
+    from qms.quality.capa import STATUS_LABELS
+
+    return str(STATUS_LABELS.get(code, code))
+
+
+def _classification_label(code: str) -> str:
+    from qms.quality.deviations import CLASSIFICATION_LABELS
+
+    return str(CLASSIFICATION_LABELS.get(code, code or "—"))
+
+
+def _deviation_status_label(code: str) -> str:
+    from qms.quality.deviations import STATUS_LABELS
+
+    return str(STATUS_LABELS.get(code, code))
+
+
+def _site_monthly_charts(content: dict[str, Any], severity_labels) -> list:
+    """Compliance per rule and per product, and the findings by severity, as charts."""
+    from qms import charts
+
+    rules = sorted({r["rule"] for r in content["rules"]})
+    compliance = {r["rule"]: r["compliant_percent"] for r in content["rules"]}
+    made = [
+        charts.bar_chart(
+            _("Compliance per rule (units without a finding of the rule, %)"),
+            [rule.split(".", 1)[-1] for rule in rules] or [_("none")],
+            [(_("Compliant"), [compliance[rule] or 0 for rule in rules] or [100])],
+            category_header=_("Rule"),
+        ),
+        charts.bar_chart(
+            _("Findings by severity"),
+            [str(severity_labels.get(s, s)) for s in content["findings_by_severity"]],
+            [(_("Findings"), list(content["findings_by_severity"].values()))],
+            category_header=_("Severity"),
+        ),
+        charts.bar_chart(
+            _("Compliance per product (units without findings, %)"),
+            [row["checklist"] for row in content["compliance"]] or [_("none")],
+            [(_("Compliant"), [row["compliant_percent"] for row in content["compliance"]] or [0])],
+            category_header=_("Checklist"),
+        ),
+    ]
+    return made
 
 
 def build_data(session: Session, report: dict[str, Any]) -> dict[str, Any]:
@@ -202,6 +271,10 @@ def build_data(session: Session, report: dict[str, Any]) -> dict[str, Any]:
         if report["type"] == SITE_MONTHLY:
             return report_data.site_monthly_data(
                 session, report["site"], report["period"], report["audit_run"]
+            )
+        if report["type"] == REGIONAL_ANNUAL:
+            return report_data.regional_annual_data(
+                session, report["region"], report["period"], report["audit_runs"]
             )
     raise Invalid(_("%(type)s reports cannot be built yet", type=report["type"]))
 
@@ -230,6 +303,11 @@ def _render_and_seal(
         if report_type == UNIT_DOSSIER:
             html = _dossier_html(content, report, people)
             csv_bytes = report_data.dossier_csv(content)
+        elif report_type == REGIONAL_ANNUAL:
+            from qms.reports.regional import regional_html
+
+            html = regional_html(content, report)
+            csv_bytes = report_data.regional_csv(content)
         else:
             html = _site_monthly_html(content, report)
             csv_bytes = report_data.findings_csv(content)
@@ -252,6 +330,7 @@ def _render_and_seal(
             "reportId": report["id"],
             "reportType": report_type,
             "site": report["site"],
+            "scope": report["scope"],
             "period": report["period"],
             "ledgerHeadSeq": str(report["ledger_head"]["seq"]),
             "ledgerHeadHash": report["ledger_head"]["hash"],
@@ -277,7 +356,13 @@ def _render_and_seal(
     return Rendered(signed, level)
 
 
-def _store(session: Session, settings: Settings, row: ReportVersion, content: bytes) -> None:
+def _store(
+    session: Session,
+    settings: Settings,
+    row: ReportVersion,
+    content: bytes,
+    sites: tuple[str, ...] = (),
+) -> None:
     files.hold_generation_lock(session, settings)
     path = files.reports_dir(settings) / row.file_name
     if path.exists():
@@ -286,6 +371,8 @@ def _store(session: Session, settings: Settings, row: ReportVersion, content: by
     files.write_atomically(path, content)
     files.crash_point("after-link")
     ledger.write(session, row)
+    for site_id in sites:
+        session.add(ReportSite(report_version_id=row.id, site_id=site_id))
     anchor(
         session,
         source="report",
@@ -308,11 +395,10 @@ def _run_for(session: Session, who, site_id: str, run_id: str | None):
 
 
 def _ledger_verified(session: Session) -> dict[str, Any]:
-    """`qms verify` at generation: whether the chain and typed rows were intact."""
-    from qms.core.verify import verify
+    """The ledger check at generation, as the report states it (see `ledgercheck`)."""
+    from qms.reports.ledgercheck import ledger_check
 
-    result = verify(session.connection())
-    return {"ok": result.ok, "problems": len(result.problems)}
+    return ledger_check(session)
 
 
 def month_scope(site_id: str, period: str):
@@ -323,12 +409,71 @@ def month_scope(site_id: str, period: str):
     return AuditScope(site_id=site_id, date_from=first, date_to=last)
 
 
+def _prepared_by(who: User | Actor) -> str:
+    return who.full_name if isinstance(who, User) else (getattr(who, "name", None) or "system")
+
+
+def _regional_scope(
+    session: Session, who: User | Actor, region_id: str, period: str, runs: dict[str, str]
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The region's sites (who generates must prepare reports at every one of them) and
+    the audit run of the year of each: one per site, of that site, covering the year."""
+    from qms.quality.models import AuditRun
+    from qms.regions.models import Region
+    from qms.regions.service import sites_of_region
+
+    region = session.get(Region, region_id)
+    sites = tuple(sites_of_region(session, region_id))
+    for site_id in sites:
+        require(session, who, Permission.SIGN_REPORTS, site_id, action=_l("generate reports"))
+    missing = [s for s in sites if s not in runs]
+    if missing:
+        raise Invalid(
+            _(
+                "a regional annual report is built from one audit run of the year per site: "
+                "none named for %(sites)s",
+                sites=", ".join(missing),
+            )
+        )
+    first, last = report_data.year_bounds(period)
+    heads = []
+    for site_id in sites:
+        run = session.get(AuditRun, runs[site_id])
+        if run is None or run.site_id != site_id:
+            raise NotFound(_("there is no audit run %(run)s", run=runs[site_id]))
+        scope = json.loads(run.scope)
+        if scope.get("from") != first.isoformat() or scope.get("to") != last.isoformat():
+            raise Invalid(
+                _(
+                    "the audit run %(run)s does not cover the year %(year)s",
+                    run=run.id,
+                    year=period,
+                )
+            )
+        heads.append(json.loads(run.covers))
+    head = max(heads, key=lambda h: h["seq"])
+    return sites, {
+        "region": {"id": region.id, "name": region.name},
+        "audit_runs": {s: runs[s] for s in sites},
+        "head": (head["seq"], head["hash"]),
+    }
+
+
+def year_scope(site_id: str, period: str):
+    """The audit scope of a site's year (every unit with a step performed in it)."""
+    from qms.quality.audits import AuditScope
+
+    first, last = report_data.year_bounds(period)
+    return AuditScope(site_id=site_id, date_from=first, date_to=last)
+
+
 @dataclass
 class Prepared:
     """A rendered, sealed report not yet registered (`register_report` stores it)."""
 
     row: ReportVersion
     pdf: bytes
+    sites: tuple[str, ...] = ()  # the sites a regional report covers
 
 
 def prepare_report(
@@ -342,6 +487,7 @@ def prepare_report(
     period: str | None = None,
     language: str = "en",
     audit_run_id: str | None = None,
+    audit_run_ids: dict[str, str] | None = None,
     now: datetime | None = None,
     timeout_s: float | None = None,
 ) -> Prepared:
@@ -355,7 +501,13 @@ def prepare_report(
     site_id, scope, period = _scope_of(session, report_type, site_id, scope, period)
     require(session, who, Permission.SIGN_REPORTS, site_id, action=_l("generate reports"))
     head_seq, head_hash = report_data.ledger_head(session)
-    if report_type == SITE_MONTHLY:
+    extra: dict[str, Any] = {}
+    sites: tuple[str, ...] = ()
+    if report_type == REGIONAL_ANNUAL:
+        sites, extra = _regional_scope(session, who, scope, period, audit_run_ids or {})
+        head_seq, head_hash = extra.pop("head")
+        audit_run_id = None
+    elif report_type == SITE_MONTHLY:
         run = _run_for(session, who, site_id, audit_run_id)
         covers = json.loads(run.covers)
         head_seq, head_hash = covers["seq"], covers["hash"]
@@ -379,7 +531,9 @@ def prepare_report(
             "generated_at": now.isoformat(timespec="seconds"),
             "generator": generator,
             "audit_run_id": audit_run_id,
+            "prepared_by": _prepared_by(who),
             "ledger_verified": _ledger_verified(session),
+            **extra,
         },
     )
     content = build_data(session, report)
@@ -411,7 +565,7 @@ def prepare_report(
         pdf_signature=rendered.level,
         generator=generator,
     )
-    return Prepared(row, rendered.pdf)
+    return Prepared(row, rendered.pdf, sites)
 
 
 def register_report(*, session: Session, settings: Settings, prepared: Prepared) -> ReportVersion:
@@ -427,7 +581,7 @@ def register_report(*, session: Session, settings: Settings, prepared: Prepared)
                 report=row.report_key,
             )
         )
-    _store(session, settings, row, prepared.pdf)
+    _store(session, settings, row, prepared.pdf, prepared.sites)
     return row
 
 
@@ -453,7 +607,8 @@ def approve_report(
 
     now = now or utcnow()
     draft = visible_version(session, by, version_id, permission=Permission.SIGN_REPORTS)
-    require(session, by, Permission.SIGN_REPORTS, draft.site_id, action=_l("approve reports"))
+    for site_id in covered_sites(session, draft) or (draft.site_id,):
+        require(session, by, Permission.SIGN_REPORTS, site_id, action=_l("approve reports"))
     state = status_of(session, draft)
     if state.superseded_by is not None:
         raise Conflict(
@@ -473,6 +628,8 @@ def approve_report(
         now=now,
     )
     original = read_file(settings, draft)
+    number = _next_version(session, draft.report_key)
+    version_id = f"{draft.report_key}/v{number}"
     signed, level = pdf.sign(
         original,
         keys.signing_key(settings),
@@ -480,9 +637,8 @@ def approve_report(
         reason=f"approved: {draft.id}",
         name=by.full_name,
         tsa_url=os.environ.get("QMS_TSA_URL") or None,
+        xmp_values={"reportId": version_id},
     )
-    number = _next_version(session, draft.report_key)
-    version_id = f"{draft.report_key}/v{number}"
     row = ReportVersion(
         id=version_id,
         report_key=draft.report_key,
@@ -507,7 +663,7 @@ def approve_report(
         pdf_signature=level,
         generator=draft.generator,
     )
-    _store(session, settings, row, signed)
+    _store(session, settings, row, signed, covered_sites(session, draft))
     return row
 
 
@@ -563,6 +719,10 @@ def list_versions(
     if site_id is not None:
         statement = statement.where(ReportVersion.site_id == site_id)
     rows = list(session.exec(statement.order_by(col(ReportVersion.ledger_seq).desc())))
+    if isinstance(who, User) or who.id is not None:
+        mine = set(member_site_ids(session, who.id))
+        covered = _covered_sites_of(session, [r.id for r in rows if r.type == REGIONAL_ANNUAL])
+        rows = [r for r in rows if covered.get(r.id, set()) <= mine]
     if approved_only or not _prepares_reports(who):
         rows = [r for r in rows if r.approved_at is not None]
     return rows
@@ -577,15 +737,35 @@ def visible_version(
     row = session.get(ReportVersion, version_id)
     if row is None:
         raise NotFound(_("there is no report %(report)s", report=version_id))
-    if (isinstance(who, User) or who.id is not None) and row.site_id not in member_site_ids(
-        session, who.id
+    sites = covered_sites(session, row) or (row.site_id,)
+    if (isinstance(who, User) or who.id is not None) and not set(sites) <= set(
+        member_site_ids(session, who.id)
     ):
+        # A regional report is seen only by someone of every site it covers.
         raise NotFound(_("there is no report %(report)s", report=version_id))
-    require(session, who, permission, row.site_id, action=_l("read reports"))
+    for site_id in sites:
+        require(session, who, permission, site_id, action=_l("read reports"))
     if row.approved_at is None and not _prepares_reports(who):
         # Regulators see approved reports only: a draft answers like a missing report.
         raise NotFound(_("there is no report %(report)s", report=version_id))
     return row
+
+
+def covered_sites(session: Session, row: ReportVersion) -> tuple[str, ...]:
+    """The sites a regional report version covers (empty for a site's own report)."""
+    return tuple(sorted(_covered_sites_of(session, [row.id]).get(row.id, ())))
+
+
+def _covered_sites_of(session: Session, version_ids: list[str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for start in range(0, len(version_ids), 500):
+        for version_id, site_id in session.exec(
+            select(ReportSite.report_version_id, ReportSite.site_id).where(
+                col(ReportSite.report_version_id).in_(version_ids[start : start + 500])
+            )
+        ):
+            out.setdefault(version_id, set()).add(site_id)
+    return out
 
 
 def _prepares_reports(who: User | Actor) -> bool:

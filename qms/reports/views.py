@@ -19,6 +19,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from sqlmodel import col, select
 
 from qms.accounts import service as accounts
 from qms.accounts.models import User
@@ -64,8 +65,20 @@ def index():
         labels=REPORT_TYPE_LABELS,
         types=[t for t in REPORT_TYPES if t in service.BUILDABLE],
         sites=sites_of(session=s, user=user),
+        regions=_regions_of(s, user),
         prepares=has_permission(Permission.SIGN_REPORTS),
     )
+
+
+def _regions_of(s, user: User):
+    """The regions every site of which the user belongs to (whose report they may make)."""
+    from qms.accounts.access import member_site_ids
+    from qms.regions.models import Region
+    from qms.regions.service import sites_of_region
+
+    mine = set(member_site_ids(s, user.id))
+    regions = s.exec(select(Region).order_by(col(Region.id))).all()
+    return [r for r in regions if (sites := sites_of_region(s, r.id)) and set(sites) <= mine]
 
 
 @bp.route("/generate", methods=["POST"])
@@ -87,16 +100,21 @@ def generate():
         run_id = (form.get("run") or "").strip() or None
         if report_type == "site-monthly" and run_id is None:
             run_id = _audit_month(reader, s, user, site_id, period)
+        run_ids, scope = None, (form.get("unit") or "").strip() or None
+        if report_type == "regional-annual":
+            scope = (form.get("region") or "").strip() or None
+            run_ids = _audit_year(reader, s, user, scope, period)
         prepared = service.prepare_report(
             session=reader,
             settings=_settings(),
             who=user,
             report_type=report_type,
             site_id=site_id,
-            scope=(form.get("unit") or "").strip() or None,
+            scope=scope,
             period=period,
             language=form.get("language", "en"),
             audit_run_id=run_id,
+            audit_run_ids=run_ids,
         )
         if reader is not s:
             reader.close()
@@ -131,6 +149,37 @@ def _audit_month(reader, s, user, site_id, period) -> str:
     if reader is not s:
         reader.rollback()  # a fresh snapshot that sees the run just committed
     return run.id
+
+
+def _audit_year(reader, s, user, region_id, period) -> dict[str, str]:
+    """A new audit run of the year at each site of the region (judged with the read
+    session, recorded and committed with the request's), by site."""
+    from qms.quality.audits import assess_scope, record_run
+    from qms.regions.models import Region
+    from qms.regions.service import sites_of_region
+
+    if not region_id or reader.get(Region, region_id) is None:
+        raise NotFound(_("there is no region %(region)s", region=region_id or ""))
+    if not period or not service.YEAR_RE.match(period):
+        raise Invalid(_("a regional annual report covers a year: give the period as 2026"))
+    sites = sites_of_region(reader, region_id)
+    results = [
+        assess_scope(
+            session=reader,
+            registry=get_registry(),
+            by=user,
+            scope=service.year_scope(site_id, period),
+        )
+        for site_id in sites
+    ]
+    runs = {}
+    for site_id, result in zip(sites, results, strict=True):
+        run = record_run(session=s, by=s.get(User, user.id), result=result, now=utcnow())
+        runs[site_id] = run.id
+    s.commit()
+    if reader is not s:
+        reader.rollback()
+    return runs
 
 
 def _visible(version_id: str) -> ReportVersion:

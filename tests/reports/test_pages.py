@@ -147,3 +147,33 @@ def test_officer_generates_a_site_monthly_report_from_a_new_audit_run(signed_in,
     assert row.type == "site-monthly" and row.audit_run_id == run.id and row.period == period
     bad = _generate(client, type="site-monthly", period="2026-13")
     assert bad.status_code == 302 and len(_versions(demo)) == 1
+
+
+def test_officer_generates_the_regional_report_of_the_demo_region(signed_in, client, demo):
+    from zoneinfo import ZoneInfo
+
+    from qms.quality.models import AuditRun
+    from qms.records.models import Unit
+    from qms.reports.models import ReportSite
+
+    signed_in(OFFICER)
+    page = client.get("/reports/").get_data(as_text=True)
+    assert 'value="SH-XH"' in page  # the demonstration region is offered
+    year = demo.get(Unit, "K-2026-001").registered_at.astimezone(ZoneInfo("Asia/Shanghai")).year
+    response = _generate(client, type="regional-annual", region="SH-XH", period=str(year))
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    (row,) = _versions(demo)
+    (run,) = demo.exec(select(AuditRun)).all()
+    assert row.type == "regional-annual" and row.scope == "SH-XH" and row.period == str(year)
+    assert json_scope(run) == (f"{year}-01-01", f"{year}-12-31")
+    assert [r.site_id for r in demo.exec(select(ReportSite)).all()] == ["SH-01"]
+    for bad in ({"region": "SH-XH", "period": "2026-10"}, {"region": "NOPE", "period": "2026"}):
+        answer = _generate(client, type="regional-annual", **bad)
+        assert answer.status_code == 302 and len(_versions(demo)) == 1
+
+
+def json_scope(run) -> tuple[str, str]:
+    import json
+
+    scope = json.loads(run.scope)
+    return scope["from"], scope["to"]
