@@ -1,7 +1,7 @@
 """schedule changes, site settings, once-only alerts and their mails
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-01 17:30:00
 
 A schedule's edits and retirements carry a reason (`schedule_change`); a site's quality
