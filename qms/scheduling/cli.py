@@ -288,6 +288,7 @@ def run_due_command(now: str | None) -> None:
 )
 def scheduler_command(poll: float, tick: float, nightly_at: str, keep: int) -> None:
     """Run the scheduler (its own process): one leader, other instances stand by."""  # fmt: skip
+    import os
     import sys
 
     from qms.scheduling.process import SchedulerOptions, run_scheduler
@@ -298,8 +299,12 @@ def scheduler_command(poll: float, tick: float, nightly_at: str, keep: int) -> N
     options = SchedulerOptions(poll_seconds=poll, tick_seconds=tick, nightly_at=nightly_at,
                                backups_kept=keep)  # fmt: skip
     status = run_scheduler(current_runtime(), options, say=click.echo)
-    if status:
-        sys.exit(status)
+    # Leave now, even while a pass renders a report in a worker thread (the interpreter
+    # would wait for it): the pass is safe to abandon at any point, like a kill -9, and
+    # the next leader finishes what was claimed. The lock was released above.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 @click.command("backup")

@@ -11,7 +11,9 @@ leader it runs an APScheduler 3.x `BlockingScheduler` with:
 
 Every job is `coalesce=True`, `max_instances=1`, with an explicit `misfire_grace_time`:
 a pass that could not start on time runs once late rather than many times. SIGTERM and
-SIGINT stop the scheduler; the next leader finishes whatever was claimed.
+SIGINT stop the scheduler at once (`qms scheduler` exits without waiting for a pass that
+is rendering a report: abandoning a pass is as safe as a kill -9); the next leader
+finishes whatever was claimed.
 """
 
 from __future__ import annotations
