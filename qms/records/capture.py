@@ -22,8 +22,8 @@ from flask_login import current_user
 from sqlmodel import Session, col, select
 
 from qms.accounts import service as accounts
-from qms.accounts.access import is_member
-from qms.accounts.models import Site, User, UserSite
+from qms.accounts.access import in_ward_scope, is_member, ward_scope
+from qms.accounts.models import Site, User, UserSite, Ward
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
 from qms.checklists.facts import StepFacts
@@ -36,7 +36,7 @@ from qms.records.corrections import correct_step
 from qms.records.display import due_text
 from qms.records.fields import parse_field_values
 from qms.records.guards import equipment_check
-from qms.records.loading import load_units_by_id, unit_facts
+from qms.records.loading import WARD_ATTRIBUTE, load_units_by_id, unit_facts
 from qms.records.models import StepRecord, Unit
 from qms.records.queries import effective_steps, live_check, readings_for
 from qms.records.service import log_step, register_unit
@@ -49,12 +49,23 @@ from qms.web.registry import get_registry
 
 
 def visible_unit(s: Session, unit_id: str) -> Unit:
-    """The unit, if the user belongs to its site. Another site's unit answers exactly like
-    a missing one (404, without naming its site), as the unit page: ids cannot be enumerated."""
+    """The unit, if the user belongs to its site and, for ward staff, it is on one of their
+    wards (or on none yet). Another site's or another ward's unit answers exactly like a
+    missing one (404, without naming its site or ward): ids cannot be enumerated."""
     unit = s.get(Unit, unit_id)
-    if unit is None or not is_member(s, current_user.row, unit.site_id):
+    if (
+        unit is None
+        or not is_member(s, current_user.row, unit.site_id)
+        or not in_ward_scope(ward_scope(s, current_user.row, unit.site_id), unit_ward(unit))
+    ):
         abort(404, description=_("There is no unit %(unit)s.", unit=unit_id))
     return unit
+
+
+def unit_ward(unit: Unit) -> str | None:
+    """The ward code a unit is on (its `ward` attribute), None if on none yet."""
+    ward = json.loads(unit.attributes or "{}").get(WARD_ATTRIBUTE)
+    return ward if isinstance(ward, str) else None
 
 
 def site_choices(s: Session, site_id: str) -> tuple[list, list]:
@@ -380,6 +391,7 @@ def register(bp, render_unit_page) -> None:
         registry = get_registry()
         checklists = [registry.get(cid) for cid in sorted({c.id for c in registry})]
         profiles = sorted(registry.profiles)
+        wards = s.exec(select(Ward).where(Ward.site_id == site_id).order_by(col(Ward.code))).all()
         form = request.form if request.method == "POST" else {}
         error = None
         if request.method == "POST":
@@ -404,9 +416,15 @@ def register(bp, render_unit_page) -> None:
                     if not re.fullmatch(r"\d{1,3}", age):
                         raise Invalid(_("Age must be a whole number of years."))
                     attributes["age_years"] = int(age)
-                for name in ("diagnosis", "ward"):
-                    if (form.get(name) or "").strip():
-                        attributes[name] = form.get(name).strip()
+                if (form.get("diagnosis") or "").strip():
+                    attributes["diagnosis"] = form.get("diagnosis").strip()
+                ward = (form.get("ward") or "").strip()
+                if ward:
+                    if ward not in {w.code for w in wards}:
+                        raise Invalid(_("Ward: %(ward)s is not a ward of this site.", ward=ward))
+                    if not in_ward_scope(ward_scope(s, current_user.row, site_id), ward):
+                        raise Invalid(_("Ward: you are not on ward %(ward)s.", ward=ward))
+                    attributes[WARD_ATTRIBUTE] = ward
                 unit = register_unit(
                     session=s,
                     registry=registry,
@@ -431,6 +449,7 @@ def register(bp, render_unit_page) -> None:
                 "records/new_unit.html",
                 checklists=checklists,
                 profiles=profiles,
+                wards=wards,
                 form=form,
                 error=error,
                 lang=checklist_text_key(),
