@@ -34,7 +34,7 @@ from qms.identifiers import identify
 from qms.records import stepforms
 from qms.records.corrections import correct_step
 from qms.records.display import due_text
-from qms.records.fields import parse_field_values
+from qms.records.fields import field_label, parse_field_values, step_title
 from qms.records.guards import equipment_check
 from qms.records.loading import WARD_ATTRIBUTE, load_units_by_id, unit_facts
 from qms.records.models import StepRecord, Unit
@@ -140,7 +140,7 @@ def refuse_foreign_labels(unit: Unit, checklist, step: str, values: dict, now: d
         text = values.get(name)
         if fdef.type != "identifier" or not isinstance(text, str):
             continue
-        label = fdef.label or name
+        label = field_label(step_def, name)
         result = identify(text)
         if result.kind == "isbt128_coi" and unit.coi_id and result.valid:
             if result.normalised != unit.coi_id:
@@ -167,7 +167,7 @@ def refuse_foreign_labels(unit: Unit, checklist, step: str, values: dict, now: d
         raise Invalid(
             _(
                 "%(title)s: %(problems)s. Nothing was recorded.",
-                title=step_def.title,
+                title=step_title(step_def),
                 problems=_("; ").join(problems),
             )
         )
@@ -229,7 +229,7 @@ def register(bp, render_unit_page) -> None:
         flash(
             _(
                 "%(title)s recorded as %(record)s.",
-                title=step_def.title,
+                title=step_title(step_def),
                 record=logged.record.id,
             ),
             "success",
