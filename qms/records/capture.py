@@ -34,7 +34,7 @@ from qms.identifiers import identify
 from qms.records import stepforms
 from qms.records.corrections import correct_step
 from qms.records.display import due_text
-from qms.records.fields import field_label, parse_field_values, step_title
+from qms.records.fields import field_label, parse_field_values, said, step_title
 from qms.records.guards import equipment_check
 from qms.records.loading import WARD_ATTRIBUTE, load_units_by_id, unit_facts
 from qms.records.models import StepRecord, Unit
@@ -298,7 +298,7 @@ def register(bp, render_unit_page) -> None:
         unit = visible_unit(s, unit_id)
         code = request.form.get("code") or ""
         result = identify(code)
-        problems = list(result.problems)
+        problems = [said(p) for p in result.problems]
         if result.kind == "isbt128_coi" and result.valid and unit.coi_id:
             if result.normalised != unit.coi_id:
                 problems.append(
@@ -406,7 +406,8 @@ def register(bp, render_unit_page) -> None:
                                 "Chain-of-identity id: %(code)s is not a valid ISBT 128 "
                                 "chain-of-identity id (%(problems)s).",
                                 code=coi_text,
-                                problems=_("; ").join(result.problems) or result.kind_name,
+                                problems=_("; ").join(said(p) for p in result.problems)
+                                or said(result.kind_name),
                             )
                         )
                     coi = result.normalised

@@ -19,6 +19,7 @@ from qms.checklists.language.model import in_language
 from qms.core.errors import Invalid
 from qms.core.i18n import _, checklist_text_key
 from qms.identifiers import IdentifierError, expect
+from qms.identifiers.messages import worded
 
 # Checklist identifier schemes and the identifier kinds they accept.
 SCHEME_KINDS = {"din": "isbt128_din", "coi": "isbt128_coi", "gs1": "gs1"}
@@ -28,6 +29,11 @@ NO = frozenset({"no", "n", "false", "0", "off", "否"})
 
 class FieldValueError(ValueError):
     pass
+
+
+def said(problem) -> str:
+    """A label's problem (`qms.identifiers.messages.Said`) in the reader's language."""
+    return worded(problem, _)
 
 
 def step_title(step_def) -> str:
@@ -95,7 +101,7 @@ def _parse(field, value: Any, equipment_exists: Callable[[str], bool]) -> Any:
         try:
             return expect(text, wanted).normalised
         except IdentifierError as exc:
-            raise FieldValueError(_("is not valid: %(problem)s", problem=exc)) from None
+            raise FieldValueError(_("is not valid: %(problem)s", problem=said(exc.said))) from None
     if kind == "equipment":
         if not equipment_exists(text):
             raise FieldValueError(
