@@ -260,6 +260,7 @@ def examples(app, session, make_user, make_site) -> dict[str, Example]:
         fields={"temperature_c": 20},
         by=nurse_own,
         credential=PasswordEntry(PASSWORD),
+        reason="thawed before the identity check was recorded",
         freshness_minutes=5,
         now=now - timedelta(hours=2),
     )
