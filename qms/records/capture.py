@@ -27,7 +27,7 @@ from qms.accounts.models import Site, User, UserSite, Ward
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
 from qms.checklists.facts import StepFacts
-from qms.core.errors import FindingsNeedReason, Invalid, QmsError
+from qms.core.errors import FindingsNeedReason, Invalid, QmsError, SignatureError
 from qms.core.i18n import _, checklist_text_key
 from qms.db import utcnow
 from qms.identifiers import identify
@@ -131,6 +131,23 @@ def _witness(step_def, form) -> WitnessCredential | None:
     return WitnessCredential(username, form.get("witness_password") or "")
 
 
+def refuse_witness_of_another_ward(s: Session, unit: Unit, username: str) -> None:
+    """A nurse or physician co-signs only at the bedside of their own wards' units."""
+    ward = unit_ward(unit)
+    witness = accounts.get_user_by_username(session=s, username=username)
+    if ward is None or witness is None:
+        return  # an unknown witness is refused when their credentials are checked
+    if not in_ward_scope(ward_scope(s, witness, unit.site_id), ward):
+        raise SignatureError(
+            _(
+                "the witness %(username)s is not on ward %(ward)s, where this unit is: "
+                "ask someone of this ward to co-sign. Nothing was recorded.",
+                username=witness.username,
+                ward=ward,
+            )
+        )
+
+
 def refuse_foreign_labels(unit: Unit, checklist, step: str, values: dict, now: datetime) -> None:
     """Refuse before storing a scanned label that is not this unit's: another chain-of-identity
     id, an expired pack. (A bad check character is refused by the field's parser.)"""
@@ -198,6 +215,9 @@ def register(bp, render_unit_page) -> None:
                 form.get("performed_at"), site.timezone, _("Performed at")
             )
             refuse_foreign_labels(unit, checklist, step, values, now)
+            witness = _witness(step_def, form)
+            if witness is not None:
+                refuse_witness_of_another_ward(s, unit, witness.username)
             logged = log_step(
                 session=s,
                 registry=registry,
@@ -208,7 +228,7 @@ def register(bp, render_unit_page) -> None:
                 by=user,
                 credential=signing.credential(user.id, password),
                 freshness_minutes=settings.signature_freshness_minutes,
-                witness=_witness(step_def, form),
+                witness=witness,
                 reason=form.get("reason"),
                 now=now,
                 lockout=accounts.Lockout.of(settings),

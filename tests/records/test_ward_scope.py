@@ -60,6 +60,17 @@ def _token(client, url="/units/new") -> str:
     ]
 
 
+def _site_now() -> str:
+    from zoneinfo import ZoneInfo
+
+    moment = datetime.now(UTC) - timedelta(minutes=5)
+    return moment.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%dT%H:%M")
+
+
+def _refusal_of(response) -> str:
+    return " ".join(re.findall(r'role="alert"[^>]*>(.*?)</div>', response.get_data(as_text=True)))
+
+
 def _no_token(html: str) -> str:
     return re.sub(r'value="[^"]+"', "", html)  # the sign-out form's CSRF token varies
 
@@ -137,3 +148,28 @@ def test_registration_offers_the_sites_wards_and_refuses_an_unknown_one(
     client._cookies.clear()
     login(people["hem"])
     assert client.get("/units/K-NEW").status_code == 200
+
+
+def test_a_witness_of_another_ward_cannot_co_sign(client, login, wards, session):
+    units, people = wards
+    ctu = units["CTU"]
+    login(people["ctu"])
+    before = len(session.exec(select(StepRecord)).all())
+    response = client.post(
+        f"/units/{ctu.id}/steps/identity_check",
+        data={
+            "csrf_token": _token(client, f"/units/{ctu.id}"),
+            "password": DEFAULT_PASSWORD,
+            "f-product_patient_id": "P-0042",
+            "f-wristband_patient_id": "P-0042",
+            "f-coi_id": "CHG123426ABC123",
+            "witness_username": people["hem"].username,
+            "witness_password": DEFAULT_PASSWORD,
+            "performed_at": _site_now(),
+        },
+    )
+    assert response.status_code == 400
+    text = _refusal_of(response)
+    assert f"the witness {people['hem'].username} is not on ward CTU" in text
+    session.expire_all()
+    assert len(session.exec(select(StepRecord)).all()) == before
