@@ -474,9 +474,9 @@ def _ward_page(s, user: User, *, status: int = 200, failed: WardForm | None = No
     ), status
 
 
-@bp.route("/admin/users/<int:user_id>/wards/<any(grant, revoke):action>", methods=["POST"])
+@bp.route("/admin/users/<int:user_id>/wards/<any(grant, revoke):change>", methods=["POST"])
 @permission_required(Permission.MANAGE_USERS)
-def user_ward_action(user_id: int, action: str):
+def user_ward_action(user_id: int, change: str):
     s = db_session()
     user = _user_or_404(s, user_id)
     form = WardForm()
@@ -484,9 +484,9 @@ def user_ward_action(user_id: int, action: str):
         s.rollback()
         flash(_("Choose a ward and give a reason: it is kept in the audit trail."), "error")
         return _ward_page(s, user, status=422)
-    change = service.grant_ward if action == "grant" else service.revoke_ward
+    write = service.grant_ward if change == "grant" else service.revoke_ward
     try:
-        event = change(
+        event = write(
             session=s,
             actor=service.Actor.of(current_user.row),
             user=user,
@@ -501,7 +501,7 @@ def user_ward_action(user_id: int, action: str):
     s.commit()
     done = (
         _("%(username)s is now on ward %(ward)s.", username=user.username, ward=ward.code)
-        if action == "grant"
+        if change == "grant"
         else _(
             "%(username)s is no longer on ward %(ward)s.", username=user.username, ward=ward.code
         )

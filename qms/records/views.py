@@ -233,6 +233,11 @@ def render_unit_page(
         rows=rows,
         people=people,
         attributes=json.loads(unit.attributes),
+        attribute_labels={
+            "ward": _("Ward"),
+            "diagnosis": _("Diagnosis"),
+            "age_years": _("Patient age (years)"),
+        },
         entry=entry,
         findings=judgement.worst_first(),
         due=judgement.due,
