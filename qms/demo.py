@@ -36,6 +36,10 @@ DEMO_USERS = [
     ("sun.hao", "Sun Hao", "admin", "demo-admin-2026"),
 ]
 
+# The ward staff work on the cell therapy unit, where the demonstration units are.
+DEMO_USER_WARDS = {"li.na": ("CTU",), "wang.wei": ("CTU",), "zhang.min": ("CTU",)}
+DEMO_UNIT_WARD = "CTU"
+
 
 def load_demo(*, session: Session) -> str:
     site_id, site_name = DEMO_SITE
@@ -51,11 +55,14 @@ def load_demo(*, session: Session) -> str:
     place_site(
         session=session, region_id=region_id, site_id=site_id, actor_id=None, actor_name="demo"
     )
-    for code, name in DEMO_WARDS:
-        service.create_ward(session=session, site_id=site_id, code=code, name=name)
+    wards = {
+        code: service.create_ward(session=session, site_id=site_id, code=code, name=name)
+        for code, name in DEMO_WARDS
+    }
+    session.flush()
     actor = service.Actor.system("demonstration data")
     for username, full_name, role, password in DEMO_USERS:
-        service.create_user(
+        user = service.create_user(
             session=session,
             actor=actor,
             username=username,
@@ -65,6 +72,14 @@ def load_demo(*, session: Session) -> str:
             site_ids=[site_id],
             reason="demonstration data",
         )
+        for code in DEMO_USER_WARDS.get(username, ()):
+            service.grant_ward(
+                session=session,
+                actor=actor,
+                user=user,
+                ward_id=wards[code].id,
+                reason="demonstration data",
+            )
     session.flush()
     units = load_demo_records(session=session, registry=Registry.from_directory(), now=utcnow())
     from qms.scheduling.demo import add_demo_schedule
@@ -144,7 +159,7 @@ def load_demo_records(*, session: Session, registry: Registry, now: datetime) ->
             patient_ref=patient_ref,
             coi_id=coi_id,
             profile="cn",
-            attributes={"age_years": age},
+            attributes={"age_years": age, "ward": DEMO_UNIT_WARD},
             now=start,
         )
         return unit_id

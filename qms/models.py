@@ -1,7 +1,7 @@
 """Every table, imported in one place so that migrations, `alembic check` and `qms verify`
 see them all (a model module registers its ledger declarations when imported)."""
 
-from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
+from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward, WardGrant
 from qms.core.anchors import LedgerAnchor
 from qms.core.models import LedgerEntry
 from qms.core.trail import AuditTrailEntry
@@ -66,4 +66,5 @@ __all__ = [
     "User",
     "UserSite",
     "Ward",
+    "WardGrant",
 ]

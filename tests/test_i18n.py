@@ -274,6 +274,7 @@ def _urls(app, people) -> list[tuple[str, str]]:
         "unit_id": DEMO_UNITS,
         "user_id": (people["li.na"].id,),
         "action": ("unlock",),
+        "change": ("grant",),  # a ward put on a user (POST only)
         # The quality pages (their objects exist in the demo or answer 404, in Chinese too).
         "run_id": ("AUD-SH01-2026-0001",),
         "deviation_id": (DEMO_DEVIATION,),
@@ -430,7 +431,7 @@ def test_the_units_list_in_chinese_with_its_rows_filters_and_pages(app, session,
             checklist_id="kymriah",
             site_id="SH-01",
             patient_ref=f"P-{1000 + n}",
-            attributes={"ward": "HEM"} if n % 2 else None,
+            attributes={"ward": "CTU"} if n % 2 else None,  # li.na's ward
         )
     # Closed before any step was recorded: every required step is a finding.
     set_unit_status(
@@ -449,7 +450,7 @@ def test_the_units_list_in_chinese_with_its_rows_filters_and_pages(app, session,
     _sign_in(client, csrf_from, "li.na", "demo-nurse-2026")
     pages = {
         query: client.get(f"/units{query}").get_data(as_text=True)
-        for query in ("", "?page=2", "?page=3", "?status=complete", "?ward=HEM&product=kymriah")
+        for query in ("", "?page=2", "?page=3", "?status=complete", "?ward=CTU&product=kymriah")
     }
     for query, html in pages.items():
         assert english_left(html, recorded) == [], f"/units{query}: {english_left(html, recorded)}"
@@ -461,8 +462,9 @@ def test_the_units_list_in_chinese_with_its_rows_filters_and_pages(app, session,
     complete = visible_text(pages["?status=complete"])
     assert "共 2 个产品单元" in complete  # Z-000 and the demonstration's K-2026-001
     assert re.search(r"(关键|主要|次要) \d+ 项", complete), complete
-    in_ward = visible_text(pages["?ward=HEM&product=kymriah"])
-    assert "共 27 个产品单元" in in_ward and "病区 HEM" in in_ward
+    in_ward = visible_text(pages["?ward=CTU&product=kymriah"])
+    # 27 of these and the demonstration's Kymriah unit, all on CTU
+    assert "共 28 个产品单元" in in_ward and "病区 CTU" in in_ward
     # The last step of the demonstration's units (page 2): the site's zone, the Chinese format.
     assert re.search(r"storage_in \d{4}年\d{1,2}月\d{1,2}日 \d\d:\d\d \+08:00", second)
 

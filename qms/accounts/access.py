@@ -5,15 +5,20 @@ writes or reads on someone's behalf. `who` is a signed-in `User` or an `Actor` (
 or the system: a command or the scheduler, which holds every permission and every
 site). Roles grant permission flags (`roles.ROLE_PERMISSIONS`); sites are granted by
 membership (`UserSite`). A refusal is `Denied` (the 403 page), naming what was missing.
+
+Wards narrow what ward staff see inside a site (`ward_scope`): a nurse or physician sees
+the units of the wards they are granted (`WardGrant`) and units not yet on any ward;
+pharmacists, quality officers and administrators see every unit of their sites.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlmodel import Session, select
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
-from qms.accounts.models import User, UserSite
+from qms.accounts.models import User, UserSite, Ward, WardGrant
 from qms.accounts.roles import Permission, Role, permissions_of
 from qms.core.errors import Denied, NotFound
 from qms.core.i18n import _, _l
@@ -160,3 +165,51 @@ def require_visible(session: Session, who: User | Actor, site_id: str, missing: 
     own = site_ids_of(session, who)
     if own is not None and site_id not in own:
         raise NotFound(missing)
+
+
+# --- wards: ward staff see the units of their wards -----------------------------------
+
+# The roles whose bedside work, worklist and unit pages are scoped to the wards they hold.
+# Pharmacy, quality and administration work for the whole site.
+WARD_ROLES = frozenset({Role.NURSE, Role.PHYSICIAN})
+
+
+def held_wards(session: Session, user_id: int, site_id: str | None = None) -> list[Ward]:
+    """The wards a user holds now (their latest grant event for each ward is a grant), in
+    one query; only those of `site_id` when it is given."""
+    latest = (
+        select(WardGrant.ward_id, func.max(WardGrant.n).label("n"))
+        .where(WardGrant.user_id == user_id)
+        .group_by(col(WardGrant.ward_id))
+        .subquery()
+    )
+    statement = (
+        select(Ward)
+        .join(WardGrant, col(WardGrant.ward_id) == col(Ward.id))
+        .join(latest, (latest.c.ward_id == WardGrant.ward_id) & (latest.c.n == WardGrant.n))
+        .where(WardGrant.user_id == user_id, col(WardGrant.granted))
+        .order_by(col(Ward.site_id), col(Ward.code))
+    )
+    if site_id is not None:
+        statement = statement.where(Ward.site_id == site_id)
+    return list(session.exec(statement))
+
+
+def ward_scope(session: Session, who: User | Actor, site_id: str) -> frozenset[str] | None:
+    """The ward codes of `site_id` whose units `who` sees; None: every unit of the site.
+
+    Ward staff (nurses, physicians) are scoped to the wards they hold there, and one who
+    holds none sees no ward's units (only units not yet on a ward): forgetting a grant
+    shows too little, never another ward's patients. Everyone else, and the system, sees
+    the whole site."""
+    if who.id is None:
+        return None
+    role = who.role if isinstance(who, User) else getattr(session.get(User, who.id), "role", None)
+    if role not in WARD_ROLES:
+        return None
+    return frozenset(w.code for w in held_wards(session, who.id, site_id))
+
+
+def in_ward_scope(scope: frozenset[str] | None, ward: str | None) -> bool:
+    """Whether a unit on `ward` (None: on no ward yet) is within a `ward_scope`."""
+    return scope is None or ward is None or ward in scope

@@ -73,3 +73,13 @@ class LanguageForm(FlaskForm):
         choices=[SelectChoice(AUTOMATIC, _l("Automatic: the browser's language, else the site's"))]
         + [SelectChoice(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
     )
+
+
+class WardForm(FlaskForm):
+    """Put a user on a ward, or take them off one: the ward and a reason (kept in the trail)."""
+
+    ward = SelectField(_l("Ward"), coerce=int, validate_choice=False)
+    reason = StringField(
+        _l("Reason"),
+        validators=[DataRequired(message=_l("A reason is required.")), Length(max=500)],
+    )

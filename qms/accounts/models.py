@@ -1,10 +1,10 @@
-"""Account tables: sites, wards, users, their site memberships and login events."""
+"""Account tables: sites, wards, users, their site memberships, ward grants and login events."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, String, UniqueConstraint
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from qms.core.ledger import keep_append_only
@@ -83,3 +83,25 @@ class LoginEvent(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     remote_addr: str | None = Field(default=None, max_length=64)
     actor_id: int | None = Field(default=None, foreign_key="app_user.id")  # who unlocked
+
+
+@keep_append_only
+class WardGrant(SQLModel, table=True):
+    """One grant or revocation of a ward to a user, appended, never changed.
+
+    A user's wards are derived: for each (user, ward) the event with the highest `n` says
+    whether it is held now. `n` counts the events of that pair (1, 2, 3 ...) and is unique
+    with it, so two administrators deciding at once cannot both write the next event.
+    """
+
+    __tablename__ = "ward_grant"
+    __table_args__ = (UniqueConstraint("user_id", "ward_id", "n"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    ward_id: int = Field(foreign_key="ward.id")
+    n: int
+    granted: bool  # True: the ward is granted; False: revoked
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    by_id: int | None = Field(default=None, foreign_key="app_user.id")  # None: the system
+    reason: str = Field(sa_column=Column(Text, nullable=False))

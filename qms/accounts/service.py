@@ -12,8 +12,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from qms.accounts.access import require, require_administers, require_sites
-from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
+from qms.accounts.access import (
+    WARD_ROLES,
+    held_wards,
+    member_site_ids,
+    require,
+    require_administers,
+    require_sites,
+    role_name,
+)
+from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward, WardGrant
 from qms.accounts.passwords import (
     NO_PASSWORD,
     hash_password,
@@ -313,6 +321,108 @@ def set_language(*, session: Session, user: User, language: str | None) -> User:
         reason="changed by the user",
     )
     return user
+
+
+# --- wards ------------------------------------------------------------------------
+
+
+def wards_of(*, session: Session, user: User, site_id: str | None = None) -> list[Ward]:
+    """The wards `user` holds now (of `site_id` when given)."""
+    return held_wards(session, user.id, site_id)
+
+
+def ward_history(*, session: Session, user: User) -> list[tuple[WardGrant, Ward]]:
+    """Every grant and revocation of a ward to `user`, oldest first."""
+    return list(
+        session.exec(
+            select(WardGrant, Ward)
+            .join(Ward, col(Ward.id) == col(WardGrant.ward_id))
+            .where(WardGrant.user_id == user.id)
+            .order_by(col(WardGrant.at), col(WardGrant.id))
+        )
+    )
+
+
+def grant_ward(
+    *, session: Session, actor: Actor, user: User, ward_id: int, reason: str, now=None
+) -> WardGrant:
+    """Put a nurse or physician on a ward of one of their sites (appends a grant event)."""
+    return _ward_event(
+        session=session, actor=actor, user=user, ward_id=ward_id, granted=True, reason=reason,
+        now=now,
+    )  # fmt: skip
+
+
+def revoke_ward(
+    *, session: Session, actor: Actor, user: User, ward_id: int, reason: str, now=None
+) -> WardGrant:
+    """Take a user off a ward (appends a revocation; the grant stays in the history)."""
+    return _ward_event(
+        session=session, actor=actor, user=user, ward_id=ward_id, granted=False, reason=reason,
+        now=now,
+    )  # fmt: skip
+
+
+def _ward_event(
+    *, session: Session, actor: Actor, user: User, ward_id: int, granted: bool, reason: str, now
+) -> WardGrant:
+    require(session, actor, Permission.MANAGE_USERS, action=_l("manage user accounts"))
+    require_administers(session, actor, user)
+    reason = (reason or "").strip()
+    if not reason:
+        raise AccountError(_("give a reason: it is kept in the audit trail"))
+    ward = session.get(Ward, ward_id)
+    if ward is None or ward.site_id not in member_site_ids(session, user.id):
+        raise AccountError(
+            _("%(username)s has no such ward at their sites", username=user.username)
+        )
+    require_sites(session, actor, [ward.site_id])
+    if granted and user.role not in WARD_ROLES:
+        raise AccountError(
+            _(
+                "only nurses and physicians are put on wards: a %(role)s sees every unit of "
+                "the site",
+                role=role_name(user.role),
+            )
+        )
+    events = session.exec(
+        select(WardGrant.n, WardGrant.granted)
+        .where(WardGrant.user_id == user.id, WardGrant.ward_id == ward.id)
+        .order_by(col(WardGrant.n).desc())
+        .limit(1)
+    ).first()
+    held = bool(events and events[1])
+    if granted and held:
+        raise AccountError(
+            _("%(username)s is already on ward %(ward)s", username=user.username, ward=ward.code)
+        )
+    if not granted and not held:
+        raise AccountError(
+            _("%(username)s is not on ward %(ward)s", username=user.username, ward=ward.code)
+        )
+    event = WardGrant(
+        user_id=user.id,
+        ward_id=ward.id,
+        n=(events[0] if events else 0) + 1,
+        granted=granted,
+        at=now or utcnow(),
+        by_id=actor.id,
+        reason=reason,
+    )
+    session.add(event)
+    record_change(
+        session=session,
+        actor_id=actor.id,
+        actor_name=actor.name,
+        entity="user",
+        entity_id=user.username,
+        action="grant_ward" if granted else "revoke_ward",
+        field_name="wards",
+        new_value={"site": ward.site_id, "ward": ward.code},
+        reason=reason,
+    )
+    session.flush()
+    return event
 
 
 # --- signing in ------------------------------------------------------------------

@@ -22,7 +22,7 @@ from flask_login import LoginManager, current_user, login_user, logout_user
 from sqlmodel import col, select
 
 from qms.accounts import service
-from qms.accounts.access import member_site_ids, sees_user
+from qms.accounts.access import WARD_ROLES, member_site_ids, sees_user
 from qms.accounts.forms import (
     AUTOMATIC,
     LanguageForm,
@@ -31,8 +31,9 @@ from qms.accounts.forms import (
     PasswordResetForm,
     ReasonForm,
     UserCreateForm,
+    WardForm,
 )
-from qms.accounts.models import LoginEvent, Site, User, UserSite
+from qms.accounts.models import LoginEvent, Site, User, UserSite, Ward
 from qms.accounts.permissions import permission_required, public, signed_in_required
 from qms.accounts.roles import Permission
 from qms.core.i18n import N_, _
@@ -319,6 +320,10 @@ def users():
     memberships = {
         user.id: [site.id for site in service.sites_of(session=s, user=user)] for user in rows
     }
+    wards = {
+        user.id: [f"{w.site_id} {w.code}" for w in service.wards_of(session=s, user=user)]
+        for user in rows
+    }
     settings = _settings()
     locks = {
         user.id: service.lock_state(
@@ -333,6 +338,8 @@ def users():
         "accounts/users.html",
         users=rows,
         memberships=memberships,
+        wards=wards,
+        ward_roles=WARD_ROLES,
         locks=locks,
         reason_form=ReasonForm(),
     )
@@ -422,6 +429,85 @@ def user_action(user_id: int, action: str):
         }
         flash(done[action], "success")
     return redirect(url_for("accounts.users"))
+
+
+@bp.route("/admin/users/<int:user_id>/wards")
+@permission_required(Permission.MANAGE_USERS)
+def user_wards(user_id: int):
+    """The wards a nurse or physician is on, the grants and revocations so far, and the
+    forms to put them on a ward of their sites or take them off one."""
+    s = db_session()
+    user = _user_or_404(s, user_id)
+    return _ward_page(s, user)
+
+
+def _ward_page(s, user: User, *, status: int = 200, failed: WardForm | None = None):
+    held = service.wards_of(session=s, user=user)
+    held_ids = {w.id for w in held}
+    own = member_site_ids(s, current_user.id)
+    theirs = member_site_ids(s, user.id)
+    grantable = [
+        w
+        for w in s.exec(
+            select(Ward)
+            .where(col(Ward.site_id).in_(own & theirs))
+            .order_by(col(Ward.site_id), col(Ward.code))
+        )
+        if w.id not in held_ids
+    ]
+    grant_form = failed or WardForm()
+    grant_form.ward.choices = [(w.id, f"{w.site_id} {w.code} — {w.name}") for w in grantable]
+    users_by_id = {}
+    history = service.ward_history(session=s, user=user)
+    if history:
+        ids = {event.by_id for event, _ward in history} - {None}
+        users_by_id = {u.id: u for u in s.exec(select(User).where(col(User.id).in_(ids)))}
+    return render_template(
+        "accounts/user_wards.html",
+        user=user,
+        held=held,
+        history=history,
+        people=users_by_id,
+        grant_form=grant_form,
+        revoke_form=WardForm(),
+        ward_role=user.role in WARD_ROLES,
+    ), status
+
+
+@bp.route("/admin/users/<int:user_id>/wards/<any(grant, revoke):change>", methods=["POST"])
+@permission_required(Permission.MANAGE_USERS)
+def user_ward_action(user_id: int, change: str):
+    s = db_session()
+    user = _user_or_404(s, user_id)
+    form = WardForm()
+    if not form.validate_on_submit() or form.ward.data is None:
+        s.rollback()
+        flash(_("Choose a ward and give a reason: it is kept in the audit trail."), "error")
+        return _ward_page(s, user, status=422)
+    write = service.grant_ward if change == "grant" else service.revoke_ward
+    try:
+        event = write(
+            session=s,
+            actor=service.Actor.of(current_user.row),
+            user=user,
+            ward_id=form.ward.data,
+            reason=form.reason.data,
+        )
+    except service.AccountError as exc:
+        s.rollback()
+        flash(str(exc), "error")
+        return _ward_page(s, user, status=422)
+    ward = s.get(Ward, event.ward_id)
+    s.commit()
+    done = (
+        _("%(username)s is now on ward %(ward)s.", username=user.username, ward=ward.code)
+        if change == "grant"
+        else _(
+            "%(username)s is no longer on ward %(ward)s.", username=user.username, ward=ward.code
+        )
+    )
+    flash(done, "success")
+    return redirect(url_for("accounts.user_wards", user_id=user.id))
 
 
 @bp.route("/admin/logins")

@@ -18,6 +18,7 @@ from biip.gs1_element_strings import GS1ElementString, GS1ElementStrings
 from biip.gs1_messages import GS1Message
 from biip.gtin import Gtin
 
+from qms.identifiers.messages import Said
 from qms.identifiers.result import GS1, Identification
 from qms.identifiers.scan import GROUP_SEPARATOR, Symbology
 
@@ -78,11 +79,11 @@ def read_element_string(
     """Read a GS1 element string as sent by a scanner (separators already ASCII 29)."""
     form = "element string"
     if not text:
-        return _failure(raw, text, symbology, form, "nothing follows the scanner prefix", notes)
+        return _failure(raw, text, symbology, form, Said("gs1.nothing_after_prefix"), notes)
     try:
         message = GS1Message.parse(text, config=_CONFIG)
     except (ParseError, ValueError) as exc:
-        return _failure(raw, text, symbology, form, f"not complete GS1 data: {exc}", notes)
+        return _failure(raw, text, symbology, form, Said("gs1.incomplete", detail=str(exc)), notes)
     problems: list[str] = []
     if GROUP_SEPARATOR not in text:
         _check_unseparated(message.element_strings, problems, notes)
@@ -101,27 +102,24 @@ def read_hri(
     pieces = list(_HRI_ELEMENT.finditer(compact))
     used = "".join(match.group(0) for match in pieces)
     if used != compact:
-        problems.append(
-            f"parts of the text are not '(AI)value' pairs, so it cannot all be read: '{compact}'"
-        )
+        problems.append(Said("gs1.not_pairs", text=compact))
     for match in pieces:
         # Spaces around a value are only layout; inside one they are a misreading.
         value = match.group("value").strip()
         if not value:
             # biip skips an AI with nothing after it, so "(17)(10)ABC" would read as a
             # pack without an expiry and pass: the printed field is there but empty.
-            problems.append(f"({match.group('ai')}) has no value: the printed text is incomplete")
+            problems.append(Said("gs1.empty_value", ai=match.group("ai")))
         elif re.search(r"\s", value):
-            problems.append(
-                f"the value of ({match.group('ai')}) '{value}' contains a space, "
-                "which GS1 data cannot hold"
-            )
+            problems.append(Said("gs1.space_in_value", ai=match.group("ai"), value=value))
     if problems:
         return _failure(raw, compact, symbology, form, problems, notes)
     try:
         message = GS1Message.parse_hri(compact, config=_CONFIG)
     except (ParseError, ValueError) as exc:
-        return _failure(raw, compact, symbology, form, f"not complete GS1 data: {exc}", notes)
+        return _failure(
+            raw, compact, symbology, form, Said("gs1.incomplete", detail=str(exc)), notes
+        )
     return _result(message.element_strings, raw, symbology, form, False, [], notes)
 
 
@@ -134,7 +132,7 @@ def read_digital_link(
         link = GS1DigitalLinkURI.parse(text, config=_CONFIG)
     except (ParseError, ValueError) as exc:
         return _failure(
-            raw, text, symbology, form, f"not a complete GS1 Digital Link: {exc}", notes
+            raw, text, symbology, form, Said("gs1.incomplete_link", detail=str(exc)), notes
         )
     return _result(link.element_strings, raw, symbology, form, True, [], notes)
 
@@ -150,7 +148,7 @@ def read_gtin(
         return _failure(raw, text, symbology, form, _gtin_problem(text, str(exc)), notes)
     parts = _empty_parts(symbology, form)
     parts["gtin"] = gtin.as_gtin_14()
-    notes.append("a bare GTIN names the product only: no lot, expiry or serial number")
+    notes.append(Said("gs1.bare_gtin"))
     return Identification(
         kind=GS1, valid=True, raw=raw, normalised=gtin.as_gtin_14(), parts=parts, notes=notes
     )
@@ -171,15 +169,15 @@ def _result(
     for element in elements:
         ai = element.ai.ai
         if ai in seen and seen[ai] != element.value:
-            problems.append(
-                f"({ai}) appears twice with different values, '{seen[ai]}' and '{element.value}'"
-            )
+            problems.append(Said("gs1.ai_twice", ai=ai, first=seen[ai], second=element.value))
         seen.setdefault(ai, element.value)
         # biip keeps a bad check digit of an inner key in *_error instead of failing.
         for error in (element.gtin_error, element.sscc_error, element.gln_error):
             if error:
                 problems.append(
-                    _gtin_problem(element.value, error) if ai in ("01", "02") else error
+                    _gtin_problem(element.value, error)
+                    if ai in ("01", "02")
+                    else Said("gs1.key_error", detail=error)
                 )
 
     gtin = elements.get(ai="01")
@@ -193,21 +191,13 @@ def _result(
         expiry=expiry.date.isoformat() if expiry and expiry.date else None,
     )
     if expiry is not None and expiry.value.endswith("00") and expiry.date is not None:
-        notes.append(
-            f"expiry {expiry.value} has day 00, which GS1 defines as the last day of the "
-            f"month: {expiry.date.isoformat()}"
-        )
+        notes.append(Said("gs1.day_00", value=expiry.value, date=expiry.date.isoformat()))
     if serial is not None and gtin is None and not _SERIAL_KEYS.intersection(seen):
         # GS1 General Specifications: a serial number only identifies something together
         # with the key it serialises (a GTIN on a drug pack); alone it names nothing.
-        problems.append(
-            f"serial number (21) '{serial.value}' without a GTIN (01): "
-            "a serial number identifies a pack only together with its GTIN"
-        )
+        problems.append(Said("gs1.serial_without_gtin", serial=serial.value))
     if require_gtin and gtin is None:
-        problems.append(
-            "no GTIN (AI 01): without a product number this is not read as a drug pack barcode"
-        )
+        problems.append(Said("gs1.no_gtin"))
     return Identification(
         kind=GS1,
         valid=not problems,
@@ -271,11 +261,8 @@ def _gtin_problem(value: str, biip_error: str) -> str:
     if value.isdigit() and len(value) in (8, 12, 13, 14):
         expected = gs1_standard_check_digit(value[:-1])
         if str(expected) != value[-1]:
-            return (
-                f"GTIN {value} ends in check digit {value[-1]}, but its other digits give "
-                f"{expected}: the code was misread, mistyped or misprinted"
-            )
-    return f"not a valid GTIN: {biip_error}"
+            return Said("gs1.check_digit", gtin=value, typed=value[-1], expected=expected)
+    return Said("gs1.invalid_gtin", detail=biip_error)
 
 
 def _check_unseparated(elements: GS1ElementStrings, problems: list[str], notes: list[str]) -> None:
@@ -292,8 +279,8 @@ def _check_unseparated(elements: GS1ElementStrings, problems: list[str], notes: 
         return
     value = last.value
     for ai, name, found in (
-        (_EXPIRY_AI, "an expiry date", problems),
-        (_SERIAL_AI, "a serial number", notes),
+        (_EXPIRY_AI, "gs1.hidden_expiry", problems),
+        (_SERIAL_AI, "gs1.hidden_serial", notes),
     ):
         if elements.get(ai=ai) is not None:
             continue
@@ -305,9 +292,5 @@ def _check_unseparated(elements: GS1ElementStrings, problems: list[str], notes: 
             except (ParseError, ValueError):
                 continue
             if tail.element_strings and tail.element_strings[0].ai.ai == ai:
-                found.append(
-                    f"no group separators were received, and ({last.ai.ai}) '{value}' "
-                    f"may hide {name} {tail.as_hri()}: check the printed text on the pack, "
-                    "and set the scanner to send group separators"
-                )
+                found.append(Said(name, ai=last.ai.ai, value=value, hidden=tail.as_hri()))
                 break

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from qms.identifiers import gs1, isbt128
-from qms.identifiers.result import KIND_NAMES, KINDS, TEXT, Identification, IdentifierError
+from qms.identifiers.messages import Said
+from qms.identifiers.result import KINDS, TEXT, Identification, IdentifierError
 from qms.identifiers.scan import (
     Symbology,
     fold_width,
@@ -36,16 +37,13 @@ def identify(code: str) -> Identification:
             raw=raw,
             normalised="",
             parts={"text": ""},
-            problems=["nothing was scanned or typed"],
+            problems=[Said("scan.empty")],
         )
 
     notes: list[str] = []
     folded = fold_width(trimmed)
     if folded != trimmed:
-        notes.append(
-            "full-width characters were read as ordinary ones (an input method was "
-            "probably active while scanning)"
-        )
+        notes.append(Said("scan.full_width"))
     symbology, body = split_symbology(folded)
     body = trim(normalise_separators(body))
 
@@ -85,17 +83,19 @@ def expect(code: str, kind: str | Iterable[str]) -> Identification:
     if unknown or not wanted:
         raise ValueError(f"unknown identifier kind(s) {unknown or wanted!r}; choose from {KINDS}")
     result = identify(code)
-    expected_names = " or ".join(KIND_NAMES[k] for k in wanted)
+    expected = Said(f"kind.{wanted[0]}")
+    for other in wanted[1:]:
+        expected = Said("kind.or", first=expected, second=Said(f"kind.{other}"))
+    kind = Said(f"kind.{result.kind}")
     if result.kind not in wanted:
-        reason = f"expected {expected_names}, but this is {result.kind_name}"
-        if not result.valid:
-            reason += f" (and it is not valid: {'; '.join(result.problems)})"
-        raise IdentifierError(reason, result)
-    if not result.valid:
-        raise IdentifierError(
-            f"this is {result.kind_name}, but it is not valid: {'; '.join(result.problems)}",
-            result,
+        if result.valid:
+            raise IdentifierError(Said("expect.other_kind", expected=expected, kind=kind), result)
+        said = Said(
+            "expect.other_kind_invalid", expected=expected, kind=kind, problems=result.problems
         )
+        raise IdentifierError(said, result)
+    if not result.valid:
+        raise IdentifierError(Said("expect.invalid", kind=kind, problems=result.problems), result)
     return result
 
 
@@ -109,10 +109,7 @@ def _text(text: str, raw: str, symbology: Symbology | None) -> Identification:
     notes = []
     if gs1.looks_like_bare_gtin(parts["text"]):
         # Not declared GS1: a numeric lot or hospital number passes the check 1 time in 10.
-        notes.append(
-            "these digits could be a product barcode (EAN/GTIN) scanned without a scanner "
-            "prefix; it is read as text"
-        )
+        notes.append(Said("text.bare_gtin"))
     return Identification(
         kind=TEXT, valid=True, raw=raw, normalised=parts["text"], parts=parts, notes=notes
     )

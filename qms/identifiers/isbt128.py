@@ -13,6 +13,7 @@ from typing import Any
 
 from stdnum.iso7064 import mod_37_2
 
+from qms.identifiers.messages import Said
 from qms.identifiers.result import ISBT128_COI, ISBT128_DIN, ISBT128_OTHER, Identification
 from qms.identifiers.scan import Symbology
 
@@ -170,7 +171,7 @@ def _compact(text: str, notes: list[str]) -> str:
     compact = _SPACES.sub("", text)
     upper = compact.upper()
     if upper != compact:
-        notes.append("lower-case letters were read as capitals (ISBT 128 uses capitals only)")
+        notes.append(Said("isbt.lower_case"))
     return upper
 
 
@@ -199,11 +200,7 @@ def _other(
         "content": text[len(data_identifier) :],
         "symbology": symbology.prefix if symbology else None,
     }
-    problem = (
-        f"this is an ISBT 128 {name} barcode (data identifier {data_identifier}), not a "
-        "donation identification number or chain of identity identifier; scan the DIN "
-        "barcode (it starts with =) or the COI barcode"
-    )
+    problem = Said("isbt.other_structure", name=name, data_identifier=data_identifier)
     return Identification(
         kind=ISBT128_OTHER,
         valid=False,
@@ -235,26 +232,20 @@ def _din(
         flag, extra = tail[:2], tail[2:]
         if len(flag) < 2:
             if len(din) == DIN_LENGTH:
-                problems.append(
-                    "the flag is missing: a DIN barcode holds the 13-character number and "
-                    f"then 2 flag characters, this one has {len(flag)} after the number"
-                )
+                problems.append(Said("isbt.flag_missing", count=len(flag)))
             flag = None
     elif len(tail) == 2:
         # Scanners set to drop ISBT data identifiers send the DIN and flag without "=".
         flag = tail
-        notes.append("read as a DIN barcode whose '=' data identifier the scanner left out")
+        notes.append(Said("isbt.no_data_identifier"))
     elif len(tail) == 1:
         # Typed from the eye-readable label: the 13 characters and the boxed check character.
         typed_check = tail
 
     if extra:
-        hint = (
-            " (it looks like several ISBT 128 barcodes read together; scan the DIN barcode on its own)"
-            if extra[0] in "=&"
-            else ""
-        )
-        problems.append(f"{len(extra)} unexpected characters after the flag: '{extra}'{hint}")
+        several = extra[0] in "=&"  # several ISBT 128 barcodes read together
+        code = "isbt.extra_after_flag_several" if several else "isbt.extra_after_flag"
+        problems.append(Said(code, count=len(extra), extra=extra))
 
     structure_ok = _check_din_structure(din, problems)
 
@@ -293,16 +284,10 @@ def _din(
         if typed_check == expected:
             parts["check_verified"] = True
         else:
-            problems.append(
-                f"check character is {expected} but {typed_check} was typed after the number: "
-                "a character was mistyped or misread"
-            )
+            problems.append(Said("isbt.check_typed", expected=expected, typed=typed_check))
 
     if not parts["check_verified"] and not problems:
-        notes.append(
-            "no check character was scanned, so a misread number cannot be detected here: "
-            f"compare the boxed check character on the label with {expected}"
-        )
+        notes.append(Said("isbt.no_check", expected=expected))
 
     return Identification(
         kind=ISBT128_DIN,
@@ -318,46 +303,36 @@ def _din(
 def _check_din_structure(din: str, problems: list[str]) -> bool:
     before = len(problems)
     if len(din) != DIN_LENGTH:
-        problems.append(f"a DIN has 13 characters, this one has {len(din)}")
+        problems.append(Said("isbt.din_length", count=len(din)))
         return False
     _check_facility(din[:5], problems)
     if not set(din[5:7]) <= _DIGITS:
-        problems.append(f"the year '{din[5:7]}' (characters 6-7) must be two digits")
+        problems.append(Said("isbt.din_year", year=din[5:7]))
     if not set(din[7:13]) <= _DIGITS:
-        problems.append(f"the sequence number '{din[7:13]}' (characters 8-13) must be six digits")
+        problems.append(Said("isbt.din_sequence", sequence=din[7:13]))
     return len(problems) == before
 
 
 def _check_facility(facility: str, problems: list[str]) -> None:
     first = facility[0]
     if first not in _FIRST:
-        letter_o = (
-            " (the letter O is never used, to avoid confusion with zero)" if first == "O" else ""
-        )
-        problems.append(
-            f"the facility id must start with a letter A-N or P-Z or a digit 1-9, "
-            f"not '{first}'{letter_o}"
-        )
+        code = "isbt.facility_first_o" if first == "O" else "isbt.facility_first"
+        problems.append(Said(code, first=first))
     if not set(facility[1:3]) <= _FACILITY_ALNUM:
-        problems.append(
-            f"characters 2-3 of the facility id '{facility}' must be digits or letters other than O"
-        )
+        problems.append(Said("isbt.facility_middle", facility=facility))
     if not set(facility[3:5]) <= _DIGITS:
-        problems.append(f"characters 4-5 of the facility id '{facility}' must be digits")
+        problems.append(Said("isbt.facility_end", facility=facility))
 
 
 def _check_flag(
     flag: str, expected: str | None, parts: dict[str, Any], problems: list[str]
 ) -> None:
     if len(flag) != 2 or not set(flag) <= _FLAG_CHARS:
-        problems.append(f"the flag '{flag}' is not two flag characters (0-9, A-H, J-N, P, R-Y)")
+        problems.append(Said("isbt.flag_chars", flag=flag))
         return
     if not flag.isdigit():
         parts.update(flag_type="reserved", flag_meaning="reserved for future assignment")
-        problems.append(
-            f"flag {flag} is reserved by ICCBBA for future use, so no label made to "
-            "ISBT 128 v6.2.2 carries it"
-        )
+        problems.append(Said("isbt.flag_reserved", flag=flag))
         return
     number = int(flag)
     if 60 <= number <= 96:
@@ -371,9 +346,12 @@ def _check_flag(
             parts["check_verified"] = True
         else:
             problems.append(
-                f"check character is {expected} but the flag says {flag} "
-                f"(which would be check character {CHECK_ALPHABET[number - 60]}): "
-                "the number was misread, mistyped or misprinted"
+                Said(
+                    "isbt.check_flag",
+                    expected=expected,
+                    flag=flag,
+                    flag_check=CHECK_ALPHABET[number - 60],
+                )
             )
     elif number in _ICCBBA_FLAGS:
         parts.update(
@@ -390,10 +368,7 @@ def _check_flag(
         )
     else:  # 14 and 97-99
         parts.update(flag_type="reserved", flag_meaning="reserved for future assignment")
-        problems.append(
-            f"flag {flag} is reserved by ICCBBA for future use, so no label made to "
-            "ISBT 128 v6.2.2 carries it"
-        )
+        problems.append(Said("isbt.flag_reserved", flag=flag))
 
 
 def _coi(
@@ -410,27 +385,23 @@ def _coi(
     typed_check: str | None = None
 
     if len(content) < COI_LENGTH:
-        problems.append(
-            f"a chain of identity identifier has 15 characters, this one has {len(content)}"
-        )
+        problems.append(Said("isbt.coi_length", count=len(content)))
     elif data_identifier is None and len(tail) == 1:
         # Typed from the eye-readable label with its boxed check character.
         typed_check = tail
     elif tail:
-        problems.append(f"{len(tail)} unexpected characters after the identifier: '{tail}'")
+        problems.append(Said("isbt.extra_after_coi", count=len(tail), extra=tail))
 
     structure_ok = not problems
     if len(coi) == COI_LENGTH:
         before = len(problems)
         if not coi.startswith("CH"):
-            problems.append(f"a chain of identity identifier starts with CH, not '{coi[:2]}'")
+            problems.append(Said("isbt.coi_prefix", prefix=coi[:2]))
         _check_facility(coi[2:7], problems)
         if not set(coi[7:9]) <= _DIGITS:
-            problems.append(f"the year '{coi[7:9]}' (characters 8-9) must be two digits")
+            problems.append(Said("isbt.coi_year", year=coi[7:9]))
         if not set(coi[9:15]) <= _COI_SEQUENCE:
-            problems.append(
-                f"the sequence '{coi[9:15]}' (characters 10-15) must be letters or digits"
-            )
+            problems.append(Said("isbt.coi_sequence", sequence=coi[9:15]))
         structure_ok = structure_ok and len(problems) == before
 
     expected = check_character(coi) if structure_ok else None
@@ -449,10 +420,7 @@ def _coi(
         if typed_check == expected:
             parts["check_verified"] = True
         else:
-            problems.append(
-                f"check character is {expected} but {typed_check} was typed after the "
-                "identifier: a character was mistyped or misread"
-            )
+            problems.append(Said("isbt.coi_check_typed", expected=expected, typed=typed_check))
 
     return Identification(
         kind=ISBT128_COI,

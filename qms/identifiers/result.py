@@ -6,6 +6,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from qms.identifiers.messages import Said
+
 ISBT128_DIN = "isbt128_din"
 ISBT128_COI = "isbt128_coi"
 ISBT128_OTHER = "isbt128_other"
@@ -14,14 +16,9 @@ TEXT = "text"
 
 KINDS: tuple[str, ...] = (ISBT128_DIN, ISBT128_COI, ISBT128_OTHER, GS1, TEXT)
 
-# How a kind is named in messages shown to ward staff and pharmacists.
-KIND_NAMES: dict[str, str] = {
-    ISBT128_DIN: "an ISBT 128 donation identification number (DIN)",
-    ISBT128_COI: "an ISBT 128 chain of identity (COI) identifier",
-    ISBT128_OTHER: "an ISBT 128 barcode that is neither a DIN nor a COI identifier",
-    GS1: "a GS1 drug pack barcode",
-    TEXT: "plain text",
-}
+# How a kind is named in messages shown to ward staff and pharmacists (English; worded
+# in the reader's language by `messages.worded`).
+KIND_NAMES: dict[str, Said] = {kind: Said(f"kind.{kind}") for kind in KINDS}
 
 
 @dataclass(frozen=True)
@@ -71,5 +68,7 @@ class IdentifierError(ValueError):
     """A scan is invalid or not of the kind a form asked for; the message says which."""
 
     def __init__(self, message: str, identification: Identification) -> None:
-        super().__init__(message)
+        super().__init__(str(message))
+        # The message as said (a code and parameters, `messages.worded`), or plain text.
+        self.said = message
         self.identification = identification

@@ -22,21 +22,21 @@ from flask_login import current_user
 from sqlmodel import Session, col, select
 
 from qms.accounts import service as accounts
-from qms.accounts.access import is_member
-from qms.accounts.models import Site, User, UserSite
+from qms.accounts.access import in_ward_scope, is_member, ward_scope
+from qms.accounts.models import Site, User, UserSite, Ward
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
 from qms.checklists.facts import StepFacts
-from qms.core.errors import FindingsNeedReason, Invalid, QmsError
+from qms.core.errors import FindingsNeedReason, Invalid, QmsError, SignatureError
 from qms.core.i18n import _, checklist_text_key
 from qms.db import utcnow
 from qms.identifiers import identify
 from qms.records import stepforms
 from qms.records.corrections import correct_step
 from qms.records.display import due_text
-from qms.records.fields import parse_field_values
+from qms.records.fields import field_label, parse_field_values, said, step_title
 from qms.records.guards import equipment_check
-from qms.records.loading import load_units_by_id, unit_facts
+from qms.records.loading import WARD_ATTRIBUTE, load_units_by_id, unit_facts
 from qms.records.models import StepRecord, Unit
 from qms.records.queries import effective_steps, live_check, readings_for
 from qms.records.service import log_step, register_unit
@@ -49,12 +49,23 @@ from qms.web.registry import get_registry
 
 
 def visible_unit(s: Session, unit_id: str) -> Unit:
-    """The unit, if the user belongs to its site. Another site's unit answers exactly like
-    a missing one (404, without naming its site), as the unit page: ids cannot be enumerated."""
+    """The unit, if the user belongs to its site and, for ward staff, it is on one of their
+    wards (or on none yet). Another site's or another ward's unit answers exactly like a
+    missing one (404, without naming its site or ward): ids cannot be enumerated."""
     unit = s.get(Unit, unit_id)
-    if unit is None or not is_member(s, current_user.row, unit.site_id):
+    if (
+        unit is None
+        or not is_member(s, current_user.row, unit.site_id)
+        or not in_ward_scope(ward_scope(s, current_user.row, unit.site_id), unit_ward(unit))
+    ):
         abort(404, description=_("There is no unit %(unit)s.", unit=unit_id))
     return unit
+
+
+def unit_ward(unit: Unit) -> str | None:
+    """The ward code a unit is on (its `ward` attribute), None if on none yet."""
+    ward = json.loads(unit.attributes or "{}").get(WARD_ATTRIBUTE)
+    return ward if isinstance(ward, str) else None
 
 
 def site_choices(s: Session, site_id: str) -> tuple[list, list]:
@@ -120,6 +131,23 @@ def _witness(step_def, form) -> WitnessCredential | None:
     return WitnessCredential(username, form.get("witness_password") or "")
 
 
+def refuse_witness_of_another_ward(s: Session, unit: Unit, username: str) -> None:
+    """A nurse or physician co-signs only at the bedside of their own wards' units."""
+    ward = unit_ward(unit)
+    witness = accounts.get_user_by_username(session=s, username=username)
+    if ward is None or witness is None:
+        return  # an unknown witness is refused when their credentials are checked
+    if not in_ward_scope(ward_scope(s, witness, unit.site_id), ward):
+        raise SignatureError(
+            _(
+                "the witness %(username)s is not on ward %(ward)s, where this unit is: "
+                "ask someone of this ward to co-sign. Nothing was recorded.",
+                username=witness.username,
+                ward=ward,
+            )
+        )
+
+
 def refuse_foreign_labels(unit: Unit, checklist, step: str, values: dict, now: datetime) -> None:
     """Refuse before storing a scanned label that is not this unit's: another chain-of-identity
     id, an expired pack. (A bad check character is refused by the field's parser.)"""
@@ -129,7 +157,7 @@ def refuse_foreign_labels(unit: Unit, checklist, step: str, values: dict, now: d
         text = values.get(name)
         if fdef.type != "identifier" or not isinstance(text, str):
             continue
-        label = fdef.label or name
+        label = field_label(step_def, name)
         result = identify(text)
         if result.kind == "isbt128_coi" and unit.coi_id and result.valid:
             if result.normalised != unit.coi_id:
@@ -156,7 +184,7 @@ def refuse_foreign_labels(unit: Unit, checklist, step: str, values: dict, now: d
         raise Invalid(
             _(
                 "%(title)s: %(problems)s. Nothing was recorded.",
-                title=step_def.title,
+                title=step_title(step_def),
                 problems=_("; ").join(problems),
             )
         )
@@ -187,6 +215,9 @@ def register(bp, render_unit_page) -> None:
                 form.get("performed_at"), site.timezone, _("Performed at")
             )
             refuse_foreign_labels(unit, checklist, step, values, now)
+            witness = _witness(step_def, form)
+            if witness is not None:
+                refuse_witness_of_another_ward(s, unit, witness.username)
             logged = log_step(
                 session=s,
                 registry=registry,
@@ -197,7 +228,7 @@ def register(bp, render_unit_page) -> None:
                 by=user,
                 credential=signing.credential(user.id, password),
                 freshness_minutes=settings.signature_freshness_minutes,
-                witness=_witness(step_def, form),
+                witness=witness,
                 reason=form.get("reason"),
                 now=now,
                 lockout=accounts.Lockout.of(settings),
@@ -218,7 +249,7 @@ def register(bp, render_unit_page) -> None:
         flash(
             _(
                 "%(title)s recorded as %(record)s.",
-                title=step_def.title,
+                title=step_title(step_def),
                 record=logged.record.id,
             ),
             "success",
@@ -287,7 +318,7 @@ def register(bp, render_unit_page) -> None:
         unit = visible_unit(s, unit_id)
         code = request.form.get("code") or ""
         result = identify(code)
-        problems = list(result.problems)
+        problems = [said(p) for p in result.problems]
         if result.kind == "isbt128_coi" and result.valid and unit.coi_id:
             if result.normalised != unit.coi_id:
                 problems.append(
@@ -380,6 +411,7 @@ def register(bp, render_unit_page) -> None:
         registry = get_registry()
         checklists = [registry.get(cid) for cid in sorted({c.id for c in registry})]
         profiles = sorted(registry.profiles)
+        wards = s.exec(select(Ward).where(Ward.site_id == site_id).order_by(col(Ward.code))).all()
         form = request.form if request.method == "POST" else {}
         error = None
         if request.method == "POST":
@@ -394,7 +426,8 @@ def register(bp, render_unit_page) -> None:
                                 "Chain-of-identity id: %(code)s is not a valid ISBT 128 "
                                 "chain-of-identity id (%(problems)s).",
                                 code=coi_text,
-                                problems=_("; ").join(result.problems) or result.kind_name,
+                                problems=_("; ").join(said(p) for p in result.problems)
+                                or said(result.kind_name),
                             )
                         )
                     coi = result.normalised
@@ -404,9 +437,15 @@ def register(bp, render_unit_page) -> None:
                     if not re.fullmatch(r"\d{1,3}", age):
                         raise Invalid(_("Age must be a whole number of years."))
                     attributes["age_years"] = int(age)
-                for name in ("diagnosis", "ward"):
-                    if (form.get(name) or "").strip():
-                        attributes[name] = form.get(name).strip()
+                if (form.get("diagnosis") or "").strip():
+                    attributes["diagnosis"] = form.get("diagnosis").strip()
+                ward = (form.get("ward") or "").strip()
+                if ward:
+                    if ward not in {w.code for w in wards}:
+                        raise Invalid(_("Ward: %(ward)s is not a ward of this site.", ward=ward))
+                    if not in_ward_scope(ward_scope(s, current_user.row, site_id), ward):
+                        raise Invalid(_("Ward: you are not on ward %(ward)s.", ward=ward))
+                    attributes[WARD_ATTRIBUTE] = ward
                 unit = register_unit(
                     session=s,
                     registry=registry,
@@ -431,6 +470,7 @@ def register(bp, render_unit_page) -> None:
                 "records/new_unit.html",
                 checklists=checklists,
                 profiles=profiles,
+                wards=wards,
                 form=form,
                 error=error,
                 lang=checklist_text_key(),

@@ -15,9 +15,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from qms.checklists.language.model import in_language
 from qms.core.errors import Invalid
-from qms.core.i18n import _
+from qms.core.i18n import _, checklist_text_key
 from qms.identifiers import IdentifierError, expect
+from qms.identifiers.messages import worded
 
 # Checklist identifier schemes and the identifier kinds they accept.
 SCHEME_KINDS = {"din": "isbt128_din", "coi": "isbt128_coi", "gs1": "gs1"}
@@ -27,6 +29,25 @@ NO = frozenset({"no", "n", "false", "0", "off", "否"})
 
 class FieldValueError(ValueError):
     pass
+
+
+def said(problem) -> str:
+    """A label's problem (`qms.identifiers.messages.Said`) in the reader's language."""
+    return worded(problem, _)
+
+
+def step_title(step_def) -> str:
+    """A step as a message names it: its checklist title in the reader's language."""
+    return in_language(step_def.title, checklist_text_key()) if step_def.title else step_def.id
+
+
+def field_label(step_def, name: str) -> str:
+    """A field as a message names it: its checklist label in the reader's language (never
+    its id; a field without a label is named from its id in words)."""
+    fdef = step_def.fields.get(name)
+    if fdef is not None and fdef.label:
+        return in_language(fdef.label, checklist_text_key())
+    return name.replace("_", " ")
 
 
 def parse_field_values(
@@ -41,18 +62,13 @@ def parse_field_values(
             parsed[name] = _parse(field, value, equipment_exists)
         except FieldValueError as exc:
             problems.append(
-                _(
-                    "%(label)s (%(field)s) %(problem)s",
-                    label=field.label or name,
-                    field=name,
-                    problem=exc,
-                )
+                _("%(label)s %(problem)s", label=field_label(step_def, name), problem=exc)
             )
     if problems:
         raise Invalid(
             _(
                 "%(title)s: %(problems)s. Nothing was recorded.",
-                title=step_def.title,
+                title=step_title(step_def),
                 problems=_("; ").join(problems),
             )
         )
@@ -85,7 +101,7 @@ def _parse(field, value: Any, equipment_exists: Callable[[str], bool]) -> Any:
         try:
             return expect(text, wanted).normalised
         except IdentifierError as exc:
-            raise FieldValueError(_("is not valid: %(problem)s", problem=exc)) from None
+            raise FieldValueError(_("is not valid: %(problem)s", problem=said(exc.said))) from None
     if kind == "equipment":
         if not equipment_exists(text):
             raise FieldValueError(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from flask import has_request_context
 from sqlmodel import Session
 
 from qms.accounts.access import is_member, require, require_visible, role_name, role_names
@@ -25,7 +26,7 @@ from qms.core.canonical import CanonicalError, normalise
 from qms.core.clock import CLOCK_SKEW, local
 from qms.core.errors import Conflict, Denied, FindingsNeedReason, Invalid, SignatureError
 from qms.core.i18n import _, _l, checklist_text_key, format_datetime, ngettext
-from qms.records.fields import parse_field_values
+from qms.records.fields import field_label, parse_field_values, step_title
 from qms.records.models import IN_PROGRESS, STATUS_LABELS, Unit
 from qms.records.queries import status_of
 from qms.records.signatures import (
@@ -53,9 +54,8 @@ def check_performer(session: Session, user: User, unit: Unit, step_def) -> None:
     if step_def.roles and user.role not in step_def.roles:
         raise Denied(
             _(
-                "%(title)s (%(step)s) is recorded by %(roles)s, not by a %(role)s",
-                title=step_def.title,
-                step=step_def.id,
+                "%(title)s is recorded by %(roles)s, not by a %(role)s",
+                title=step_title(step_def),
                 roles=role_names(step_def.roles),
                 role=role_name(user.role),
             )
@@ -77,7 +77,7 @@ def check_corrector(session: Session, user: User, unit: Unit, step_def) -> None:
                 "a %(role)s may not correct %(title)s: it is corrected by %(roles)s "
                 "or a quality officer",
                 role=role_name(user.role),
-                title=step_def.title,
+                title=step_title(step_def),
                 roles=role_names(step_def.roles),
             )
         )
@@ -101,7 +101,7 @@ def check_witness(session: Session, witness: User, performer: User, unit: Unit, 
         raise SignatureError(
             _(
                 "%(title)s is witnessed by %(roles)s; %(username)s is a %(role)s",
-                title=step_def.title,
+                title=step_title(step_def),
                 roles=role_names(step_def.witness_roles),
                 username=witness.username,
                 role=role_name(witness.role),
@@ -145,10 +145,10 @@ def clean_fields(
     if unknown:
         raise Invalid(
             _(
-                "%(step)s has no field %(unknown)s; fields: %(fields)s",
-                step=step_def.id,
+                "%(title)s has no field %(unknown)s; its fields: %(fields)s",
+                title=step_title(step_def),
                 unknown=_(", ").join(unknown),
-                fields=_(", ").join(step_def.fields) or _("none"),
+                fields=_(", ").join(field_label(step_def, n) for n in step_def.fields) or _("none"),
             )
         )
     if not partial:
@@ -159,15 +159,15 @@ def clean_fields(
                     "%(title)s: %(fields)s is required",
                     "%(title)s: %(fields)s are required",
                     len(missing),
-                    title=step_def.title,
-                    fields=_(", ").join(missing),
+                    title=step_title(step_def),
+                    fields=_(", ").join(field_label(step_def, n) for n in missing),
                 )
             )
     values = parse_field_values(step_def, values, equipment_exists=equipment_exists)
     try:
         return normalise(values)
     except CanonicalError as exc:
-        raise Invalid(f"{step_def.id}: {exc}") from None
+        raise Invalid(f"{step_title(step_def)}: {exc}") from None
 
 
 def check_time(performed_at: datetime, unit: Unit, site_zone: str | None, now: datetime) -> None:
@@ -230,7 +230,14 @@ def require_reason(findings: list[Finding], reason: str | None, checklist=None) 
     if findings and reason is None:
         listed = " ".join(
             f"[{SEVERITY_LABELS.get(f.severity, f.severity)}] "
-            + render(f.code, f.params, checklist=checklist, lang=checklist_text_key(), gettext=_)
+            + render(
+                f.code,
+                f.params,
+                checklist=checklist,
+                lang=checklist_text_key(),
+                gettext=_,
+                refs=not has_request_context(),  # a page shows titles; a command, ids too
+            )
             for f in findings
         )
         raise FindingsNeedReason(
@@ -272,7 +279,7 @@ def require_not_recorded(step_def, unit: Unit, prior: Sequence[StepFacts], site_
             _(
                 "%(title)s is already recorded for unit %(unit)s (%(record)s, %(time)s); "
                 "if that record is wrong, correct it",
-                title=step_def.title,
+                title=step_title(step_def),
                 unit=unit.id,
                 record=done[0].record_id,
                 time=_when(done[0].at, site_zone),

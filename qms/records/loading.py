@@ -42,6 +42,9 @@ class UnitFilter:
     status: str | None = None  # in_progress | complete | cancelled
     checklist: str | None = None  # the product's checklist id
     ward: str | None = None  # a ward code (the unit's `ward` attribute)
+    # Ward staff's scope (`accounts.access.ward_scope`): units of these wards and units on
+    # no ward; None: every unit of the site.
+    wards: frozenset[str] | None = None
 
 
 @dataclass(slots=True)
@@ -184,6 +187,9 @@ def load_units(
         conditions.append(Unit.checklist_id == filter.checklist)
     if filter.ward is not None:
         conditions.append(_ward_of(session) == filter.ward)
+    if filter.wards is not None:
+        ward = _ward_of(session)
+        conditions.append(or_(ward.is_(None), ward.in_(sorted(filter.wards))))
     total = session.exec(
         units.count(with_status=filter.status is not None).where(*conditions)
     ).one()

@@ -20,6 +20,7 @@ from qms.checklists.quantities import format_number, format_quantity
 from qms.core.clock import zone_of
 from qms.core.errors import Invalid
 from qms.core.i18n import _
+from qms.records.fields import field_label, step_title
 
 # The HTML input each checklist field type becomes.
 INPUT_TYPES = {
@@ -207,17 +208,17 @@ def field_values(
         text = (form.get(PREFIX + name) or "").strip()
         if not text:
             if fdef.required:
-                missing.append(str(fdef.label or name))
+                missing.append(field_label(step_def, name))
             continue
         if fdef.type == "datetime":
-            values[name] = parse_local_time(text, zone, str(fdef.label or name)).isoformat()
+            values[name] = parse_local_time(text, zone, field_label(step_def, name)).isoformat()
         else:
             values[name] = text
     if missing and not partial:
         raise Invalid(
             _(
                 "%(title)s: fill in %(fields)s. Nothing was recorded.",
-                title=step_def.title,
+                title=step_title(step_def),
                 fields=_(", ").join(missing),
             )
         )

@@ -19,7 +19,7 @@ from flask_login import current_user
 from sqlmodel import col, select
 
 from qms.accounts import service as accounts
-from qms.accounts.access import is_member
+from qms.accounts.access import is_member, ward_scope
 from qms.accounts.models import Site, User, Ward
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
@@ -59,6 +59,7 @@ def units():
         status=request.args.get("status") or None,
         checklist=request.args.get("product") or None,
         ward=request.args.get("ward") or None,
+        wards=ward_scope(s, current_user.row, site_id),
     )
     if chosen.status is not None and chosen.status not in STATUS_LABELS:
         abort(
@@ -232,6 +233,11 @@ def render_unit_page(
         rows=rows,
         people=people,
         attributes=json.loads(unit.attributes),
+        attribute_labels={
+            "ward": _("Ward"),
+            "diagnosis": _("Diagnosis"),
+            "age_years": _("Patient age (years)"),
+        },
         entry=entry,
         findings=judgement.worst_first(),
         due=judgement.due,

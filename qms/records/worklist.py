@@ -34,10 +34,24 @@ class WorkItem:
     group: str  # for the pharmacy: arriving | storage | release | ward
 
 
-def worklist(session: Session, *, site_id: str, role: str, registry, now: datetime, limit=500):
-    """The open units of the site with what this role may do next, by deadline."""
+def worklist(
+    session: Session,
+    *,
+    site_id: str,
+    role: str,
+    registry,
+    now: datetime,
+    wards: frozenset[str] | None = None,
+    limit=500,
+):
+    """The open units of the site with what this role may do next, by deadline; with
+    `wards` (ward staff's `accounts.access.ward_scope`), only the units of those wards and
+    units on no ward yet."""
     batch = loading.load_units(
-        session, site_id=site_id, filter=UnitFilter(status="in_progress"), per_page=limit
+        session,
+        site_id=site_id,
+        filter=UnitFilter(status="in_progress", wards=wards),
+        per_page=limit,
     )
     judged = batch.judge(registry, now=now)
     items: list[WorkItem] = []

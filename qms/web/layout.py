@@ -59,6 +59,7 @@ def finding_text(finding: Any, checklist: Any = None) -> str:
         checklist=checklist,
         lang=checklist_text_key(),
         gettext=flask_babel.gettext,
+        refs=False,  # people read the checklist's titles and labels, never its ids
     )
 
 

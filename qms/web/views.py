@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, session
 from flask_login import current_user
 
-from qms.accounts.access import is_member
+from qms.accounts.access import is_member, ward_scope
 from qms.accounts.models import Site
 from qms.accounts.permissions import public, signed_in_required
 from qms.accounts.roles import Permission, Role, permission_label, permissions_of
@@ -32,7 +32,12 @@ def home():
     if site is not None and is_member(s, current_user.row, site_id):
         if Permission.LOG_STEPS in granted or Permission.AUDIT in granted:
             items = worklist(
-                s, site_id=site_id, role=role.value, registry=get_registry(), now=utcnow()
+                s,
+                site_id=site_id,
+                role=role.value,
+                registry=get_registry(),
+                now=utcnow(),
+                wards=ward_scope(s, current_user.row, site_id),
             )
     return render_template(
         "home.html",

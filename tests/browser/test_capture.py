@@ -87,6 +87,7 @@ def register(page, url, unit_id, coi=COI):
     page.fill("#patient_ref", "P-0100")
     page.select_option("#profile", "cn")
     page.fill("#age_years", "34")
+    page.select_option("#ward", "CTU")  # the demonstration ward staff's ward
     with page.expect_navigation():
         page.get_by_role("button", name="Register").click()
     assert page.locator(".flash").inner_text() == f"Unit {unit_id} registered."

@@ -139,7 +139,7 @@ def test_unknown_or_missing_fields_are_refused(make_user, make_unit, log):
     unit = make_unit(by=nurse)
     with pytest.raises(Invalid, match="has no field colour"):
         log(unit, "thaw_end", by=nurse, fields={"temperature_c": 20, "colour": "red"})
-    with pytest.raises(Invalid, match="temperature_c is required"):
+    with pytest.raises(Invalid, match="temperature c is required"):  # its label, never its id
         log(unit, "thaw_end", by=nurse, fields={})
     with pytest.raises(Invalid, match="no step 'thaw'"):
         log(unit, "thaw", by=nurse, fields={})

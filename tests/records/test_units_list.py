@@ -267,8 +267,12 @@ def test_open_units_come_first_then_the_most_recently_active(
 
 
 def test_each_filter(client, login, people, fill, make_unit, session):
-    accounts.create_ward(session=session, site_id="SH-01", code="HEM", name="Haematology ward")
-    accounts.create_ward(session=session, site_id="SH-01", code="CTU", name="Cell therapy unit")
+    for code, name in (("HEM", "Haematology ward"), ("CTU", "Cell therapy unit")):
+        ward = accounts.create_ward(session=session, site_id="SH-01", code=code, name=name)
+        session.flush()
+        # The nurse is on both wards: a nurse sees only her wards' units (and those on none).
+        accounts.grant_ward(session=session, actor=accounts.Actor.system("test"),
+                            user=people["nurse"], ward_id=ward.id, reason="test")  # fmt: skip
     units = fill(3)
     in_ward = make_unit(by=people["nurse"], unit_id="W-1", attributes={"ward": "HEM"})
     login(people["nurse"])

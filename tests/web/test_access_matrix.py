@@ -9,6 +9,9 @@ The expectation of each route derives from the access its view declares
 - a role with it, objects of its own site: answered (a GET: 2xx or a redirect; a POST with
   an empty form may refuse the form, but never as the role's refusal, never 404);
 - a role with it, another site's object: exactly what a missing object gets;
+- ward staff (nurses, physicians: `accounts.access.WARD_ROLES`), an object of their own
+  site on another ward (a unit, its record): exactly what a missing object gets; every
+  other role with the permission gets it as an object of its own site (never 404);
 - never a 500.
 
 A route joins the matrix by declaring its access; each URL parameter needs examples in
@@ -29,6 +32,7 @@ from sqlmodel import select
 from werkzeug.routing.converters import AnyConverter
 
 from qms.accounts import service as accounts
+from qms.accounts.access import WARD_ROLES
 from qms.accounts.models import User
 from qms.accounts.permissions import access_of
 from qms.accounts.roles import Role, permissions_of
@@ -47,6 +51,9 @@ from qms.web.app import runtime_of
 from tests.reports.conftest import registered_dossier
 
 OWN, OTHER = "SH-01", "BJ-02"
+# The matrix's ward staff are on WARD-A, where the own site's unit is; WARD-B's unit is
+# another ward's (ward codes no answer may name to them).
+WARD, OTHER_WARD = "WARD-A", "WARD-B"
 ROLES = [role.value for role in Role]
 PASSWORD = "correct-horse-battery"
 CHECKLISTS = Path(__file__).parent.parent / "records" / "checklists"
@@ -61,14 +68,16 @@ ROLE_REFUSAL = "Your role may not do this"
 @dataclass(frozen=True)
 class Example:
     """Values of a URL parameter: an object of the user's own site, of another site, and
-    one that does not exist. `other=None`: the parameter names no site's object."""
+    one that does not exist. `other=None`: the parameter names no site's object.
+    `other_ward`: an object of the own site on another ward than the ward staff's."""
 
     own: object
     other: object | None = None
     missing: object | None = None
+    other_ward: object | None = None
 
 
-def _unit(session, registry, by, unit_id, site, *, now):
+def _unit(session, registry, by, unit_id, site, *, now, ward=None):
     unit = records.register_unit(
         session=session,
         registry=registry,
@@ -78,6 +87,7 @@ def _unit(session, registry, by, unit_id, site, *, now):
         site_id=site,
         patient_ref="P-0042",
         coi_id="CHG123426ABC123",
+        attributes={"ward": ward} if ward else None,
         now=now - timedelta(hours=3),
     )
     session.flush()
@@ -117,7 +127,7 @@ def _late_infusion(session, registry, unit, nurse, witness, now) -> str:
     return identity.record.id
 
 
-def _site_objects(app, session, registry, site, tag, now) -> dict[str, object]:
+def _site_objects(app, session, registry, site, tag, now, ward=None) -> dict[str, object]:
     """One site's objects of every kind a URL names (made through the services)."""
     settings = app.extensions["qms_settings"]
     users = {
@@ -134,7 +144,7 @@ def _site_objects(app, session, registry, site, tag, now) -> dict[str, object]:
     }
     session.flush()
     nurse, officer = users["nurse"], users["quality_officer"]
-    unit = _unit(session, registry, nurse, f"U-{tag.upper()}-1", site, now=now)
+    unit = _unit(session, registry, nurse, f"U-{tag.upper()}-1", site, now=now, ward=ward)
     record_id = _late_infusion(session, registry, unit, nurse, users["physician"], now)
     day = now.date()
     run = audits.run_audit(
@@ -237,9 +247,23 @@ def examples(app, session, make_user, make_site) -> dict[str, Example]:
     make_site(OWN)
     make_site(OTHER, name="Test Hospital, Beijing")
     now = datetime.now(UTC)
-    own = _site_objects(app, session, registry, OWN, "own", now)
+    own = _site_objects(app, session, registry, OWN, "own", now, ward=WARD)
     other = _site_objects(app, session, registry, OTHER, "other", now)
     nurse_own = session.exec(select(User).where(User.username == "own.nurse")).one()
+    other_ward = _unit(session, registry, nurse_own, "U-OWN-2", OWN, now=now, ward=OTHER_WARD)
+    thaw = records.log_step(
+        session=session,
+        registry=registry,
+        unit_id=other_ward.id,
+        step="thaw_end",
+        performed_at=now - timedelta(hours=2),
+        fields={"temperature_c": 20},
+        by=nurse_own,
+        credential=PasswordEntry(PASSWORD),
+        reason="thawed before the identity check was recorded",
+        freshness_minutes=5,
+        now=now - timedelta(hours=2),
+    )
     nurse_other = session.exec(select(User).where(User.username == "other.nurse")).one()
     session.commit()
     missing = {
@@ -255,6 +279,10 @@ def examples(app, session, make_user, make_site) -> dict[str, Example]:
     return {
         "user_id": Example(nurse_own.id, nurse_other.id, 987654),
         **{name: Example(own[name], other[name], missing[name]) for name in missing},
+        "unit_id": Example(own["unit_id"], other["unit_id"], missing["unit_id"], other_ward.id),
+        "record_id": Example(
+            own["record_id"], other["record_id"], missing["record_id"], thaw.record.id
+        ),
         # Parameters inside an object named by another parameter (its site decides).
         "index": Example(0),  # a run's first finding
         "number": Example("1"),  # a CAPA's first action
@@ -264,8 +292,22 @@ def examples(app, session, make_user, make_site) -> dict[str, Example]:
 
 
 @pytest.fixture
-def people(make_user, session) -> dict[str, object]:
+def people(make_user, make_site, session) -> dict[str, object]:
     made = {role: make_user(role, username=f"matrix.{role}", sites=(OWN,)) for role in ROLES}
+    make_site(OWN)
+    wards = {
+        code: accounts.create_ward(session=session, site_id=OWN, code=code, name=code)
+        for code in (WARD, OTHER_WARD)
+    }
+    session.flush()
+    for role in WARD_ROLES:
+        accounts.grant_ward(
+            session=session,
+            actor=Actor.system("test"),
+            user=made[role],
+            ward_id=wards[WARD].id,
+            reason="the matrix's ward",
+        )
     session.commit()
     return made
 
@@ -319,13 +361,18 @@ def test_every_route_is_in_the_matrix(app, examples):
 
 
 def _values(case: Case, examples, which: str) -> dict | None:
-    """URL values for `which` (own | other | missing); None if no parameter names a site's object."""
+    """URL values for `which` (own | other | missing | other_ward); None if no parameter
+    names a site's object (another ward's, for other_ward)."""
     values, scoped = {}, False
     for name, converter in case.values.items():
         if isinstance(converter, AnyConverter):
             values[name] = sorted(converter.items)[0]
             continue
         example = examples[name]
+        if which == "other_ward":
+            values[name] = example.other_ward or example.own
+            scoped = scoped or example.other_ward is not None
+            continue
         if example.other is None or which == "own":
             values[name] = example.own
         else:
@@ -355,7 +402,7 @@ def test_access_matrix(app, client, examples, people, role):
     wrong = []
     for case in cases:
         answers, asked = {}, {}
-        for which in ("own", "other", "missing"):
+        for which in ("own", "other", "missing", "other_ward"):
             values = _values(case, examples, which)
             if values is None:
                 continue
@@ -382,7 +429,7 @@ def test_access_matrix(app, client, examples, people, role):
                 continue
             if ROLE_REFUSAL.encode() in body:
                 wrong.append(f"{where}: refused for the role, which holds the permission")
-            if which == "own":
+            if which == "own" or (which == "other_ward" and role not in WARD_ROLES):
                 if response.status_code == 404:
                     wrong.append(f"{where}: 404 for an object of the user's own site")
                 if case.method == "GET" and response.status_code >= 400:
@@ -405,6 +452,19 @@ def test_access_matrix(app, client, examples, people, role):
                 shown = shown.replace(str(value).encode(), b"")
             if OTHER.encode() in shown:
                 wrong.append(f"{where}: the answer names the other site {OTHER}")
+        if allowed_role and role in WARD_ROLES and "other_ward" in answers:
+            other, missing = answers["other_ward"], answers["missing"]
+            where = f"{role} {case.method} {case.rule}"
+            if other.status_code != missing.status_code:
+                wrong.append(
+                    f"{where}: another ward's object answers {other.status_code}, "
+                    f"a missing one {missing.status_code}"
+                )
+            shown = other.get_data()
+            for value in asked["other_ward"].values():
+                shown = shown.replace(str(value).encode(), b"")
+            if OTHER_WARD.encode() in shown:
+                wrong.append(f"{where}: the answer names the other ward {OTHER_WARD}")
     assert not wrong, "\n".join(wrong)
 
 

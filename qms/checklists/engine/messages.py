@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -415,13 +416,47 @@ def _in_language(text: Any, lang: str) -> str:
     return get(lang) if callable(get) else str(text)
 
 
-class _Renderer:
-    __slots__ = ("checklist", "lang", "gettext")
+# Step and field ids, marked while a message is made for a reader who is not shown them
+# (`refs=False`): "Title (id)" loses its "(id)", a bare id becomes its title or label.
+_REF = "\x00"
+_REF_IN_BRACKETS = re.compile(" ?[(（]\x00[^\x00]*\x00[)）]")
+_REF_BARE = re.compile("\x00([^\x00]*)\x00")
+STEP_PARAMS = frozenset({"step", "start", "end", "earlier", "later", "before"})
+FIELD_PARAMS = frozenset({"field", "other", "missing"})
 
-    def __init__(self, checklist: Any, lang: str, gettext: Callable[[str], str] | None):
+
+class _Renderer:
+    __slots__ = ("checklist", "lang", "gettext", "refs")
+
+    def __init__(
+        self, checklist: Any, lang: str, gettext: Callable[[str], str] | None, refs: bool = True
+    ):
         self.checklist = checklist
         self.lang = lang
         self.gettext = gettext or _identity
+        self.refs = refs
+
+    def unref(self, text: str) -> str:
+        """The message without the ids marked in it (`refs=False`)."""
+        if _REF not in text:
+            return text
+        return _REF_BARE.sub(lambda m: self.named(m[1]), _REF_IN_BRACKETS.sub("", text))
+
+    def named(self, ref: str) -> str:
+        """A step id as its title, a field reference (step.field) as its label."""
+        step, dot, name = ref.partition(".")
+        if not dot:
+            return self.step_title(ref)
+        steps = getattr(self.checklist, "steps", None)
+        fdef = steps[step].fields.get(name) if steps is not None and step in steps else None
+        return _in_language(fdef.label, self.lang) if fdef is not None else name.replace("_", " ")
+
+    def marked(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return _REF + value + _REF
+        if isinstance(value, list | tuple):
+            return ", ".join(_REF + str(v) + _REF for v in value)
+        return value
 
     def show(self, value: Any, unit: str | None = None) -> str:
         if value is True:
@@ -442,6 +477,8 @@ class _Renderer:
         step, _, name = ref.partition(".")
         label = name.replace("_", " ")
         steps = getattr(self.checklist, "steps", None)
+        if not self.refs:
+            ref = self.marked(ref)
         if step == "unit":
             return self.gettext(_UNIT_WHERE) % {"label": label, "ref": ref}
         title = step
@@ -482,7 +519,7 @@ class _Renderer:
         code = part.get("code")
         if code not in PARTS:
             return self.gettext(_FALLBACK) % {"code": code, "params": _plain(part)}
-        return self.gettext(PARTS[code][1]) % _Values(self, part)
+        return self.unref(self.gettext(PARTS[code][1]) % _Values(self, part))
 
     def message(self, code: str, params: Mapping[str, Any]) -> str:
         entry = MESSAGES.get(code)
@@ -492,7 +529,7 @@ class _Renderer:
         variants = entry[2]
         choose = _VARIANTS.get(code)
         template = variants[choose(params) if choose is not None else ""]
-        return (self.gettext(template) % _Values(self, params)).strip()
+        return self.unref(self.gettext(template) % _Values(self, params)).strip()
 
 
 _SUFFIXES = ("_title", "_where", "_shown", "_repr", "_number")
@@ -515,6 +552,8 @@ class _Values:
                 return "; ".join(self.renderer.part(p) for p in value)
             if name in NESTED:
                 return self.renderer.message(value["code"], value["params"])
+            if not self.renderer.refs and (name in STEP_PARAMS or name in FIELD_PARAMS):
+                return self.renderer.marked(value)
             if isinstance(value, list | tuple):
                 return ", ".join(str(v) for v in value)
             return "" if value is None else value
@@ -537,14 +576,17 @@ def render(
     checklist: Any = None,
     lang: str = "en",
     gettext: Callable[[str], str] | None = None,
+    refs: bool = True,
 ) -> str:
     """The words of a finding: its code's template, translated by `gettext`, filled in.
 
     With a checklist, step and field ids are shown as its titles and labels and the
     rule's own words are added, in `lang`; without one, the ids are shown as they are.
-    A missing parameter is a KeyError: every producer of a code supplies its params.
+    `refs=False` (pages: people read titles and labels, never ids) leaves out the ids
+    shown beside a title ("Thaw completed (thaw_end)") and shows a bare one as its title
+    or label. A missing parameter is a KeyError: every producer of a code supplies its params.
     """
-    return _Renderer(checklist, lang, gettext).message(code, params)
+    return _Renderer(checklist, lang, gettext, refs).message(code, params)
 
 
 def render_parts(
