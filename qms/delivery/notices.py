@@ -61,7 +61,7 @@ def mail_alert(session: Session, alert, *, mail_domain: str = "qms.invalid") -> 
 
 def notice_states(session: Session, notices: list[NoticeMail]):
     """Each notice's state (delivered, failed, waiting) from its attempts."""
-    from qms.delivery.service import state_of
+    from qms.delivery.retries import state_of
 
     ids = [n.id for n in notices]
     attempts: dict[str, list[NoticeAttempt]] = {i: [] for i in ids}
@@ -77,7 +77,7 @@ def deliver_notices(database: Database, settings: Settings, now: datetime, confi
     """Send every notice mail whose attempt is due by `now` (the caller holds the outbox
     lock); one line per attempt."""
     from qms.delivery import mail
-    from qms.delivery.service import WAITING
+    from qms.delivery.retries import WAITING
 
     with database.transaction(write=False) as session:
         due = [
@@ -127,7 +127,7 @@ def compose(database: Database, notice: NoticeMail, config):
     from qms.core.i18n import _
     from qms.delivery import mail
     from qms.reports.language import in_language
-    from qms.scheduling.alerts import alert_text
+    from qms.scheduling.alert_texts import alert_text
     from qms.scheduling.models import Alert
 
     with database.transaction(write=False) as session:

@@ -24,7 +24,7 @@ import signal
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlmodel import Session, select
 
@@ -34,60 +34,31 @@ from qms.db import Database
 from qms.delivery.models import (
     ACCEPTED,
     EMAIL,
-    PERMANENT,
     PORTAL,
     TEMPORARY,
     Delivery,
     DeliveryAttempt,
     PortalOpen,
 )
+from qms.delivery.retries import (  # noqa: F401 - named here too
+    DELIVERED,
+    FAILED,
+    RETRY_BASE,
+    RETRY_CAP,
+    RETRY_WINDOW,
+    WAITING,
+    DeliveryState,
+    retry_delay,
+    state_of,
+)
 
-RETRY_BASE = timedelta(minutes=1)
-RETRY_CAP = timedelta(hours=4)
-RETRY_WINDOW = timedelta(hours=24)
 DELIVERY_LOCK_KEY = 7_347_004
-
-DELIVERED = "delivered"
-FAILED = "failed"
-WAITING = "waiting"
 
 
 def crash_point(name: str) -> None:
     """Let the crash tests kill this process at a named point (only when they ask)."""
     if os.environ.get("QMS_DELIVERY_CRASH_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def retry_delay(attempts_made: int) -> timedelta:
-    """How long after the n-th failed attempt the next one is made."""
-    return min(RETRY_BASE * (2 ** max(attempts_made - 1, 0)), RETRY_CAP)
-
-
-@dataclass(frozen=True)
-class DeliveryState:
-    delivery: Delivery
-    attempts: tuple[DeliveryAttempt, ...]
-    status: str  # delivered | failed | waiting
-    next_at: datetime | None  # when the next attempt is due (waiting only)
-
-    @property
-    def last(self) -> DeliveryAttempt | None:
-        return self.attempts[-1] if self.attempts else None
-
-
-def state_of(delivery: Delivery, attempts: Iterable[DeliveryAttempt]) -> DeliveryState:
-    """A delivery's state, from its attempts alone (pure)."""
-    tried = tuple(sorted(attempts, key=lambda a: a.number))
-    if any(a.outcome == ACCEPTED for a in tried):
-        return DeliveryState(delivery, tried, DELIVERED, None)
-    if any(a.outcome == PERMANENT for a in tried):
-        return DeliveryState(delivery, tried, FAILED, None)
-    if not tried:
-        return DeliveryState(delivery, tried, WAITING, delivery.created_at)
-    following = tried[-1].at + retry_delay(len(tried))
-    if following > tried[0].at + RETRY_WINDOW:
-        return DeliveryState(delivery, tried, FAILED, None)
-    return DeliveryState(delivery, tried, WAITING, following)
 
 
 def states(session: Session, deliveries: list[Delivery]) -> list[DeliveryState]:
