@@ -50,10 +50,6 @@ def _entry_order(step: StepFacts) -> tuple:
     )
 
 
-def _sort_key(rec: StepFacts) -> tuple:
-    return (rec.at, rec.step, rec.record_id or "", rec.by or "", rec.witness or "")
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STEP = attrgetter("step")
 
@@ -84,23 +80,21 @@ def _index_timed(
     when = dict(zip(map(id, records), keys, strict=True))
     n = len(records)
     if len(set(keys)) == n:
-        records = list(map(records.__getitem__, sorted(range(n), key=keys.__getitem__)))
+        order = sorted(range(n), key=keys.__getitem__)
     else:
         # Records at the same moment are ordered by content, so that input order never
         # changes a finding (by their distances again: the same order as their times).
-        def content(rec: StepFacts) -> tuple:
-            return (when[id(rec)], *_sort_key(rec)[1:])
-
-        records.sort(key=content)
-        ordered = list(map(content, records))
-        if len(set(ordered)) != n:
+        full = [
+            (key, rec.step, rec.record_id or "", rec.by or "", rec.witness or "")
+            for key, rec in zip(keys, records, strict=True)
+        ]
+        if len(set(full)) == n:
+            order = sorted(range(n), key=full.__getitem__)
+        else:
             # Identical but for their fields: break the rare remaining ties by content.
-            records.sort(
-                key=lambda r: (
-                    content(r),
-                    json.dumps(dict(r.fields), sort_keys=True, default=str),
-                )
-            )
+            fields = [json.dumps(dict(r.fields), sort_keys=True, default=str) for r in records]
+            order = sorted(range(n), key=lambda i: (full[i], fields[i]))
+    records = list(map(records.__getitem__, order))
     by_step: dict[str, list[StepFacts]] = {}
     for step, rec in zip(map(_STEP, records), records, strict=True):
         bucket = by_step.get(step)
