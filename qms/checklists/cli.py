@@ -45,6 +45,58 @@ def lint_command(path: Path | None) -> None:
     )
 
 
+@checklist_group.command("list")
+@click.option(
+    "--checklists",
+    "checklists_dir",
+    type=click.Path(path_type=Path),
+    help="Folder of checklists (default: the shipped ones).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def list_command(checklists_dir: Path | None, fmt: str) -> None:
+    """List every checklist version that can judge units: the current one (new units are
+    registered under it) and the archived ones (units registered under them keep them)."""
+    registry = _registry(checklists_dir, None)
+    rows = []
+    for newest in registry:
+        for version in reversed(registry.versions(newest.id)):
+            checklist = registry.get(newest.id, version)
+            rows.append(
+                {
+                    "checklist": checklist.id,
+                    "version": version,
+                    "status": "current" if version == newest.version else "archived",
+                    "rules_digest": checklist.rules_digest,
+                    "digest": checklist.digest,
+                    "path": _shown_path(checklist.path),
+                    "title": str(checklist.title),
+                }
+            )
+    if fmt == "json":
+        click.echo(json.dumps({"checklists": rows}, ensure_ascii=False, indent=2))
+        return
+    width = max((len(r["checklist"]) for r in rows), default=0)
+    for r in rows:
+        click.echo(
+            f"{r['checklist']:<{width}}  {r['version']:<8}  {r['status']:<8}  "
+            f"rules {r['rules_digest'][:12]}  {r['path']}"
+        )
+
+
+def _shown_path(path: Path | None) -> str:
+    """A shipped checklist's path from the project folder (checklists/...), else as given."""
+    if path is None:
+        return ""
+    from qms.paths import CHECKLISTS_DIR
+
+    try:
+        return str(Path(path).resolve().relative_to(CHECKLISTS_DIR.resolve().parent))
+    except ValueError:
+        return str(path)
+
+
 @checklist_group.command("show")
 @click.argument("checklist_id")
 @click.option(

@@ -36,9 +36,14 @@ def test_first_start_activates_every_version_and_a_restart_adds_nothing(session)
     registry = Registry.from_directory()
     assert record_active_checklists(session=session, registry=registry, started_by="test") == []
     first = _entries(session)
-    assert len(first) == len(list(registry)) and {e.action for e in first} == {"activate"}
-    kymriah = next(e for e in first if e.entity_id == "kymriah 2026.1")
+    # Every version loaded, the archived ones too (units registered under them remain).
+    versions = sum(len(registry.versions(c.id)) for c in registry)
+    assert versions > len(list(registry))
+    assert len(first) == versions and {e.action for e in first} == {"activate"}
+    kymriah = next(e for e in first if e.entity_id == "kymriah 2026.2")
     assert json.loads(kymriah.new_value)["parameters"]["thaw_to_infusion"] == "30m"
+    archived = next(e for e in first if e.entity_id == "kymriah 2026.1")
+    assert json.loads(archived.new_value)["source"].endswith("archive/kymriah-2026.1.yaml")
     record_active_checklists(session=session, registry=registry, started_by="test")
     assert len(_entries(session)) == len(first)
 
@@ -82,7 +87,7 @@ def test_a_checklist_no_longer_loaded_is_retired(session, tmp_path):
         session=session, registry=Registry.from_directory(root), started_by="t"
     )
     retired = _entries(session)[-1]
-    assert (retired.entity_id, retired.action) == ("abecma 2026.1", "retire")
+    assert (retired.entity_id, retired.action) == ("abecma 2026.2", "retire")
 
 
 def test_text_changed_under_the_same_version_is_recorded_without_a_warning(session, tmp_path):

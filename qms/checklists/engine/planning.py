@@ -40,6 +40,19 @@ class _Runs(NamedTuple):
     # rule whose turns all have the earlier step's last record no later than the later
     # step's first record finds nothing (engine/order.py), and is not called.
     turns: tuple[tuple[int, str | None, str], ...]
+    # The checks run when the order rules at these positions find something (the others
+    # are passed): a unit's set of out-of-order rules recurs, so each is chosen once.
+    with_order: dict[frozenset[int], tuple[_Check, ...]]
+
+    def with_order_rules(self, dirty: frozenset[int]) -> tuple[_Check, ...]:
+        checks = self.with_order.get(dirty)
+        if checks is None:
+            if len(self.with_order) > 64:
+                self.with_order.clear()
+            skip = self.order_positions - dirty
+            checks = tuple(c for i, c in enumerate(self.checks) if i not in skip)
+            self.with_order[dirty] = checks
+        return checks
 
 
 class _Plan:
@@ -197,6 +210,7 @@ class _Plan:
             tuple(check for check, seq in chosen if seq is None),
             frozenset(position for position, (_, seq) in enumerate(chosen) if seq is not None),
             tuple(turns),
+            {},
         )
 
     def _order_graph(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 
 from qms.checklists.engine.planning import _Plan
 from qms.checklists.facts import StepFacts, UnitFacts
@@ -18,6 +19,11 @@ def effective_records(steps: Iterable[StepFacts]) -> list[StepFacts]:
     number, is what counts, whatever order the records are given in.
     """
     steps = list(steps)
+    for step in steps:
+        if step.corrects is not None:
+            break
+    else:
+        return steps  # the usual case: nothing corrects anything
     latest: dict[str, StepFacts] = {}
     for step in steps:
         if step.corrects is None:
@@ -25,8 +31,6 @@ def effective_records(steps: Iterable[StepFacts]) -> list[StepFacts]:
         kept = latest.get(step.corrects)
         if kept is None or _entry_order(step) > _entry_order(kept):
             latest[step.corrects] = step
-    if not latest:
-        return steps
     originals = [s for s in steps if s.corrects is None]
     present = {s.record_id for s in originals}
     # A correction whose original is not in the input still counts (a partial extract).
@@ -46,72 +50,74 @@ def _entry_order(step: StepFacts) -> tuple:
     )
 
 
-def _sort_key(rec: StepFacts) -> tuple:
-    return (rec.at, rec.step, rec.record_id or "", rec.by or "", rec.witness or "")
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_STEP = attrgetter("step")
 
 
 def _index(
     plan: _Plan, unit: UnitFacts, steps: Sequence[StepFacts]
 ) -> tuple[list[StepFacts], dict[str, list[StepFacts]]]:
-    records, by_step, _ = _index_timed(plan, unit, steps)
+    records, by_step, _, _ = _index_timed(plan, unit, steps)
     return records, by_step
 
 
 def _index_timed(
     plan: _Plan, unit: UnitFacts, steps: Sequence[StepFacts]
-) -> tuple[list[StepFacts], dict[str, list[StepFacts]], dict[int, timedelta]]:
-    """The records in time order, by step, and each one's time as a distance from one UTC
-    instant (by id()): what the checks compare, cheaply (see below)."""
+) -> tuple[list[StepFacts], dict[str, list[StepFacts]], dict[int, timedelta], frozenset[str]]:
+    """The records in time order, by step, each one's time as a distance from one UTC
+    instant (by id()): what the checks compare, cheaply (see below), and the steps
+    recorded."""
     records = effective_records(steps)
     known = plan.step_ids
     unit_id = unit.id
     for rec in records:
         if rec.unit != unit_id or rec.step not in known or rec.at.tzinfo is None:
-            if rec.unit != unit_id:
-                raise ValueError(
-                    f"record of step {rec.step!r} belongs to unit {rec.unit!r}, not {unit_id!r}"
-                )
-            if rec.step not in known:
-                raise ValueError(
-                    f"step {rec.step!r} is not part of checklist {plan.checklist.id!r} version {plan.checklist.version}"
-                )
-            raise ValueError(f"record of step {rec.step!r} has a time without a UTC offset")
+            _refuse(plan, unit, records)
     # By time alone first, as distances from one UTC instant: comparing two aware times
     # with different offset objects asks each for its offset, every comparison (what made
     # the sort the dearest part of the index); a difference is worked out once per record.
-    # Records at the same moment are then ordered by content, so that input order never
-    # changes a finding.
     keys = [rec.at - _EPOCH for rec in records]
-    order = sorted(range(len(records)), key=keys.__getitem__)
-    when = {id(rec): key for rec, key in zip(records, keys, strict=True)}
-    records = [records[i] for i in order]
+    when = dict(zip(map(id, records), keys, strict=True))
+    n = len(records)
+    if len(set(keys)) == n:
+        order = sorted(range(n), key=keys.__getitem__)
+    else:
+        # Records at the same moment are ordered by content, so that input order never
+        # changes a finding (by their distances again: the same order as their times).
+        full = [
+            (key, rec.step, rec.record_id or "", rec.by or "", rec.witness or "")
+            for key, rec in zip(keys, records, strict=True)
+        ]
+        if len(set(full)) == n:
+            order = sorted(range(n), key=full.__getitem__)
+        else:
+            # Identical but for their fields: break the rare remaining ties by content.
+            fields = [json.dumps(dict(r.fields), sort_keys=True, default=str) for r in records]
+            order = sorted(range(n), key=lambda i: (full[i], fields[i]))
+    records = list(map(records.__getitem__, order))
     by_step: dict[str, list[StepFacts]] = {}
-    previous = None
-    tied = False
-    for i, rec in zip(order, records, strict=True):
-        key = keys[i]
-        if key == previous:
-            tied = True
-        previous = key
-        bucket = by_step.get(rec.step)
+    for step, rec in zip(map(_STEP, records), records, strict=True):
+        bucket = by_step.get(step)
         if bucket is None:
-            by_step[rec.step] = [rec]
+            by_step[step] = [rec]
         else:
             bucket.append(rec)
-    if tied:
-        records.sort(key=_sort_key)
-        if any(_sort_key(a) == _sort_key(b) for a, b in zip(records, records[1:], strict=False)):
-            # Identical but for their fields: break the rare remaining ties by content.
-            records.sort(
-                key=lambda r: (
-                    _sort_key(r),
-                    json.dumps(dict(r.fields), sort_keys=True, default=str),
-                )
+    return records, by_step, when, frozenset(by_step)
+
+
+def _refuse(plan: _Plan, unit: UnitFacts, records: Sequence[StepFacts]) -> None:
+    """Raise for the first record that cannot be judged with this unit and checklist."""
+    known = plan.step_ids
+    for rec in records:
+        if rec.unit != unit.id:
+            raise ValueError(
+                f"record of step {rec.step!r} belongs to unit {rec.unit!r}, not {unit.id!r}"
             )
-        by_step = {}
-        for rec in records:
-            by_step.setdefault(rec.step, []).append(rec)
-    return records, by_step, when
+        if rec.step not in known:
+            raise ValueError(
+                f"step {rec.step!r} is not part of checklist {plan.checklist.id!r} version {plan.checklist.version}"
+            )
+        if rec.at.tzinfo is None:
+            raise ValueError(f"record of step {rec.step!r} has a time without a UTC offset")
+    for rec in records:
+        rec.at - _EPOCH  # noqa: B018 (raises as the subtraction did: not a date-time)

@@ -47,9 +47,8 @@ def evaluate(
         raise ValueError("now must carry a UTC offset")
     name = _profile_name(unit, profile)
     plan = _plan(checklist, name)
-    records, by_step, when = _index_timed(plan, unit, steps)
+    records, by_step, when, recorded = _index_timed(plan, unit, steps)
     done = unit.status == "complete" if complete is None else complete
-    recorded = frozenset(by_step)
     ctx = _Ctx(unit, by_step, records, _reading_index(readings), now, done, name, when, recorded)
     runs = plan.runs(recorded)
     checks = runs.unordered
@@ -63,8 +62,7 @@ def evaluate(
                     dirty = set()
                 dirty.add(position)
         if dirty is not None:
-            skip = runs.order_positions - dirty
-            checks = tuple(c for i, c in enumerate(runs.checks) if i not in skip)
+            checks = runs.with_order_rules(frozenset(dirty))
     for check in checks:
         check(ctx)
     return ctx.out

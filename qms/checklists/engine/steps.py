@@ -90,6 +90,7 @@ def _compile_step_checks(step: StepDef, rules: Mapping[str, Rule], cl: Checklist
             quick[name] = frozenset({str})
     required = tuple(name for name, fdef in fields.items() if fdef.required)
     required_set = frozenset(required)
+    field_count = len(fields)
     repeats = step.repeats
     steps = (sid,)
 
@@ -192,7 +193,11 @@ def _compile_step_checks(step: StepDef, rules: Mapping[str, Rule], cl: Checklist
                     if wrong:
                         others = others or []
                         others.append(wrong)
-            if blank is not None or not required_set <= values.keys():
+            # Every field of the step there and valid (the usual case): none is missing.
+            if blank is not None or (
+                (others is not None or len(values) != field_count)
+                and not values.keys() >= required_set
+            ):
                 for name in required:
                     if name not in values or (blank is not None and name in blank):
                         problems = problems or []

@@ -122,11 +122,16 @@ def _load_tree(
             checklist = load_checklist(path, known_profiles=known)
             if overrides is not None and checklist.id in overrides.parameters:
                 used_overrides.add(checklist.id)
+                values = overrides.parameters[checklist.id]
+                if root.is_dir() and "archive" in path.relative_to(root).parts:
+                    # A site file is written for the current version: an archived one takes
+                    # the values of the parameters it has (a later version may add some).
+                    values = {k: v for k, v in values.items() if k in checklist.parameters}
                 try:
                     checklist = load_checklist(
                         path,
                         known_profiles=known,
-                        overrides=overrides.parameters[checklist.id],
+                        overrides=values,
                         site=overrides.site,
                     )
                 except ChecklistError as exc:
