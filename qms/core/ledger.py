@@ -213,6 +213,7 @@ def declaration_of(model: type) -> RecordType:
 _HEAD = "qms_ledger_head"  # session.info: (seq, hash) while this transaction holds the lock
 _USERNAMES = "qms_ledger_usernames"
 _BATCH = "qms_ledger_batch"
+_LOCKED = "qms_ledger_locked"  # session.info: this transaction has taken the lock
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -222,22 +223,44 @@ def _forget_head(session, transaction) -> None:
     if transaction.parent is None or transaction.nested:
         session.info.pop(_HEAD, None)
         session.info.pop(_USERNAMES, None)
+        session.info.pop(_LOCKED, None)
 
 
 def lock(session: Session) -> None:
     """Serialise ledger appends until the transaction ends (call before reading the head)."""
-    if _HEAD in session.info:
+    if _HEAD in session.info or _LOCKED in session.info:
         return  # this transaction holds the lock already
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY})
-    elif not (
-        connection.get_execution_options().get("qms_write") or connection.in_nested_transaction()
-    ):
+    elif not _sqlite_writer(connection):
         # A deferred SQLite transaction that has read cannot safely become a writer.
         raise RuntimeError(
             "ledger appends on SQLite need a write session (Database.session(write=True))"
         )
+    session.info[_LOCKED] = True
+
+
+def _sqlite_writer(connection) -> bool:
+    return bool(
+        connection.get_execution_options().get("qms_write") or connection.in_nested_transaction()
+    )
+
+
+def holds_lock(session: Session) -> bool:
+    """Whether nothing can be appended by others until this transaction ends: it has taken
+    the lock, or it is a SQLite write transaction (which holds the database's write lock
+    from its BEGIN IMMEDIATE). A check made now stays true until the commit."""
+    if _HEAD in session.info or _LOCKED in session.info:
+        return True
+    connection = session.connection()
+    return connection.dialect.name == "sqlite" and _sqlite_writer(connection)
+
+
+def known_usernames(session: Session, usernames: Mapping[int, str]) -> None:
+    """Usernames the caller has loaded already (the signer's): `write` chains a user id as
+    its username and need not look these up."""
+    session.info.setdefault(_USERNAMES, {}).update(usernames)
 
 
 def head(session: Session) -> tuple[int, str]:
