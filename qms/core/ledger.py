@@ -22,11 +22,14 @@ reads the head once.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from itertools import islice
 from typing import Any
@@ -280,6 +283,25 @@ def seal_of(key: bytes | None, digest: str) -> str | None:
     return hmac.digest(key, digest.encode(), "sha256").hex() if key else None
 
 
+def _sealer(key: bytes | None) -> Callable[[str], str | None]:
+    """`seal_of` under one key, for many entries: the HMAC's inner and outer hashes are
+    keyed once (RFC 2104) and copied for each entry, half the time of `hmac.digest`."""
+    if not key:
+        return lambda digest: None
+    block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def seal(digest: str) -> str:
+        i = inner.copy()
+        i.update(digest.encode())
+        o = outer.copy()
+        o.update(i.digest())
+        return o.hexdigest()
+
+    return seal
+
+
 def append(session: Session, kind: str, ref: str, content: Mapping[str, Any]) -> LedgerEntry:
     """Chain one record's canonical content after the current head; the caller commits."""
     if content.get("type") != kind or str(content.get("id")) != ref:
@@ -486,7 +508,7 @@ def _write_chunks(session, raw, postgres, declaration, items, columns, chunk) ->
     kind = declaration.kinds[0]
     row_columns = (*columns, "ledger_seq")
     seq, previous = head(session)
-    key = session.info.get(SEAL_KEY)
+    seal = _sealer(session.info.get(SEAL_KEY))
     count = 0
     iterator = iter(items)
     while True:
@@ -495,7 +517,7 @@ def _write_chunks(session, raw, postgres, declaration, items, columns, chunk) ->
         for ref, body, values in islice(iterator, chunk):
             seq += 1
             digest = chain_hash(previous, body)
-            entries.append((seq, kind, ref, body, previous, digest, seal_of(key, digest)))
+            entries.append((seq, kind, ref, body, previous, digest, seal(digest)))
             rows.append((*values, seq))
             previous = digest
         if not entries:
@@ -521,9 +543,34 @@ def _insert_sql(table: str, columns: Sequence[str]) -> str:
 
 
 def _copy(cursor, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
+    """COPY the rows in PostgreSQL's text format, written here in one block (psycopg's
+    `write_row` adapts value by value: a third of an import's time on the client)."""
     with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+        copy.write("".join(["\t".join([_copy_text(v) for v in row]) + "\n" for row in rows]))
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any) -> str:
+    """One value in COPY's text format (NULL is \\N; backslash, tab and line ends escaped)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            return value.translate(_COPY_ESCAPES)
+        return value
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: record times must carry an offset")
+        return value.isoformat(sep=" ")
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{value!r} cannot be stored")
+        return repr(value)
+    raise TypeError(f"COPY of a {type(value).__name__} is not supported")
 
 
 def _columns_of(table, row: SQLModel | Mapping[str, Any]) -> dict[str, Any]:
