@@ -5,11 +5,11 @@ Read-only: nothing here writes. The guards, the writers and the services build o
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from qms.accounts.models import User
 from qms.checklists import engine
@@ -17,7 +17,7 @@ from qms.checklists.facts import Finding, ReadingFacts, StepFacts, UnitFacts
 from qms.checklists.judging import Judgement
 from qms.core.errors import Invalid, NotFound
 from qms.core.i18n import _
-from qms.records.loading import load_units_by_id, step_facts
+from qms.records.loading import load_readings, load_units_by_id, step_facts
 from qms.records.models import IN_PROGRESS, Signature, StepRecord, Unit, UnitStatus
 from qms.storage.models import Reading
 
@@ -136,13 +136,51 @@ def effective_history(session: Session, unit_id: str) -> tuple[list[StepFacts], 
     return facts, len(rows)
 
 
+def unit_version(
+    session: Session,
+    unit_id: str,
+    equipment: Collection[str] | None,
+    *,
+    records: tuple | None = None,
+) -> tuple:
+    """What a live check of the unit reads, as ledger positions: the newest seq of its step
+    records, of its status records, and of the readings of `equipment` (None for none).
+    Records are only ever appended, in seq order, so an unchanged version means unchanged
+    facts. `records` reuses the first two, read earlier (before the unit's history)."""
+    columns = []
+    if records is None:
+        columns += [
+            select(func.max(StepRecord.ledger_seq))
+            .where(StepRecord.unit_id == unit_id)
+            .scalar_subquery(),
+            select(func.max(UnitStatus.ledger_seq))
+            .where(UnitStatus.unit_id == unit_id)
+            .scalar_subquery(),
+        ]
+    if equipment:
+        columns.append(
+            select(func.max(Reading.ledger_seq))
+            .where(col(Reading.equipment_id).in_(sorted(equipment)))
+            .scalar_subquery()
+        )
+    if not columns:
+        return (*records[:2], None)
+    found = tuple(session.execute(select(*columns)).one())
+    if records is not None:
+        return (*records[:2], found[0])
+    return found if equipment else (*found, None)
+
+
 def equipment_named(steps: Sequence[StepFacts]) -> set[str]:
     return {s.fields["equipment"] for s in steps if isinstance(s.fields.get("equipment"), str)}
 
 
 def readings_for(session: Session, steps: Sequence[StepFacts]) -> dict[str, list[ReadingFacts]]:
-    """Readings of the equipment a unit's steps name (for the checklist's storage rules)."""
-    return readings_of(session, equipment_named(steps))
+    """Readings of the equipment a unit's steps name (for the checklist's storage rules),
+    from the reading in effect at the earliest step that names each: what the unit's page
+    judges with (`loading.load_readings`), in one query of three columns, not a device's
+    whole history as model objects (a year of a logger is 525,600 readings)."""
+    return load_readings(session, steps)
 
 
 def readings_of(session: Session, equipment: set[str]) -> dict[str, list[ReadingFacts]]:

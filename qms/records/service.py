@@ -43,10 +43,12 @@ from qms.records.loading import unit_facts
 from qms.records.models import Signature, StepRecord, Unit
 from qms.records.queries import (
     effective_history,
+    equipment_named,
     live_check,
     load_unit_and_checklist,
     readings_for,
     step_def_of,
+    unit_version,
 )
 from qms.records.signatures import Credential, WitnessCredential
 from qms.records.writers import create_unit_record, next_record_id, sign_step, write_step_record
@@ -123,6 +125,9 @@ def log_step(
     unit, checklist = load_unit_and_checklist(session, registry, unit_id)
     step_def = step_def_of(checklist, step)
     check_performer(session, by, unit, step_def)
+    # What the checks below read, as ledger positions, before they read it (PostgreSQL:
+    # see `_judge`); None when this transaction is already the only writer.
+    before = None if ledger.holds_lock(session) else unit_version(session, unit.id, None)
     require_open(session, unit)
     if meaning not in PERFORMER_MEANINGS:
         raise SignatureError(
@@ -148,11 +153,7 @@ def log_step(
     )
     if witness_user is not None:
         check_witness(session, witness_user, by, unit, step_def)
-    # Decided under the ledger's lock, so concurrent writers cannot both pass.
-    ledger.lock(session)
-    prior, recorded = effective_history(session, unit.id)
-    require_not_recorded(step_def, unit, prior, site.timezone)
-    new = StepFacts(
+    new_step = StepFacts(
         unit=unit.id,
         step=step,
         at=performed_at,
@@ -163,38 +164,52 @@ def log_step(
         witness_role=witness_user.role if witness_user else None,
         recorded_at=now,
     )
-    findings = live_check(
-        checklist, unit_facts(unit), prior, new, readings_for(session, [*prior, new])
-    )
+    # Judged before the ledger's lock (the unit's records, the readings, the engine's live
+    # check: most of the work), so that writers of other units wait for none of it; then,
+    # under the lock, what the judgement read is checked unchanged (else judged again),
+    # so concurrent writers still cannot both pass a once-only rule.
+    judged = _judge(session, checklist, unit, step_def, site, new_step, version=before)
+    ledger.lock(session)
+    if judged.version is not None and unit_version(session, unit.id, judged.equipment) != (
+        judged.version
+    ):
+        require_open(session, unit)
+        judged = _judge(session, checklist, unit, step_def, site, new_step, version=None)
+    findings = judged.findings
     reason = require_reason(findings, reason, checklist)
-    record = write_step_record(
-        session=session,
-        record_id=next_record_id(session, unit.id, count=recorded),
-        unit=unit,
-        checklist=checklist,
-        step=step,
-        fields=values,
-        performed_at=performed_at,
-        recorded_at=now,
-        performer=by,
-        performer_role=by.role,
-        witness=witness_user,
-        witness_role=witness_user.role if witness_user else None,
-        recorded_by=by,
-        meaning=meaning,
-        corrects=None,
-        reason=reason,
-        findings=findings,
-    )
-    signatures = sign_step(
-        session=session,
-        record=record,
-        by=by,
-        meaning=meaning,
-        method=method,
-        witness=witness_user,
-        now=now,
-    )
+    ledger.known_usernames(session, {by.id: by.username})
+    if witness_user is not None:
+        ledger.known_usernames(session, {witness_user.id: witness_user.username})
+    # One statement per table for the record, its signatures and their ledger entries.
+    with ledger.batch(session):
+        record = write_step_record(
+            session=session,
+            record_id=next_record_id(session, unit.id, count=judged.recorded),
+            unit=unit,
+            checklist=checklist,
+            step=step,
+            fields=values,
+            performed_at=performed_at,
+            recorded_at=now,
+            performer=by,
+            performer_role=by.role,
+            witness=witness_user,
+            witness_role=witness_user.role if witness_user else None,
+            recorded_by=by,
+            meaning=meaning,
+            corrects=None,
+            reason=reason,
+            findings=findings,
+        )
+        signatures = sign_step(
+            session=session,
+            record=record,
+            by=by,
+            meaning=meaning,
+            method=method,
+            witness=witness_user,
+            now=now,
+        )
     # Quality hook: a major or critical finding opens one deviation, in this transaction.
     open_for_step(
         session=session,
@@ -207,3 +222,30 @@ def log_step(
         now=now,
     )
     return LoggedStep(record=record, findings=findings, signatures=signatures)
+
+
+@dataclass
+class _Judged:
+    """What the live check said of a new record, and what it read to say so."""
+
+    findings: list[Finding]
+    recorded: int  # the unit's records (originals and corrections)
+    equipment: frozenset[str]  # the devices whose readings it read
+    version: tuple | None  # `unit_version` before it read; None when it read under the lock
+
+
+def _judge(session, checklist, unit, step_def, site, new, *, version) -> _Judged:
+    """Judge a new record against the unit's records as they are now.
+
+    `version` is `unit_version` read before the unit's status and records were (None
+    under the lock): a record, a status or a reading that lands after it makes the version
+    read under the lock differ, and the step is judged again there. (On SQLite a write
+    session holds the database's write lock from its first statement: nothing can land.)"""
+    prior, recorded = effective_history(session, unit.id)
+    require_not_recorded(step_def, unit, prior, site.timezone)
+    steps = [*prior, new]
+    equipment = frozenset(equipment_named(steps))
+    if version is not None and equipment:
+        version = unit_version(session, unit.id, equipment, records=version)
+    findings = live_check(checklist, unit_facts(unit), prior, new, readings_for(session, steps))
+    return _Judged(findings, recorded, equipment, version)
