@@ -515,6 +515,25 @@ def findings_csv(data: dict[str, Any]) -> bytes:
 # --- shared by the site monthly and the regional annual report -----------------------------
 
 
+def _with_events(session: Session, model, event_model, owner, site_id: str, head_seq: int):
+    """A site's rows of `model` up to `head_seq`, in ledger order, and each one's events
+    (`owner`: the event's column naming the row) up to the same head: two queries."""
+    rows = session.exec(
+        select(model)
+        .where(model.site_id == site_id, col(model.ledger_seq) <= head_seq)
+        .order_by(col(model.ledger_seq))
+    ).all()
+    events: dict[str, list] = {r.id: [] for r in rows}
+    if rows:
+        for event in session.exec(
+            select(event_model)
+            .where(col(owner).in_(list(events)), col(event_model.ledger_seq) <= head_seq)
+            .order_by(col(event_model.ledger_seq))
+        ):
+            events[getattr(event, owner.key)].append(event)
+    return rows, events
+
+
 def deviations_in_period(
     session: Session, site: Site, head_seq: int, first, last, check_days: int
 ) -> list[dict[str, Any]]:
@@ -524,38 +543,12 @@ def deviations_in_period(
     from qms.quality.deviations import derive
     from qms.quality.models import Capa, CapaEvent, Deviation, DeviationEvent
 
-    opened = session.exec(
-        select(Deviation)
-        .where(Deviation.site_id == site.id, col(Deviation.ledger_seq) <= head_seq)
-        .order_by(col(Deviation.ledger_seq))
-    ).all()
-    events: dict[str, list] = {d.id: [] for d in opened}
-    if opened:
-        for event in session.exec(
-            select(DeviationEvent)
-            .where(
-                col(DeviationEvent.deviation_id).in_(list(events)),
-                col(DeviationEvent.ledger_seq) <= head_seq,
-            )
-            .order_by(col(DeviationEvent.ledger_seq))
-        ):
-            events[event.deviation_id].append(event)
-    capas = session.exec(
-        select(Capa)
-        .where(Capa.site_id == site.id, col(Capa.ledger_seq) <= head_seq)
-        .order_by(col(Capa.ledger_seq))
-    ).all()
-    capa_events: dict[str, list] = {c.id: [] for c in capas}
-    if capas:
-        for event in session.exec(
-            select(CapaEvent)
-            .where(
-                col(CapaEvent.capa_id).in_(list(capa_events)),
-                col(CapaEvent.ledger_seq) <= head_seq,
-            )
-            .order_by(col(CapaEvent.ledger_seq))
-        ):
-            capa_events[event.capa_id].append(event)
+    opened, events = _with_events(
+        session, Deviation, DeviationEvent, DeviationEvent.deviation_id, site.id, head_seq
+    )
+    capas, capa_events = _with_events(
+        session, Capa, CapaEvent, CapaEvent.capa_id, site.id, head_seq
+    )
     capas_of: dict[str, list[dict[str, str]]] = {}
     for c in capas:
         state = capa_states.derive(c, capa_events[c.id], check_days)
