@@ -46,6 +46,7 @@ from qms.web import signing
 from qms.web.database import db_session
 from qms.web.layout import finding_text
 from qms.web.registry import get_registry
+from qms.web.sessions import leaves_session_alone
 
 
 def visible_unit(s: Session, unit_id: str) -> Unit:
@@ -257,6 +258,7 @@ def register(bp, render_unit_page) -> None:
         return redirect(url_for("records.unit_page", unit_id=unit.id) + "#timeline")
 
     @bp.route("/units/<unit_id>/steps/<step>/check", methods=["POST"])
+    @leaves_session_alone
     @permission_required(Permission.LOG_STEPS)
     def check_step(unit_id: str, step: str):
         """What the engine will say of this step as filled in so far (the live check)."""
@@ -311,6 +313,7 @@ def register(bp, render_unit_page) -> None:
         return jsonify({"errors": errors, "findings": findings, "due": due})
 
     @bp.route("/units/<unit_id>/scan", methods=["POST"])
+    @leaves_session_alone
     @permission_required(Permission.LOG_STEPS)
     def scan_label(unit_id: str):
         """A scanned label read for a field: what it is, what it fills, why it is refused."""

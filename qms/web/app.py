@@ -11,6 +11,7 @@ from qms.config import Settings, web_secret_key
 from qms.db import Database
 from qms.paths import STATIC_DIR, TEMPLATES_DIR
 from qms.runtime import Runtime
+from qms.web.sessions import SessionInterface
 
 csrf = CSRFProtect()
 
@@ -52,6 +53,7 @@ def create_app(
         WTF_CSRF_TIME_LIMIT=None,  # the session's idle timeout bounds the token's life
         MAX_CONTENT_LENGTH=32 * 1024 * 1024,
     )
+    app.session_interface = SessionInterface()
     app.extensions["qms_runtime"] = runtime
     # Views read these two; they are the runtime's own, fixed for the app's life.
     app.extensions["qms_settings"] = settings

@@ -239,6 +239,32 @@ def test_a_rate_out_of_limits_needs_a_reason_and_is_flagged_live(client, login, 
     assert record.reason == "pump set wrongly" and json.loads(record.findings)
 
 
+def test_a_live_check_still_on_its_way_when_the_step_is_sent_keeps_its_message(client, login, ward):
+    """The live check and the scan read the session but never send it back: answered after
+    the step (as they can be while a form is sent), their cookie would put back the session
+    from before the step and lose its "recorded" message."""
+    unit, people = ward
+    login(people["pharmacist"])
+    token = _token(client, unit)
+    before = client.get_cookie("qms_session").value  # what a live check in flight carries
+    fields = {"coi_id": COI, "shipper_id": "DS-1", "logger_id": "LG-1",
+              "logger_reviewed": "yes", "shipper_temperature_c": "-170"}  # fmt: skip
+    assert _post_step(client, unit, "receipt", fields).status_code == 302
+    after = client.get_cookie("qms_session").value
+    late = client.application.test_client()
+    late.set_cookie("qms_session", before)
+    for path, data in [
+        (f"/units/{unit.id}/steps/storage_in/check", {"f-temperature_c": "-160"}),
+        (f"/units/{unit.id}/scan", {"code": COI}),
+    ]:
+        answer = late.post(path, data={**data, "csrf_token": token})
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        assert "Set-Cookie" not in answer.headers, path
+    assert client.get_cookie("qms_session").value == after
+    page = client.get(f"/units/{unit.id}").get_data(as_text=True)
+    assert "recorded as" in page
+
+
 def test_a_witness_with_a_wrong_password_stores_nothing_and_counts(
     client, login, ward, log, session
 ):
