@@ -193,3 +193,21 @@ def test_checklist_list_shows_both_versions() -> None:
         ("yescarta", "2026.1"),
         ("yescarta", "2026.2"),
     }
+
+
+def test_a_folder_read_again_is_the_same_registry_until_a_file_changes(tmp_path: Path) -> None:
+    """Reading a folder twice gives back the registry already read (it never changes); a
+    file edited since, even to the same size, is read again."""
+    import shutil
+
+    folder = tmp_path / "checklists"
+    shutil.copytree(CHECKLISTS_DIR, folder)
+    first = Registry.from_directory(folder)
+    assert Registry.from_directory(folder) is first
+    path = folder / "kymriah.yaml"
+    text = path.read_text(encoding="utf-8")
+    title = first.get("kymriah").title
+    assert title in text
+    path.write_text(text.replace(title, title[::-1], 1), encoding="utf-8")  # same size
+    again = Registry.from_directory(folder)
+    assert again is not first and again.get("kymriah").title == title[::-1]

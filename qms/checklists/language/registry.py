@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -35,11 +36,19 @@ class Registry:
         from qms.paths import CHECKLISTS_DIR
 
         root = Path(path) if path is not None else CHECKLISTS_DIR
+        key = _contents_key(root, site_overrides)
+        if key is not None and key in _READ:
+            return _READ[key]
         overrides = load_site_overrides(site_overrides) if site_overrides is not None else None
         checklists, profiles, problems = _load_tree(root, overrides)
         if problems:
             raise ChecklistError(problems)
-        return cls(checklists, profiles)
+        registry = cls(checklists, profiles)
+        if key is not None:
+            if len(_READ) >= _READ_KEPT:
+                _READ.pop(next(iter(_READ)))
+            _READ[key] = registry
+        return registry
 
     def get(self, checklist_id: str, version: str | None = None) -> Checklist:
         versions = self._versions.get(checklist_id)
@@ -78,6 +87,30 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._versions)
+
+
+# Registries already read in this process, by the exact bytes of every file they were read
+# from: a registry never changes once built, and reading the shipped folder takes a second
+# or more (every test app and command that builds a runtime asks for one).
+_READ: dict[tuple, Registry] = {}
+_READ_KEPT = 8
+
+
+def _contents_key(root: Path, site_overrides: str | Path | None) -> tuple | None:
+    """The files a registry of `root` would be read from, with a digest of each; None when
+    one of them cannot be read (the reading itself then says why)."""
+    try:
+        checklists, profiles = checklist_files(root) if root.exists() else ([], [])
+        files = [*checklists, *profiles]
+        if site_overrides is not None:
+            files.append(Path(site_overrides))
+        return (
+            str(root.resolve()),
+            str(site_overrides),
+            tuple((str(f), hashlib.sha256(f.read_bytes()).digest()) for f in files),
+        )
+    except OSError:
+        return None
 
 
 def checklist_files(root: Path) -> tuple[list[Path], list[Path]]:
