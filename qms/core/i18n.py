@@ -59,6 +59,11 @@ def language_of(locale: Locale | None) -> str:
     return DEFAULT_LANGUAGE
 
 
+def locale_of(code: str) -> Locale:
+    """The Babel locale of one of our language codes (parsed once, at import)."""
+    return _LOCALES[code]
+
+
 def current_locale() -> Locale:
     """The Babel locale of the current request's language (parsed once, at import)."""
     return _LOCALES[current_language()]
