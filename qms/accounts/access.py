@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from qms.accounts.models import User, UserSite, Ward, WardGrant
@@ -177,22 +177,37 @@ WARD_ROLES = frozenset({Role.NURSE, Role.PHYSICIAN})
 def held_wards(session: Session, user_id: int, site_id: str | None = None) -> list[Ward]:
     """The wards a user holds now (their latest grant event for each ward is a grant), in
     one query; only those of `site_id` when it is given."""
-    latest = (
-        select(WardGrant.ward_id, func.max(WardGrant.n).label("n"))
-        .where(WardGrant.user_id == user_id)
-        .group_by(col(WardGrant.ward_id))
-        .subquery()
-    )
-    statement = (
-        select(Ward)
-        .join(WardGrant, col(WardGrant.ward_id) == col(Ward.id))
-        .join(latest, (latest.c.ward_id == WardGrant.ward_id) & (latest.c.n == WardGrant.n))
-        .where(WardGrant.user_id == user_id, col(WardGrant.granted))
-        .order_by(col(Ward.site_id), col(Ward.code))
-    )
-    if site_id is not None:
-        statement = statement.where(Ward.site_id == site_id)
-    return list(session.exec(statement))
+    statement = _held_wards_statement(site_id is not None)
+    params = {"user_id": user_id} if site_id is None else {"user_id": user_id, "site_id": site_id}
+    return list(session.exec(statement, params=params))
+
+
+_HELD_WARDS: dict[bool, object] = {}
+
+
+def _held_wards_statement(of_site: bool):
+    """`held_wards`'s SELECT (parameters `user_id`, `site_id`), built once: every unit page
+    and capture request asks it, and building its subquery costs more than running it."""
+    known = _HELD_WARDS.get(of_site)
+    if known is None:
+        user_id = bindparam("user_id")
+        latest = (
+            select(WardGrant.ward_id, func.max(WardGrant.n).label("n"))
+            .where(WardGrant.user_id == user_id)
+            .group_by(col(WardGrant.ward_id))
+            .subquery()
+        )
+        known = (
+            select(Ward)
+            .join(WardGrant, col(WardGrant.ward_id) == col(Ward.id))
+            .join(latest, (latest.c.ward_id == WardGrant.ward_id) & (latest.c.n == WardGrant.n))
+            .where(WardGrant.user_id == user_id, col(WardGrant.granted))
+            .order_by(col(Ward.site_id), col(Ward.code))
+        )
+        if of_site:
+            known = known.where(Ward.site_id == bindparam("site_id"))
+        _HELD_WARDS[of_site] = known
+    return known
 
 
 def ward_scope(session: Session, who: User | Actor, site_id: str) -> frozenset[str] | None:

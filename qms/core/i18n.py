@@ -59,6 +59,16 @@ def language_of(locale: Locale | None) -> str:
     return DEFAULT_LANGUAGE
 
 
+def locale_of(code: str) -> Locale:
+    """The Babel locale of one of our language codes (parsed once, at import)."""
+    return _LOCALES[code]
+
+
+def current_locale() -> Locale:
+    """The Babel locale of the current request's language (parsed once, at import)."""
+    return _LOCALES[current_language()]
+
+
 def current_language() -> str:
     """The language of the current request, or English outside one."""
     return language_of(flask_babel.get_locale() if has_app_context() else None)
@@ -88,15 +98,30 @@ def format_datetime(
     """
     if value is None:
         return "—"
-    locale = Locale.parse(current_language())
+    language = current_language()
     if zone is None:
         zone = flask_babel.get_timezone() if has_app_context() else UTC
     elif isinstance(zone, str):
         zone = zone_named(zone)
-    time_pattern = locale.time_formats["medium" if seconds else "short"].pattern
-    pattern = (
-        str(locale.datetime_formats["medium"])
-        .replace("{1}", locale.date_formats["medium"].pattern)
-        .replace("{0}", time_pattern)
+    return _babel_format_datetime(
+        value, _pattern(language, seconds), tzinfo=zone, locale=_LOCALES[language]
     )
-    return _babel_format_datetime(value, pattern + " xxx", tzinfo=zone, locale=locale)
+
+
+_PATTERNS: dict[tuple[str, bool], str] = {}
+
+
+def _pattern(language: str, seconds: bool) -> str:
+    """The medium date-and-time pattern of a language, with the zone's offset. Made once per
+    language: `Locale.parse` of a code looks the locale up on disk (a page shows hundreds
+    of times), so the parsed locales are kept in `_LOCALES`."""
+    known = _PATTERNS.get((language, seconds))
+    if known is None:
+        locale = _LOCALES[language]
+        time_pattern = locale.time_formats["medium" if seconds else "short"].pattern
+        known = _PATTERNS[(language, seconds)] = (
+            str(locale.datetime_formats["medium"])
+            .replace("{1}", locale.date_formats["medium"].pattern)
+            .replace("{0}", time_pattern)
+        ) + " xxx"
+    return known

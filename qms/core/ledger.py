@@ -468,6 +468,7 @@ def write_many(
     items: Iterable[tuple[str, str, tuple]],
     *,
     columns: Sequence[str],
+    constants: Mapping[str, Any] | None = None,
     chunk: int = 20_000,
 ) -> int:
     """Chain and insert many new rows of one single-kind record type (an import); returns how
@@ -476,63 +477,105 @@ def write_many(
     Each item is ``(ref, body, values)``: `body` is the row's canonical JSON, byte for byte
     what `RecordType.body` writes for it (the caller's renderer is tested against it, and
     `qms verify` recomputes it from the typed row), `values` the row's `columns` (without
-    ``ledger_seq``, which this assigns) already in the form the DBAPI driver stores (a
-    time on SQLite as the text `qms.db.UTCDateTime` stores). Entries and rows go in by chunks, with
-    the driver's ``executemany`` on SQLite and ``COPY`` on PostgreSQL, in this
-    transaction, under the ledger lock; the caller has checked who may write them."""
+    ``ledger_seq``, which this assigns) already in the form the database takes them (a
+    time on SQLite as the text `qms.db.UTCDateTime` stores, on PostgreSQL a datetime or
+    ISO 8601 text). `constants` are the columns whose value is the same in every row (an
+    import's equipment, time and author): given once, written once per chunk's format.
+    Entries and rows go in by chunks, with the driver's ``executemany`` on SQLite and
+    ``COPY`` on PostgreSQL, in this transaction, under the ledger lock; the caller has
+    checked who may write them."""
     declaration = declaration_of(model)
     if len(declaration.kinds) != 1:
         raise TypeError(f"{model.__name__}: write_many needs a record type of one kind")
+    if not columns:
+        raise TypeError("write_many needs at least one column that varies by row")
     lock(session)
     flush_batch(session)
     session.flush()  # whatever the ORM holds (users, equipment) goes first
     connection = session.connection()
     raw = connection.connection.dbapi_connection
+    constants = dict(constants or {})
     if connection.dialect.name == "postgresql":
-        return _write_chunks(session, raw, True, declaration, items, columns, chunk)
+        return _write_chunks(session, raw, True, declaration, items, columns, constants, chunk)
     # The chain's hash indexes take each entry at a random place: with SQLite's default
     # page cache (2 MB) a large import spills and rereads pages again and again.
     cache = raw.execute("PRAGMA cache_size").fetchone()[0]
     raw.execute(f"PRAGMA cache_size = {-SQLITE_IMPORT_CACHE_KIB}")
     try:
-        return _write_chunks(session, raw, False, declaration, items, columns, chunk)
+        return _write_chunks(session, raw, False, declaration, items, columns, constants, chunk)
     finally:
         raw.execute(f"PRAGMA cache_size = {int(cache)}")
 
 
 SQLITE_IMPORT_CACHE_KIB = 256 * 1024  # at most: SQLite allocates pages as it needs them
 _ENTRY_COLUMNS = ("seq", "kind", "ref", "content", "prev_hash", "hash", "seal")
+_COPY_BLOCK = 1_000  # entries sent to PostgreSQL at a time within a chunk's COPY
 
 
-def _write_chunks(session, raw, postgres, declaration, items, columns, chunk) -> int:
+def _write_chunks(session, raw, postgres, declaration, items, columns, constants, chunk) -> int:
     kind = declaration.kinds[0]
-    row_columns = (*columns, "ledger_seq")
+    row_columns = (*columns, *constants, "ledger_seq")
+    fixed = tuple(constants.values())
     seq, previous = head(session)
     seal = _sealer(session.info.get(SEAL_KEY))
     count = 0
     iterator = iter(items)
+    if postgres:
+        # COPY's text format written here, a line a row (psycopg's `write_row` adapts value
+        # by value: a third of an import's time on the client). Hex digests, the seq and
+        # the kind need no escaping; the constants are formatted once. The entries are sent
+        # as they are chained, a block at a time, so that the server stores (and indexes)
+        # one block while the next is hashed; the rows follow, one COPY a chunk.
+        kind_text = _copy_text(kind)
+        fixed_text = "".join("\t" + _copy_text(v) for v in fixed)
+        entry_copy = f"COPY ledger_entry ({', '.join(_ENTRY_COLUMNS)}) FROM STDIN"
+        while True:
+            rows: list[str] = []
+            with raw.cursor() as cursor:
+                with cursor.copy(entry_copy) as copy:
+                    block: list[str] = []
+                    for ref, body, values in islice(iterator, chunk):
+                        seq += 1
+                        digest = chain_hash(previous, body)
+                        mark = seal(digest)
+                        block.append(
+                            f"{seq}\t{kind_text}\t{_copy_text(ref)}\t{_copy_text(body)}"
+                            f"\t{previous}\t{digest}\t{mark if mark is not None else NULL_TEXT}\n"
+                        )
+                        rows.append(
+                            "\t".join([_copy_text(v) for v in values]) + f"{fixed_text}\t{seq}\n"
+                        )
+                        previous = digest
+                        if len(block) == _COPY_BLOCK:
+                            copy.write("".join(block))
+                            block.clear()
+                    if block:
+                        copy.write("".join(block))
+                if not rows:
+                    return count
+                _copy_block(cursor, declaration.table, row_columns, rows)
+            count += len(rows)
+            session.info[_HEAD] = (seq, previous)
+    entry_sql = _insert_sql("ledger_entry", _ENTRY_COLUMNS)
+    row_sql = _insert_sql(declaration.table, row_columns)
     while True:
-        entries: list[tuple] = []
-        rows: list[tuple] = []
+        entry_rows: list[tuple] = []
+        typed_rows: list[tuple] = []
         for ref, body, values in islice(iterator, chunk):
             seq += 1
             digest = chain_hash(previous, body)
-            entries.append((seq, kind, ref, body, previous, digest, seal(digest)))
-            rows.append((*values, seq))
+            entry_rows.append((seq, kind, ref, body, previous, digest, seal(digest)))
+            typed_rows.append((*values, *fixed, seq))
             previous = digest
-        if not entries:
+        if not entry_rows:
             return count
         cursor = raw.cursor()
         try:
-            if postgres:
-                _copy(cursor, "ledger_entry", _ENTRY_COLUMNS, entries)
-                _copy(cursor, declaration.table, row_columns, rows)
-            else:
-                cursor.executemany(_insert_sql("ledger_entry", _ENTRY_COLUMNS), entries)
-                cursor.executemany(_insert_sql(declaration.table, row_columns), rows)
+            cursor.executemany(entry_sql, entry_rows)
+            cursor.executemany(row_sql, typed_rows)
         finally:
             cursor.close()
-        count += len(entries)
+        count += len(entry_rows)
         session.info[_HEAD] = (seq, previous)
 
 
@@ -542,11 +585,13 @@ def _insert_sql(table: str, columns: Sequence[str]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
 
 
-def _copy(cursor, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
-    """COPY the rows in PostgreSQL's text format, written here in one block (psycopg's
-    `write_row` adapts value by value: a third of an import's time on the client)."""
+def _copy_block(cursor, table: str, columns: Sequence[str], lines: list[str]) -> None:
+    """COPY lines already in PostgreSQL's text format, in one block."""
     with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        copy.write("".join(["\t".join([_copy_text(v) for v in row]) + "\n" for row in rows]))
+        copy.write("".join(lines))
+
+
+NULL_TEXT = "\\N"  # COPY's NULL
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -555,7 +600,7 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 def _copy_text(value: Any) -> str:
     """One value in COPY's text format (NULL is \\N; backslash, tab and line ends escaped)."""
     if value is None:
-        return "\\N"
+        return NULL_TEXT
     if isinstance(value, str):
         if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
             return value.translate(_COPY_ESCAPES)
@@ -614,3 +659,9 @@ def trigger_names(dialect: str, table: str) -> tuple[str, ...]:
     if dialect == "postgresql":
         return (f"{table}_append_only", f"{table}_no_truncate")
     return (f"{table}_refuse_update", f"{table}_refuse_delete")
+
+
+def parents_trigger_name(table: str) -> str:
+    """The PostgreSQL trigger that checks `table`'s references once per INSERT statement
+    (`qms.core.migration.parents_checked_per_statement`), which `qms verify` checks."""
+    return f"{table}_parents"

@@ -5,6 +5,11 @@ from __future__ import annotations
 from sqlalchemy import Column, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+# A ForeignKey's `info` key: on PostgreSQL this reference is checked by its table's
+# statement-level trigger (`qms.core.migration.parents_checked_per_statement`), not by a
+# foreign-key constraint (SQLite keeps the constraint). Only for append-only parents.
+CHECKED_PER_STATEMENT = "qms_checked_per_statement"
+
 
 class LedgerEntry(SQLModel, table=True):
     """One link of the chain: hash = sha256(prev_hash + content)."""
@@ -26,6 +31,11 @@ class LedgerEntry(SQLModel, table=True):
     seal: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
-def ledger_seq_column() -> Column:
-    """The column by which a typed row points at its ledger entry (one entry, one row)."""
-    return Column(Integer, ForeignKey("ledger_entry.seq"), nullable=False, unique=True)
+def ledger_seq_column(*, checked_per_statement: bool = False) -> Column:
+    """The column by which a typed row points at its ledger entry (one entry, one row).
+
+    `checked_per_statement`: on PostgreSQL the reference is checked by the table's
+    statement-level trigger (`qms.core.migration.parents_checked_per_statement`), not by a
+    foreign key row by row: for tables written in bulk (readings)."""
+    info = {CHECKED_PER_STATEMENT: True} if checked_per_statement else {}
+    return Column(Integer, ForeignKey("ledger_entry.seq", info=info), nullable=False, unique=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from qms.core.canonical import GENESIS
 from qms.core.ledger import (
@@ -33,9 +33,11 @@ from qms.core.ledger import (
     USER,
     RecordType,
     declared_kinds,
+    parents_trigger_name,
     protected_tables,
     trigger_names,
 )
+from qms.core.models import CHECKED_PER_STATEMENT
 
 
 @dataclass(frozen=True)
@@ -719,6 +721,18 @@ def _check_protection(connection: Connection, report: VerifyReport) -> None:
     else:
         rows = connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
     present = {row[0] for row in rows}
+    if dialect == "postgresql":
+        for table in _checked_per_statement():
+            name = parents_trigger_name(table)
+            if name not in present:
+                report.problems.append(
+                    Problem(
+                        None,
+                        None,
+                        None,
+                        f"table {table} no longer refuses rows whose parent is missing (missing or disabled trigger {name})",
+                    )
+                )
     for table in protected_tables():
         missing = [name for name in trigger_names(dialect, table) if name not in present]
         if missing:
@@ -730,3 +744,13 @@ def _check_protection(connection: Connection, report: VerifyReport) -> None:
                     f"table {table} is no longer protected against UPDATE/DELETE (missing or disabled trigger {', '.join(missing)})",
                 )
             )
+
+
+def _checked_per_statement() -> list[str]:
+    """Tables whose references PostgreSQL checks by a statement-level trigger
+    (`qms.core.models.CHECKED_PER_STATEMENT`) rather than by foreign keys."""
+    return sorted(
+        table.name
+        for table in SQLModel.metadata.tables.values()
+        if any(fk.info.get(CHECKED_PER_STATEMENT) for fk in table.foreign_keys)
+    )

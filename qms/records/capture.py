@@ -26,6 +26,7 @@ from qms.accounts.access import in_ward_scope, is_member, ward_scope
 from qms.accounts.models import Site, User, UserSite, Ward
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
+from qms.checklists import engine
 from qms.checklists.facts import StepFacts
 from qms.core.errors import FindingsNeedReason, Invalid, QmsError, SignatureError
 from qms.core.i18n import _, checklist_text_key
@@ -38,12 +39,12 @@ from qms.records.fields import field_label, parse_field_values, said, step_title
 from qms.records.guards import equipment_check
 from qms.records.loading import WARD_ATTRIBUTE, load_units_by_id, unit_facts
 from qms.records.models import StepRecord, Unit
-from qms.records.queries import effective_steps, live_check, readings_for
+from qms.records.queries import live_check
 from qms.records.service import log_step, register_unit
 from qms.records.signatures import WitnessCredential
 from qms.storage.models import Equipment
 from qms.web import signing
-from qms.web.database import db_session
+from qms.web.database import db_session, reads_only
 from qms.web.layout import finding_text
 from qms.web.registry import get_registry
 from qms.web.sessions import leaves_session_alone
@@ -260,8 +261,12 @@ def register(bp, render_unit_page) -> None:
     @bp.route("/units/<unit_id>/steps/<step>/check", methods=["POST"])
     @leaves_session_alone
     @permission_required(Permission.LOG_STEPS)
+    @reads_only
     def check_step(unit_id: str, step: str):
-        """What the engine will say of this step as filled in so far (the live check)."""
+        """What the engine will say of this step as filled in so far (the live check).
+
+        One load of the unit (its records, their people, the readings of the devices they
+        and the new record name) serves both the check and the due items."""
         s = db_session()
         unit = visible_unit(s, unit_id)
         checklist = get_registry().get(unit.checklist_id, unit.checklist_version)
@@ -273,6 +278,7 @@ def register(bp, render_unit_page) -> None:
         form = request.form
         errors: list[str] = []
         findings: list[str] = []
+        loaded = None
         try:
             typed = stepforms.field_values(checklist, step, form, site.timezone, partial=True)
             # Only what is typed so far: a field not filled in yet is not a finding.
@@ -283,7 +289,6 @@ def register(bp, render_unit_page) -> None:
             performed_at = stepforms.parse_local_time(
                 form.get("performed_at") or now.isoformat(), site.timezone, _("Performed at")
             )
-            prior = effective_steps(s, unit.id)
             new = StepFacts(
                 unit=unit.id,
                 step=step,
@@ -295,15 +300,16 @@ def register(bp, render_unit_page) -> None:
                 witness_role=None,
                 recorded_at=now,
             )
-            for finding in live_check(
-                checklist, unit_facts(unit), prior, new, readings_for(s, [*prior, new])
-            ):
+            loaded = load_units_by_id(s, [unit.id], also_steps=[new])
+            prior = engine.effective_records(loaded.units[0].case.steps)
+            for finding in live_check(checklist, unit_facts(unit), prior, new, loaded.readings):
                 if finding.kind in ("witness", "role") or _untyped(finding, step, typed):
                     continue  # decided by who signs, or by fields not filled in yet
                 findings.append(finding_text(finding, checklist))
         except QmsError as exc:
             errors.append(str(exc))
-        loaded = load_units_by_id(s, [unit.id])
+        if loaded is None:
+            loaded = load_units_by_id(s, [unit.id])
         judged = loaded.judge(get_registry(), now=now)[unit.id]
         due = [
             due_text(d, checklist, site.timezone)
@@ -315,6 +321,7 @@ def register(bp, render_unit_page) -> None:
     @bp.route("/units/<unit_id>/scan", methods=["POST"])
     @leaves_session_alone
     @permission_required(Permission.LOG_STEPS)
+    @reads_only
     def scan_label(unit_id: str):
         """A scanned label read for a field: what it is, what it fills, why it is refused."""
         s = db_session()

@@ -5,19 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 
 import flask_babel
-from babel import Locale
 from babel import dates as babel_dates
 
 from qms.checklists.engine.due import render_due
 from qms.checklists.facts import DueItem
-from qms.core.i18n import checklist_text_key, current_language, zone_named
+from qms.core.i18n import checklist_text_key, current_locale, zone_named
 from qms.db import utcnow
 
 
 def due_text(item: DueItem, checklist=None, zone: str | None = None) -> str:
     """A due item's words in the reader's language, its times in the site's zone."""
     tz = zone_named(zone) if zone else flask_babel.get_timezone()
-    locale = Locale.parse(current_language())
+    locale = current_locale()
     today = utcnow().astimezone(tz).date()
 
     def clock(moment: datetime) -> str:

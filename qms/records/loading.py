@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, case, cast, func, literal, or_, union_all
+from sqlalchemy import and_, bindparam, case, cast, func, literal, or_, union_all
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -224,13 +224,25 @@ def load_units_by_id(
     if not ids:
         return UnitBatch(units=[], readings=engine.ReadingIndex({}))
     found = {}
+    query = _units_by_id()
     for chunk in _chunks(ids):
-        query = _UnitsQuery(chunk).units().where(col(Unit.id).in_(chunk))
-        found.update((row[0].id, row) for row in session.exec(query).all())
+        found.update((row[0].id, row) for row in session.exec(query, params={"ids": chunk}).all())
     batch = _complete(session, [found[i] for i in ids if i in found], also_steps)
     batch.total = len(batch.units)
     batch.per_page = max(1, batch.total)
     return batch
+
+
+_BY_ID: list = []
+
+
+def _units_by_id():
+    """The SELECT of units by id (the ids an expanding parameter, `ids`), built once: its
+    subqueries take longer to build than the database takes to run it for one unit page."""
+    if not _BY_ID:
+        ids = bindparam("ids", expanding=True)
+        _BY_ID.append(_UnitsQuery(ids).units().where(col(Unit.id).in_(ids)))
+    return _BY_ID[0]
 
 
 def load_readings(session: Session, steps: Iterable[StepFacts]) -> dict[str, list[ReadingFacts]]:

@@ -166,6 +166,7 @@ def import_log(
         Reading,
         reading_items(equipment_id, readings, now=now, by=actor.name, sqlite=sqlite),
         columns=READING_COLUMNS,
+        constants=reading_constants(equipment_id, now=now, by=actor.name, sqlite=sqlite),
     )
 
 
@@ -189,17 +190,21 @@ def _checked(readings: Iterable[tuple[datetime, float]]) -> Iterator[tuple[datet
         yield (at if at.tzinfo is UTC else at.astimezone(UTC)), celsius
 
 
-# The columns `reading_items` gives, in order (the database assigns `id`).
-READING_COLUMNS = (
-    "equipment_id",
-    "at",
-    "temperature_c",
-    "recorded_at",
-    "recorded_by",
-    "source",
-    "imported_at",
-    "imported_by",
-)
+# The columns `reading_items` gives, in order, for each reading (the database assigns `id`;
+# `reading_constants` gives the others once for the whole file).
+READING_COLUMNS = ("at", "temperature_c")
+
+
+def reading_constants(equipment_id: str, *, now: datetime, by: str, sqlite: bool) -> dict:
+    """The columns every logger reading of one file shares, as `ledger.write_many` takes them."""
+    return {
+        "equipment_id": equipment_id,
+        "recorded_at": _stored_time(canonical_time(now)) if sqlite else now,
+        "recorded_by": by,
+        "source": "logger",
+        "imported_at": None,
+        "imported_by": None,
+    }
 
 
 def reading_items(
@@ -210,12 +215,15 @@ def reading_items(
     by: str,
     sqlite: bool,
 ) -> Iterator[tuple[str, str, tuple]]:
-    """(ref, canonical JSON, column values) of each logger reading, for `ledger.write_many`.
+    """(ref, canonical JSON, (time, temperature)) of each logger reading, for
+    `ledger.write_many` (the other columns are `reading_constants`).
 
     The body is `READING.body` of the same row, written from a template made once per file
     (the time twice and the temperature are all that change); readings are UTC-aware
     (`import_log` checks). The first row is also rendered the general way and must agree,
-    so a change to the declaration cannot silently diverge from this renderer."""
+    so a change to the declaration cannot silently diverge from this renderer. The time
+    goes to the database as text: SQLite's stored form, or on PostgreSQL the canonical
+    ISO 8601 text itself (which a timestamptz reads as the same instant)."""
     equipment = _json_text(equipment_id)
     recorded = canonical_time(now)
     head = '{"at":"'
@@ -228,7 +236,6 @@ def reading_items(
         + ',"source":"logger","temperature_c":'
     )
     end = ',"type":"reading","v":2}'
-    recorded_value = _stored_time(recorded) if sqlite else now
     checked = False
     for at, temperature in readings:
         if at.year < 1000:  # isoformat pads the year, strftime may not: the general way
@@ -238,23 +245,14 @@ def reading_items(
         number = repr(int(temperature)) if temperature.is_integer() else repr(temperature)
         ref = equipment_id + "@" + text
         body = head + text + middle + text + tail + number + end
-        values = (
-            equipment_id,
-            _stored_time(text) if sqlite else at,
-            temperature,
-            recorded_value,
-            by,
-            "logger",
-            None,
-            None,
-        )
         if not checked:
-            row = dict(zip(READING_COLUMNS, (equipment_id, at, temperature, now, by), strict=False))
-            row.update(source="logger", imported_at=None, imported_by=None)
+            row = {"equipment_id": equipment_id, "at": at, "temperature_c": temperature}
+            row.update(recorded_at=now, recorded_by=by, source="logger")
+            row.update(imported_at=None, imported_by=None)
             if READING.body(row, _no_users) != ("reading", ref, body):
                 raise RuntimeError("the reading template disagrees with its declaration")
             checked = True
-        yield ref, body, values
+        yield ref, body, (_stored_time(text) if sqlite else text, temperature)
 
 
 def _stored_time(canonical: str) -> str:

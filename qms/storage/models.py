@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Column, Float, ForeignKey, Integer, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
 from qms.core.canonical import canonical_time
 from qms.core.ledger import JSON, NUMBER, TIME, USER, declare
 from qms.core.ledger import Chained as C
-from qms.core.models import ledger_seq_column
+from qms.core.models import CHECKED_PER_STATEMENT, ledger_seq_column
 from qms.db import UTCDateTime, utcnow
 
 
@@ -69,7 +69,17 @@ class Reading(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("equipment_id", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    equipment_id: str = Field(foreign_key="equipment.id", max_length=64)
+    # Both parents are append-only (never deleted, their keys never updated). On PostgreSQL
+    # the two references are checked once per INSERT statement for all its rows (trigger
+    # `reading_parents`, migration 0017) instead of row by row: a logger import is 500,000
+    # rows, and the row-level checks were most of its time. SQLite keeps its foreign keys.
+    equipment_id: str = Field(
+        sa_column=Column(
+            AutoString(64),
+            ForeignKey("equipment.id", info={CHECKED_PER_STATEMENT: True}),
+            nullable=False,
+        )
+    )
     at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))  # when measured
     temperature_c: float = Field(sa_column=Column(Float, nullable=False))
     recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
@@ -77,7 +87,7 @@ class Reading(SQLModel, table=True):
     source: str = Field(max_length=16)  # manual | logger | import
     imported_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     imported_by: str | None = Field(default=None, max_length=200)
-    ledger_seq: int = Field(sa_column=ledger_seq_column())
+    ledger_seq: int = Field(sa_column=ledger_seq_column(checked_per_statement=True))
 
 
 def reading_ref(equipment: str, at: datetime) -> str:

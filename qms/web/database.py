@@ -24,11 +24,27 @@ def get_database() -> Database:
     return app_runtime().database
 
 
+def reads_only(view):
+    """Mark a view that answers a POST without writing (the live check, a scan): its session
+    is a read session, so that on SQLite it does not take the database's write lock and
+    queue behind the writers."""
+    view._qms_reads_only = True
+    return view
+
+
+def _writes() -> bool:
+    if not request:
+        return True
+    if request.method in READ_METHODS:
+        return False
+    view = current_app.view_functions.get(request.endpoint)
+    return not getattr(view, "_qms_reads_only", False)
+
+
 def db_session() -> Session:
     session = g.get("_qms_session")
     if session is None:
-        write = request.method not in READ_METHODS if request else True
-        session = get_database().session(write=write)
+        session = get_database().session(write=_writes())
         g._qms_session = session
     return session
 

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 from datetime import tzinfo
 
-from babel import support
+from babel import Locale, support
 from flask import Flask, current_app, g, has_request_context, request, session
 from flask_babel import Babel, Domain
 from flask_login import current_user
 from werkzeug.utils import cached_property
 
 from qms.accounts.models import Site
-from qms.core.i18n import DEFAULT_LANGUAGE, HTML_LANG, LANGUAGES, current_language, zone_named
+from qms.core.i18n import (
+    DEFAULT_LANGUAGE,
+    HTML_LANG,
+    LANGUAGES,
+    current_language,
+    locale_of,
+    zone_named,
+)
 from qms.paths import TRANSLATIONS_DIR
 
 
@@ -84,6 +91,12 @@ def select_language() -> str:
     return DEFAULT_LANGUAGE
 
 
+def select_locale() -> Locale:
+    """The request's language as a parsed Babel locale: Flask-Babel parses a code it is
+    given, and parsing looks the locale up on disk (milliseconds, on every request)."""
+    return locale_of(select_language())
+
+
 def select_timezone() -> tzinfo:
     site = working_site()
     if site is not None and site.timezone:
@@ -96,7 +109,7 @@ def init_app(app: Flask) -> None:
         app,
         default_locale=DEFAULT_LANGUAGE,
         default_translation_directories=str(TRANSLATIONS_DIR),
-        locale_selector=select_language,
+        locale_selector=select_locale,
         timezone_selector=select_timezone,
     )
 
