@@ -47,7 +47,6 @@ from qms.web import signing
 from qms.web.database import db_session, reads_only
 from qms.web.layout import finding_text
 from qms.web.registry import get_registry
-from qms.web.sessions import leaves_session_alone
 
 
 def visible_unit(s: Session, unit_id: str) -> Unit:
@@ -259,7 +258,6 @@ def register(bp, render_unit_page) -> None:
         return redirect(url_for("records.unit_page", unit_id=unit.id) + "#timeline")
 
     @bp.route("/units/<unit_id>/steps/<step>/check", methods=["POST"])
-    @leaves_session_alone
     @permission_required(Permission.LOG_STEPS)
     @reads_only
     def check_step(unit_id: str, step: str):
@@ -319,7 +317,6 @@ def register(bp, render_unit_page) -> None:
         return jsonify({"errors": errors, "findings": findings, "due": due})
 
     @bp.route("/units/<unit_id>/scan", methods=["POST"])
-    @leaves_session_alone
     @permission_required(Permission.LOG_STEPS)
     @reads_only
     def scan_label(unit_id: str):
