@@ -53,11 +53,11 @@ from qms.records.interchange import (
 )
 from qms.records.loading import unit_facts
 from qms.records.models import CANCELLED, COMPLETE, StepRecord, Unit
-from qms.records.wards import WardView, off_ward_words, ward_in, ward_view
 from qms.records.queries import (
     equipment_named,
     readings_of,
 )
+from qms.records.wards import WardView, off_ward_words, ward_in, ward_view
 from qms.records.writers import (
     PATIENT_REF_RE,
     UNIT_ID_RE,

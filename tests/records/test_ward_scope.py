@@ -259,10 +259,24 @@ def _file(unit_id: str, ward: str, author: str) -> list[str]:
     return [
         json.dumps(line)
         for line in (
-            {"type": "unit", "id": unit_id, "checklist": "kymriah", "site": "SH-01",
-             "profile": "us", "patient": "P-0100", "attributes": {"ward": ward}},
-            {"type": "step", "unit": unit_id, "step": "tocilizumab_check", "at": at,
-             "by": author, "by_role": "nurse", "fields": {"doses_on_hand": 2}},
+            {
+                "type": "unit",
+                "id": unit_id,
+                "checklist": "kymriah",
+                "site": "SH-01",
+                "profile": "us",
+                "patient": "P-0100",
+                "attributes": {"ward": ward},
+            },
+            {
+                "type": "step",
+                "unit": unit_id,
+                "step": "tocilizumab_check",
+                "at": at,
+                "by": author,
+                "by_role": "nurse",
+                "fields": {"doses_on_hand": 2},
+            },
         )  # fmt: skip
     ]
 
