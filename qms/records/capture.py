@@ -54,13 +54,19 @@ def visible_unit(s: Session, unit_id: str) -> Unit:
     wards (or on none yet). Another site's or another ward's unit answers exactly like a
     missing one (404, without naming its site or ward): ids cannot be enumerated."""
     unit = s.get(Unit, unit_id)
-    if (
-        unit is None
-        or not is_member(s, current_user.row, unit.site_id)
-        or not ward_view(s, current_user.row, unit.site_id).sees(unit)
-    ):
+    if not sees_unit(s, unit):
         abort(404, description=_("There is no unit %(unit)s.", unit=unit_id))
     return unit
+
+
+def sees_unit(s: Session, unit: Unit | None) -> bool:
+    """Whether the user sees this unit: of one of their sites and, for ward staff, on one of
+    their wards or on none."""
+    return (
+        unit is not None
+        and is_member(s, current_user.row, unit.site_id)
+        and ward_view(s, current_user.row, unit.site_id).sees(unit)
+    )
 
 
 def site_choices(s: Session, site_id: str) -> tuple[list, list]:
@@ -331,9 +337,9 @@ def register(bp, render_unit_page) -> None:
     def correct_record(record_id: str):
         s = db_session()
         record = s.get(StepRecord, record_id)
-        if record is None:
+        unit = s.get(Unit, record.unit_id) if record is not None else None
+        if not sees_unit(s, unit):  # a record of another site's or ward's unit: as missing
             abort(404, description=_("There is no record %(record)s.", record=record_id))
-        unit = visible_unit(s, record.unit_id)
         checklist = get_registry().get(unit.checklist_id, unit.checklist_version)
         site = s.get(Site, unit.site_id)
         user = s.get(User, current_user.id)

@@ -309,3 +309,54 @@ def test_an_import_answers_for_its_units_by_the_importers_wards(
     summary = import_interchange(session=session, registry=registry, source="c.jsonl",
                                  lines=_file("K-IMP-3", "CTU", nurse.username), actor=importer)  # fmt: skip
     assert summary.units == 1
+
+
+# --- pages that name units: another ward's are counted, never named ----------------------
+
+
+def test_the_freezer_and_the_deviation_name_only_the_units_of_ones_wards(
+    client, login, wards, log, session
+):
+    """K-HEM sits in the freezer through an excursion, and its bedside check found another
+    patient's wristband (a deviation quoting both ids). The pharmacist and the HEM nurse read
+    its id; the CTU nurse reads that one unit on another ward is concerned, never which."""
+    from qms.quality.models import Deviation
+    from qms.storage.service import record_reading, register_equipment
+
+    units, people = wards
+    hem, pharmacist = units["HEM"], people["pharmacist"]
+    register_equipment(session=session, actor=SYSTEM, equipment_id="LN2-T", kind="ln2_vapour",
+                       site_id="SH-01")  # fmt: skip
+    start = datetime.now(UTC) - timedelta(hours=5)
+    receipt = {"coi_id": "CHG123426ABC123", "shipper_id": "S-1", "logger_id": "L-1",
+               "logger_reviewed": True, "shipper_temperature_c": -170}  # fmt: skip
+    log(hem, "receipt", by=pharmacist, at=start, fields=receipt)
+    log(hem, "storage_in", by=pharmacist, at=start + timedelta(minutes=10),
+        fields={"equipment": "LN2-T", "temperature_c": -160})  # fmt: skip
+    for minutes, temperature in ((20, -90.0), (30, -160.0)):
+        record_reading(session=session, actor=SYSTEM, equipment_id="LN2-T",
+                       at=start + timedelta(minutes=minutes), temperature_c=temperature)  # fmt: skip
+    checked = log(hem, "identity_check", by=people["hem"], at=start + timedelta(minutes=40),
+                  fields={"product_patient_id": "P-0042", "wristband_patient_id": "P-0099",
+                          "coi_id": "CHG123426ABC123"},
+                  witness=people["both"], reason="wristband of the neighbouring bed")  # fmt: skip
+    deviation = session.exec(
+        select(Deviation).where(Deviation.step_record_id == checked.record.id)
+    ).one()
+    session.commit()
+    pages = ("/storage", "/storage/LN2-T", f"/quality/deviations/{deviation.id}")
+    for who, names in (("pharmacist", True), ("hem", True), ("ctu", False)):
+        client._cookies.clear()
+        login(people[who])
+        for url in pages:
+            response = client.get(url)
+            assert response.status_code == 200, (who, url)
+            text = response.get_data(as_text=True)
+            assert (f'href="/units/{hem.id}"' in text) is names, (who, url)
+            assert ("P-0099" in text) is (names and "deviations" in url), (who, url)
+            assert ("1 unit on a ward you are not on" in text) is not names, (who, url)
+            assert (checked.record.id in text) is (names and "deviations" in url), (who, url)
+            if url == "/storage/LN2-T":  # the excursion lists the units inside as well
+                excursion = text.split('data-testid="excursion"')[1]
+                assert (f'href="/units/{hem.id}"' in excursion) is names, who
+                assert ("1 unit on a ward you are not on" in excursion) is not names, who
