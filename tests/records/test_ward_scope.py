@@ -247,8 +247,9 @@ def test_the_record_service_refuses_a_witness_of_another_ward(session, wards, lo
         f"the witness {people['ctu'].username} is not on ward HEM, where this unit is: "
         "ask someone of this ward to co-sign. Nothing was recorded."
     )
+    # Recorded before the pharmacy's records: findings, hence the reason.
     logged = log(units["HEM"], "identity_check", by=people["hem"], fields=identity,
-                 witness=people["both"])  # fmt: skip
+                 witness=people["both"], reason="the pharmacy records later")  # fmt: skip
     assert logged.record.witness_id == people["both"].id
 
 
