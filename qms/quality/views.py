@@ -34,6 +34,7 @@ from qms.db import utcnow
 from qms.quality import audits, capa, dashboard, parameters, reviews
 from qms.quality import deviations as dv
 from qms.quality.models import AUDIT_KINDS, CLASSIFICATIONS
+from qms.records.wards import ward_view
 from qms.web import signing
 from qms.web.database import db_session
 from qms.web.registry import get_registry
@@ -265,14 +266,16 @@ def deviation_page(deviation_id: str):
             for u in s.exec(select(User).where(User.active).order_by(col(User.username)))
             if u.role == "quality_officer" and is_member(s, u, site.id)
         ]
+    units, findings, records, hidden = _concerns(s, user, state)
     return render_template(
         "quality/deviation.html",
         site=site,
         state=state,
         events=events,
-        findings=json.loads(state.deviation.findings),
-        units=json.loads(state.deviation.units),
-        records=json.loads(state.deviation.records),
+        findings=findings,
+        units=units,
+        units_elsewhere=hidden,
+        records=records,
         recurrence=dv.recurrence(s, state),
         capas=capa.capas_for(s, state.id),
         officer=dv.audience(user) == "officer",
@@ -289,6 +292,23 @@ def deviation_page(deviation_id: str):
         now=_now(),
         at=_at(site),
         local_date=lambda moment: moment.astimezone(zone_of(site.timezone)).date().isoformat(),
+    )
+
+
+def _concerns(s, user: User, state) -> tuple[list[str], list[dict], list[str], int]:
+    """The units, findings and records a deviation concerns, as this person sees them: ward
+    staff see those of their wards' units (and units on no ward), and how many other units
+    it concerns, never their ids, records or findings (which may quote patient references)."""
+    deviation = state.deviation
+    units, findings = json.loads(deviation.units), json.loads(deviation.findings)
+    view = ward_view(s, user, deviation.site_id)
+    named = list(dict.fromkeys([*units, *(f["unit"] for f in findings if f.get("unit"))]))
+    seen = set(view.seen_ids(s, named)[0])
+    return (
+        [u for u in units if u in seen],
+        [f for f in findings if not f.get("unit") or f["unit"] in seen],
+        view.seen_records(s, json.loads(deviation.records)),
+        len(set(named) - seen),
     )
 
 

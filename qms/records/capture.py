@@ -22,13 +22,13 @@ from flask_login import current_user
 from sqlmodel import Session, col, select
 
 from qms.accounts import service as accounts
-from qms.accounts.access import in_ward_scope, is_member, ward_scope
+from qms.accounts.access import is_member
 from qms.accounts.models import Site, User, UserSite, Ward
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
 from qms.checklists import engine
 from qms.checklists.facts import StepFacts
-from qms.core.errors import FindingsNeedReason, Invalid, QmsError, SignatureError
+from qms.core.errors import FindingsNeedReason, Invalid, QmsError
 from qms.core.i18n import _, checklist_text_key
 from qms.db import utcnow
 from qms.identifiers import identify
@@ -37,11 +37,12 @@ from qms.records.corrections import correct_step
 from qms.records.display import due_text
 from qms.records.fields import field_label, parse_field_values, said, step_title
 from qms.records.guards import equipment_check
-from qms.records.loading import WARD_ATTRIBUTE, load_units_by_id, unit_facts
+from qms.records.loading import load_units_by_id, unit_facts
 from qms.records.models import StepRecord, Unit
 from qms.records.queries import live_check
 from qms.records.service import log_step, register_unit
 from qms.records.signatures import WitnessCredential
+from qms.records.wards import WARD_ATTRIBUTE, ward_view
 from qms.storage.models import Equipment
 from qms.web import signing
 from qms.web.database import db_session, reads_only
@@ -54,19 +55,19 @@ def visible_unit(s: Session, unit_id: str) -> Unit:
     wards (or on none yet). Another site's or another ward's unit answers exactly like a
     missing one (404, without naming its site or ward): ids cannot be enumerated."""
     unit = s.get(Unit, unit_id)
-    if (
-        unit is None
-        or not is_member(s, current_user.row, unit.site_id)
-        or not in_ward_scope(ward_scope(s, current_user.row, unit.site_id), unit_ward(unit))
-    ):
+    if not sees_unit(s, unit):
         abort(404, description=_("There is no unit %(unit)s.", unit=unit_id))
     return unit
 
 
-def unit_ward(unit: Unit) -> str | None:
-    """The ward code a unit is on (its `ward` attribute), None if on none yet."""
-    ward = json.loads(unit.attributes or "{}").get(WARD_ATTRIBUTE)
-    return ward if isinstance(ward, str) else None
+def sees_unit(s: Session, unit: Unit | None) -> bool:
+    """Whether the user sees this unit: of one of their sites and, for ward staff, on one of
+    their wards or on none."""
+    return (
+        unit is not None
+        and is_member(s, current_user.row, unit.site_id)
+        and ward_view(s, current_user.row, unit.site_id).sees(unit)
+    )
 
 
 def site_choices(s: Session, site_id: str) -> tuple[list, list]:
@@ -130,23 +131,6 @@ def _witness(step_def, form) -> WitnessCredential | None:
     if not step_def.witness_required and not username:
         return None
     return WitnessCredential(username, form.get("witness_password") or "")
-
-
-def refuse_witness_of_another_ward(s: Session, unit: Unit, username: str) -> None:
-    """A nurse or physician co-signs only at the bedside of their own wards' units."""
-    ward = unit_ward(unit)
-    witness = accounts.get_user_by_username(session=s, username=username)
-    if ward is None or witness is None:
-        return  # an unknown witness is refused when their credentials are checked
-    if not in_ward_scope(ward_scope(s, witness, unit.site_id), ward):
-        raise SignatureError(
-            _(
-                "the witness %(username)s is not on ward %(ward)s, where this unit is: "
-                "ask someone of this ward to co-sign. Nothing was recorded.",
-                username=witness.username,
-                ward=ward,
-            )
-        )
 
 
 def refuse_foreign_labels(unit: Unit, checklist, step: str, values: dict, now: datetime) -> None:
@@ -217,8 +201,6 @@ def register(bp, render_unit_page) -> None:
             )
             refuse_foreign_labels(unit, checklist, step, values, now)
             witness = _witness(step_def, form)
-            if witness is not None:
-                refuse_witness_of_another_ward(s, unit, witness.username)
             logged = log_step(
                 session=s,
                 registry=registry,
@@ -362,9 +344,9 @@ def register(bp, render_unit_page) -> None:
     def correct_record(record_id: str):
         s = db_session()
         record = s.get(StepRecord, record_id)
-        if record is None:
+        unit = s.get(Unit, record.unit_id) if record is not None else None
+        if not sees_unit(s, unit):  # a record of another site's or ward's unit: as missing
             abort(404, description=_("There is no record %(record)s.", record=record_id))
-        unit = visible_unit(s, record.unit_id)
         checklist = get_registry().get(unit.checklist_id, unit.checklist_version)
         site = s.get(Site, unit.site_id)
         user = s.get(User, current_user.id)
@@ -450,7 +432,7 @@ def register(bp, render_unit_page) -> None:
                 if ward:
                     if ward not in {w.code for w in wards}:
                         raise Invalid(_("Ward: %(ward)s is not a ward of this site.", ward=ward))
-                    if not in_ward_scope(ward_scope(s, current_user.row, site_id), ward):
+                    if not ward_view(s, current_user.row, site_id).sees_ward(ward):
                         raise Invalid(_("Ward: you are not on ward %(ward)s.", ward=ward))
                     attributes[WARD_ATTRIBUTE] = ward
                 unit = register_unit(

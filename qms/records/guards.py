@@ -35,6 +35,7 @@ from qms.records.signatures import (
     authenticate_signer,
     authenticate_witness,
 )
+from qms.records.wards import refuse_witness_off_ward, require_on_ward
 from qms.storage.models import Equipment
 
 PERFORMER_MEANINGS = ("performed", "verified")
@@ -61,6 +62,7 @@ def check_performer(session: Session, user: User, unit: Unit, step_def) -> None:
             )
         )
     # Membership of the unit's site was checked by require_visible (a user's sites).
+    require_on_ward(session, user, unit)
 
 
 def check_corrector(session: Session, user: User, unit: Unit, step_def) -> None:
@@ -82,6 +84,7 @@ def check_corrector(session: Session, user: User, unit: Unit, step_def) -> None:
             )
         )
     require(session, user, None, unit.site_id)
+    require_on_ward(session, user, unit)
 
 
 def check_witness(session: Session, witness: User, performer: User, unit: Unit, step_def) -> None:
@@ -115,6 +118,7 @@ def check_witness(session: Session, witness: User, performer: User, unit: Unit, 
                 site=unit.site_id,
             )
         )
+    refuse_witness_off_ward(session, witness, unit)
 
 
 def equipment_check(session: Session, site_id: str, *, in_use: bool) -> Callable[[str], bool]:

@@ -57,6 +57,7 @@ from qms.records.queries import (
     equipment_named,
     readings_of,
 )
+from qms.records.wards import WardView, off_ward_words, ward_in, ward_view
 from qms.records.writers import (
     PATIENT_REF_RE,
     UNIT_ID_RE,
@@ -136,7 +137,9 @@ def import_interchange(
     # in the import's words (never a database error), and the writers below need not ask
     # again, unit by unit.
     ledger.lock(session)
-    plan = _check_against_database(session, registry, data, source, create_missing_users, now)
+    plan = _check_against_database(
+        session, registry, data, source, create_missing_users, now, actor
+    )
     if plan.problems:
         raise ImportFileError([text for _, text in sorted(plan.problems, key=lambda p: p[0])])
     summary = ImportSummary(sha256=digest)
@@ -404,6 +407,7 @@ def _check_against_database(
     source: str,
     create_missing_users: bool,
     now: datetime,
+    actor: accounts.Actor,
 ) -> _Plan:
     plan = _Plan()
 
@@ -415,7 +419,17 @@ def _check_against_database(
     units_in_file = {u.id: u for u in data.units}
     existing_units = _existing(session, Unit.id, list(units_in_file))
     existing_equipment = _existing(session, Equipment.id, [item.id for item in data.equipment])
+    # The importer answers for the file's units: one scoped to wards (a nurse or physician)
+    # brings only units of their wards, as they would record them. The records' authors are
+    # not judged by the wards they hold today: the file says what they did then.
+    views: dict[str, WardView] = {}
     for unit in data.units:
+        ward = ward_in(unit.attributes)
+        if ward is not None:
+            if unit.site not in views:
+                views[unit.site] = ward_view(session, actor, unit.site)
+            if not views[unit.site].sees_ward(ward):
+                problem(unit, off_ward_words(actor, unit.id, ward))
         if not UNIT_ID_RE.match(unit.id):
             problem(
                 unit,

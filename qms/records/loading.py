@@ -29,10 +29,10 @@ from qms.checklists import engine
 from qms.checklists.facts import IN_PROGRESS, ReadingFacts, StepFacts, UnitFacts
 from qms.checklists.judging import Judgement, UnitCase, judge_many
 from qms.records.models import StepRecord, Unit, UnitStatus
+from qms.records.wards import WARD_ATTRIBUTE
 from qms.storage.models import Reading
 
 PER_PAGE = 50
-WARD_ATTRIBUTE = "ward"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from qms.accounts.roles import Permission
 from qms.accounts.service import Lockout
 from qms.checklists.facts import Finding, StepFacts
 from qms.core import ledger
-from qms.core.errors import NotFound, SignatureError
+from qms.core.errors import Denied, NotFound, SignatureError
 from qms.core.i18n import _, _l
 from qms.db import utcnow
 from qms.quality.opening import open_for_step
@@ -51,6 +51,7 @@ from qms.records.queries import (
     unit_version,
 )
 from qms.records.signatures import Credential, WitnessCredential
+from qms.records.wards import off_ward, ward_in
 from qms.records.writers import create_unit_record, next_record_id, sign_step, write_step_record
 
 
@@ -82,6 +83,9 @@ def register_unit(
     if session.get(Site, site_id) is None:
         raise NotFound(_("there is no site %(site)s", site=site_id))
     require(session, by, Permission.LOG_STEPS, site_id, action=_l("register units"))
+    refusal = off_ward(session, by, unit_id, site_id, ward_in(attributes))
+    if refusal is not None:
+        raise Denied(refusal)
     return create_unit_record(
         session=session,
         registry=registry,

@@ -42,6 +42,7 @@ from qms.records.queries import (
     status_of,
 )
 from qms.records.signatures import Credential, authenticate_signer
+from qms.records.wards import require_on_ward
 from qms.records.writers import write_unit_status
 
 
@@ -81,6 +82,7 @@ def set_unit_status(
         session, by, Permission.LOG_STEPS | Permission.AUDIT, action=_l("close or reopen units")
     )
     require_visible(session, by, unit.site_id, _("there is no unit %(unit)s", unit=unit.id))
+    require_on_ward(session, by, unit)
     ledger.lock(session)  # the current status is read under the lock: one change wins
     current = status_of(session, unit.id)
     if status == current:

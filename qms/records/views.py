@@ -276,12 +276,13 @@ def _status_form(current: str) -> UnitStatusForm | None:
 @permission_required(Permission.VIEW_RECORDS)
 def unit_status(unit_id: str):
     """Declare a unit complete or cancelled, or reopen it: a signed record."""
+    s = db_session()
+    capture.visible_unit(s, unit_id)  # another site's or ward's unit: as missing (404)
     form = UnitStatusForm()
     back = redirect(url_for("records.unit_page", unit_id=unit_id))
     if not form.validate_on_submit():
         flash(_("Choose the new status."), "error")
         return back
-    s = db_session()
     user = s.get(User, current_user.id)
     settings = current_app.extensions["qms_settings"]
     now = utcnow()

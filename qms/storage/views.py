@@ -28,6 +28,7 @@ from qms.core.errors import Invalid, QmsError
 from qms.core.i18n import _, format_datetime
 from qms.db import utcnow
 from qms.records.stepforms import parse_local_time
+from qms.records.wards import WardView, ward_view
 from qms.storage import excursions
 from qms.storage.chart import readings_chart
 from qms.storage.loggers import SHOWN_PROBLEMS, gap_limit, gaps, import_log, parse_log
@@ -58,15 +59,17 @@ def _equipment(s, site: Site, equipment_id: str) -> Equipment:
     return equipment
 
 
-def units_inside(s, site_id: str):
-    """Per device, the units in it now and the storage limits of their products."""
+def units_inside(s, site_id: str, view: WardView):
+    """Per device, the units in it now that this person sees, how many others are inside (on
+    wards they are not on), and the storage limits of every unit's product."""
     inside: dict[str, list] = {}
+    hidden: dict[str, int] = {}
     limits: dict[str, tuple] = {}
     for device, device_stays in excursions.stays(s, site_id, get_registry()).items():
         now_in = [x for x in device_stays if x.end is None]
-        inside[device] = [x.unit for x in now_in]
-        limits[device] = excursions.band(now_in)
-    return inside, limits
+        inside[device], hidden[device] = view.seen_units(x.unit for x in now_in)
+        limits[device] = excursions.band(now_in)  # the limits hold for every unit inside
+    return inside, hidden, limits
 
 
 @bp.route("/storage")
@@ -84,13 +87,14 @@ def equipment_list():
             .order_by(col(Reading.at).desc())
             .limit(1)
         ).first()
-    inside, limits = units_inside(s, site.id)
+    inside, hidden, limits = units_inside(s, site.id, ward_view(s, current_user.row, site.id))
     return render_template(
         "storage/equipment_list.html",
         site=site,
         devices=devices,
         latest=latest,
         inside=inside,
+        hidden=hidden,
         bands={d.id: limits.get(d.id, (None, None)) for d in devices},
         at=lambda moment: format_datetime(moment, zone=site.timezone),
     )
@@ -132,6 +136,13 @@ def equipment_page(equipment_id: str):
         title=_("Readings of %(equipment)s", equipment=equipment.id),
     )
     may_manage = Permission.MANAGE_STORAGE in permissions_of(current_user.role)
+    # Ward staff see the units of their wards inside; the others are counted, never named.
+    view = ward_view(s, current_user.row, site.id)
+    units, hidden = view.seen_units(x.unit for x in now_in)
+    shown_runs = []
+    for excursion, inside in runs:
+        seen, others = view.seen_units(x.unit for x in inside)
+        shown_runs.append((excursion, seen, others))
     return render_template(
         "storage/equipment.html",
         site=site,
@@ -140,14 +151,15 @@ def equipment_page(equipment_id: str):
         periods=list(PERIODS),
         readings=readings,
         latest=readings[-1] if readings else None,
-        runs=runs,
+        runs=shown_runs,
         acks=acks,
         may_acknowledge=Permission.MANAGE_STORAGE in permissions_of(current_user.role)
         or Permission.AUDIT in permissions_of(current_user.role),
         freshness=current_app.extensions["qms_settings"].signature_freshness_minutes,
         gaps=silent,
         gap_minutes=int(limit.total_seconds() // 60),
-        units=[x.unit for x in now_in],
+        units=units,
+        hidden=hidden,
         low=low,
         high=high,
         chart=chart,

@@ -40,10 +40,11 @@ def test_first_start_activates_every_version_and_a_restart_adds_nothing(session)
     versions = sum(len(registry.versions(c.id)) for c in registry)
     assert versions > len(list(registry))
     assert len(first) == versions and {e.action for e in first} == {"activate"}
-    kymriah = next(e for e in first if e.entity_id == "kymriah 2026.2")
+    kymriah = next(e for e in first if e.entity_id == "kymriah 2026.3")
     assert json.loads(kymriah.new_value)["parameters"]["thaw_to_infusion"] == "30m"
-    archived = next(e for e in first if e.entity_id == "kymriah 2026.1")
-    assert json.loads(archived.new_value)["source"].endswith("archive/kymriah-2026.1.yaml")
+    for version in ("2026.1", "2026.2"):
+        archived = next(e for e in first if e.entity_id == f"kymriah {version}")
+        assert json.loads(archived.new_value)["source"].endswith(f"archive/kymriah-{version}.yaml")
     record_active_checklists(session=session, registry=registry, started_by="test")
     assert len(_entries(session)) == len(first)
 
@@ -87,7 +88,7 @@ def test_a_checklist_no_longer_loaded_is_retired(session, tmp_path):
         session=session, registry=Registry.from_directory(root), started_by="t"
     )
     retired = _entries(session)[-1]
-    assert (retired.entity_id, retired.action) == ("abecma 2026.2", "retire")
+    assert (retired.entity_id, retired.action) == ("abecma 2026.3", "retire")
 
 
 def test_text_changed_under_the_same_version_is_recorded_without_a_warning(session, tmp_path):

@@ -2,9 +2,12 @@
 
 The label corrections of issue 8 changed the rules of ten shipped checklists; they were
 released as 2026.2 and the 2026.1 texts kept in checklists/archive/ (docs/checklists.md,
-"Versions and digests"). A unit registered under 2026.1 keeps being judged by 2026.1's
+"Versions and digests"). The order rule of issue 9 (the bedside identity check after the
+release from storage) changed the rules of all eleven: released as each one's next
+version (2026.3; amimestrocel, whose rules 2026.2 had not changed, 2026.2), the previous
+texts archived. A unit registered under an earlier version keeps being judged by its
 rules, so an audit of last month does not change because a checklist was edited; a new
-unit is registered under 2026.2.
+unit is registered under the newest.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from click.testing import CliRunner
 from qms.accounts import service as accounts
 from qms.checklists.cli import checklist_group
 from qms.checklists.engine import ReadingIndex, evaluate
-from qms.checklists.language import Registry, version_key
+from qms.checklists.language import OrderSpec, Registry, version_key
 from qms.paths import CHECKLISTS_DIR
 from qms.records.importer import import_interchange
 from qms.records.loading import load_units_by_id
@@ -41,23 +44,48 @@ CORRECTED = [
     "tecartus",
     "yescarta",
 ]
+SHIPPED = sorted(p.stem for p in CHECKLISTS_DIR.glob("*.yaml"))
+# Each checklist's step that releases the product from storage for the bedside: Ryoncil
+# releases each dose (`transfer`); its `storage_out` ends the course's stay in storage.
+RELEASE = {"ryoncil": "transfer"}
 
 
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def test_every_corrected_checklist_is_2026_2_with_2026_1_archived() -> None:
+def test_every_corrected_checklist_was_released_as_2026_2_with_2026_1_archived() -> None:
     for checklist_id in CORRECTED:
-        assert REGISTRY.versions(checklist_id) == ("2026.1", "2026.2"), checklist_id
-        current, previous = REGISTRY.get(checklist_id), REGISTRY.get(checklist_id, "2026.1")
-        assert current.version == "2026.2"
-        assert Path(current.path) == CHECKLISTS_DIR / f"{checklist_id}.yaml"
+        assert REGISTRY.versions(checklist_id)[:2] == ("2026.1", "2026.2"), checklist_id
+        corrected, previous = (REGISTRY.get(checklist_id, v) for v in ("2026.2", "2026.1"))
         assert Path(previous.path) == ARCHIVE / f"{checklist_id}-2026.1.yaml"
         # A new version is released because the rules changed, not only the words.
-        assert current.rules_digest != previous.rules_digest, checklist_id
-    # Amimestrocel's corrections were comments only: its rules are 2026.1's, unchanged.
-    assert REGISTRY.versions("amimestrocel") == ("2026.1",)
+        assert corrected.rules_digest != previous.rules_digest, checklist_id
+    # Amimestrocel's corrections were comments only: its rules stayed 2026.1's.
+    assert REGISTRY.versions("amimestrocel")[0] == "2026.1"
+
+
+@pytest.mark.parametrize("checklist_id", SHIPPED)
+def test_the_identity_check_after_the_release_is_a_new_version(checklist_id: str) -> None:
+    """The order rule [storage_out, identity_check] changes what judges records: the newest
+    version has it, the version before (archived byte for byte) does not."""
+    versions = REGISTRY.versions(checklist_id)
+    newest, previous = REGISTRY.get(checklist_id), REGISTRY.get(checklist_id, versions[-2])
+    assert (
+        newest.version == versions[-1] == ("2026.2" if checklist_id == "amimestrocel" else "2026.3")
+    )
+    assert Path(newest.path) == CHECKLISTS_DIR / f"{checklist_id}.yaml"
+    assert Path(previous.path) == ARCHIVE / f"{checklist_id}-{previous.version}.yaml"
+    release = RELEASE.get(checklist_id, "storage_out")
+
+    def orders(checklist) -> dict[str, tuple]:
+        return {r.id: r.spec.steps for r in checklist.rules if isinstance(r.spec, OrderSpec)}
+
+    rule = f"{checklist_id}.release_before_identity_check"
+    assert orders(newest)[rule] == (release, "identity_check")
+    assert rule not in orders(previous)
+    assert next(r for r in newest.rules if r.id == rule).severity == "critical"
+    assert newest.rules_digest != previous.rules_digest
 
 
 @pytest.mark.parametrize("path", ARCHIVED, ids=[p.stem for p in ARCHIVED])
@@ -77,10 +105,11 @@ def test_an_archived_file_is_named_by_its_id_and_version_and_is_not_the_newest(
     sorted(p for p in ARCHIVED_EXAMPLES.iterdir() if p.is_dir()),
     ids=lambda p: p.name,
 )
-def test_units_of_2026_1_are_judged_as_before_the_corrections(folder: Path) -> None:
-    """2026.1's own compliant units (as they were before the corrections) stay clean under
-    2026.1, and the same records would not be clean under 2026.2: registering them under
-    2026.1 is what keeps last month's audit as it was."""
+def test_units_of_an_archived_version_are_judged_by_it(folder: Path) -> None:
+    """An archived version's own compliant units stay clean under it, and some of the same
+    records would not be clean under the newest version (2026.1's before the label
+    corrections; 2026.2's with an identity check made before the release): registering
+    them under their version is what keeps last month's audit as it was."""
     checklist_id, _, version = folder.name.rpartition("-")
     path = folder / "compliant.jsonl"
     interchange = to_interchange(_lines(path), str(path))
@@ -125,8 +154,8 @@ def test_a_yescarta_eu_infusion_45_minutes_after_thaw_is_judged_by_its_version()
     new = _yescarta_eu(_lines(EXAMPLES_DIR / "yescarta" / "compliant.jsonl"), premedication=True)
     under_2026_1 = findings_for(REGISTRY, to_interchange(old, "2026.1"), "Y-EU-1")
     assert under_2026_1 == [], [f.message for f in under_2026_1]
-    under_2026_2 = findings_for(REGISTRY, to_interchange(new, "2026.2"), "Y-EU-1")
-    assert [(f.rule, f.severity, f.actual) for f in under_2026_2] == [
+    under_newest = findings_for(REGISTRY, to_interchange(new, "newest"), "Y-EU-1")
+    assert [(f.rule, f.severity, f.actual) for f in under_newest] == [
         ("yescarta.thaw_to_infusion_start_eu", "major", "45m")
     ]
 
@@ -139,7 +168,8 @@ def test_units_registered_under_each_version_are_judged_by_it_from_the_database(
 ) -> None:
     """The same Kymriah EU records (no premedication: 2026.1 had no such step), once in a
     unit registered under 2026.1, once in a new unit: the first is clean, the second is
-    judged by 2026.2, which asks for the premedication before every CAR-T infusion."""
+    judged by the newest version, which (since 2026.2) asks for the premedication before
+    every CAR-T infusion."""
     make_site("SH-01")
     make_site("SH-02")
     make_site("SH-03")
@@ -171,27 +201,32 @@ def test_units_registered_under_each_version_are_judged_by_it_from_the_database(
     batch = load_units_by_id(session, ["K-EU-1", "K-EU-2"])
     assert {u.row.id: u.row.checklist_version for u in batch.units} == {
         "K-EU-1": "2026.1",
-        "K-EU-2": "2026.2",
+        "K-EU-2": REGISTRY.get("kymriah").version,
     }
     judged = batch.judge(REGISTRY, now=None)
     assert judged["K-EU-1"].findings == []
     assert {f.rule for f in judged["K-EU-2"].findings} >= {"kymriah.premedication.done"}
 
 
-def test_checklist_list_shows_both_versions() -> None:
+def test_checklist_list_shows_every_version() -> None:
     result = CliRunner().invoke(checklist_group, ["list"])
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in result.output.splitlines()]
     kymriah = [(r[1], r[2], r[-1]) for r in rows if r[0] == "kymriah"]
     assert kymriah == [
-        ("2026.2", "current", "checklists/kymriah.yaml"),
+        ("2026.3", "current", "checklists/kymriah.yaml"),
+        ("2026.2", "archived", "checklists/archive/kymriah-2026.2.yaml"),
         ("2026.1", "archived", "checklists/archive/kymriah-2026.1.yaml"),
     ]
-    assert [r[1:3] for r in rows if r[0] == "amimestrocel"] == [["2026.1", "current"]]
+    assert [r[1:3] for r in rows if r[0] == "amimestrocel"] == [
+        ["2026.2", "current"],
+        ["2026.1", "archived"],
+    ]
     data = json.loads(CliRunner().invoke(checklist_group, ["list", "--format", "json"]).output)
     assert {(c["checklist"], c["version"]) for c in data["checklists"]} >= {
         ("yescarta", "2026.1"),
         ("yescarta", "2026.2"),
+        ("yescarta", "2026.3"),
     }
 
 

@@ -185,8 +185,9 @@ def test_the_scan_endpoint_fills_and_refuses(client, login, ward):
     assert not expired.json["valid"] and "expired" in expired.json["problems"][-1]
 
 
-def _walk_to_infusion(log, unit, people):
-    start = datetime.now(UTC) - timedelta(hours=5)
+def _released(log, unit, people, start):
+    """The prescription and the pharmacy's records up to the release from storage (200
+    minutes after `start`): what the bedside identity check comes after."""
 
     def at(minutes):
         return start + timedelta(minutes=minutes)
@@ -200,6 +201,15 @@ def _walk_to_infusion(log, unit, people):
         fields={"equipment": "LN2-01", "temperature_c": -160})  # fmt: skip
     log(unit, "storage_out", by=people["pharmacist"], at=at(200),
         fields={"equipment": "LN2-01"})  # fmt: skip
+
+
+def _walk_to_infusion(log, unit, people):
+    start = datetime.now(UTC) - timedelta(hours=5)
+
+    def at(minutes):
+        return start + timedelta(minutes=minutes)
+
+    _released(log, unit, people, start)
     log(unit, "tocilizumab_check", by=people["pharmacist"], at=at(205),
         fields={"doses_on_hand": 2})  # fmt: skip
     log(unit, "identity_check", by=people["nurse"], witness=people["nurse2"], at=at(210),
@@ -269,6 +279,7 @@ def test_a_witness_with_a_wrong_password_stores_nothing_and_counts(
     client, login, ward, log, session
 ):
     unit, people = ward
+    _released(log, unit, people, datetime.now(UTC) - timedelta(hours=5))
     login(people["nurse"])
     fields = {"product_patient_id": "P-0042", "wristband_patient_id": "P-0042", "coi_id": COI}
     witness = people["nurse2"]

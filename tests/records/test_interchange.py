@@ -86,7 +86,7 @@ def test_validate_against_the_checklists() -> None:
     assert problems[0].startswith("f:2: unit 'U-2': unknown checklist 'kymria'")
     assert problems[1].startswith("f:3: unit 'U-3': unknown profile 'uk'")
     assert problems[2].startswith(
-        "f:4: unknown step 'reconstitution' for unit 'U-1' (checklist kymriah 2026.2); steps: prescription_check"
+        "f:4: unknown step 'reconstitution' for unit 'U-1' (checklist kymriah 2026.3); steps: prescription_check"
     )
     assert len(problems) == 3
 

@@ -316,7 +316,7 @@ def test_each_row_shows_status_product_next_due_and_findings_by_severity(
     _, html = _listing(client)
     rows = dict(re.findall(r'<tr data-unit="([^"]+)">(.*?)</tr>', html, re.S))
     kymriah = rows["K-001"]
-    assert "kymriah 2026.2 · us" in kymriah and "in progress" in kymriah
+    assert "kymriah 2026.3 · us" in kymriah and "in progress" in kymriah
     # The freezer read −110 °C for three hours while the unit was in it.
     assert 'data-severity="critical">1 critical' in kymriah
     assert "Prescription and indication check is due next." in kymriah

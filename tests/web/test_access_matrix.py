@@ -12,10 +12,14 @@ The expectation of each route derives from the access its view declares
 - ward staff (nurses, physicians: `accounts.access.WARD_ROLES`), an object of their own
   site on another ward (a unit, its record): exactly what a missing object gets; every
   other role with the permission gets it as an object of its own site (never 404);
+- ward staff never read another ward's unit id, patient reference or chain-of-identity id
+  in any answer (the freezer it is in, its excursion, its deviation and findings, lists),
+  while the roles that see the whole site do read them on those pages;
 - never a 500.
 
 A route joins the matrix by declaring its access; each URL parameter needs examples in
-`EXAMPLES` below (built at two sites by the `examples` fixture). A route without a
+`EXAMPLES` below (built at two sites by the `examples` fixture; `Example.also` adds
+further objects of the own site whose pages name another ward's unit). A route without a
 declaration or with a parameter without examples fails `test_every_route_is_in_the_matrix`
 with what to add.
 """
@@ -33,9 +37,9 @@ from werkzeug.routing.converters import AnyConverter
 
 from qms.accounts import service as accounts
 from qms.accounts.access import WARD_ROLES
-from qms.accounts.models import User
+from qms.accounts.models import User, Ward
 from qms.accounts.permissions import access_of
-from qms.accounts.roles import Role, permissions_of
+from qms.accounts.roles import Permission, Role, permissions_of
 from qms.accounts.service import Actor
 from qms.checklists.language import Registry
 from qms.delivery import service as deliveries
@@ -45,6 +49,7 @@ from qms.quality import deviations as dv
 from qms.quality.models import Deviation
 from qms.records import service as records
 from qms.records.signatures import PasswordEntry, WitnessCredential
+from qms.records.wards import WARD_ATTRIBUTE
 from qms.reports.models import ReportVersion
 from qms.storage import service as storage
 from qms.web.app import runtime_of
@@ -54,9 +59,16 @@ OWN, OTHER = "SH-01", "BJ-02"
 # The matrix's ward staff are on WARD-A, where the own site's unit is; WARD-B's unit is
 # another ward's (ward codes no answer may name to them).
 WARD, OTHER_WARD = "WARD-A", "WARD-B"
+# What identifies the unit on WARD-B (stored in the own site's freezer, with an excursion and
+# a deviation whose finding quotes both patient ids): no answer to ward staff may hold any.
+OTHER_WARD_UNIT = "U-OWN-2"
+OTHER_WARD_NAMES = (OTHER_WARD_UNIT, "P-0777", "P-0778", "CHG123426XYZ777")
+# The pages that name the other ward's unit to those who see the whole site.
+NAMING_PAGES = {"storage.equipment_list", "storage.equipment_page", "quality.deviation_page"}
 ROLES = [role.value for role in Role]
 PASSWORD = "correct-horse-battery"
 CHECKLISTS = Path(__file__).parent.parent / "records" / "checklists"
+STORED = Path(__file__).parent / "checklists"  # a product kept in a freezer
 
 # Routes anyone may reach, on purpose.
 PUBLIC = {"static", "accounts.login", "web.health", "report_check.public_check"}
@@ -75,61 +87,66 @@ class Example:
     other: object | None = None
     missing: object | None = None
     other_ward: object | None = None
+    also: tuple = ()  # further own-site objects (whose pages name another ward's unit)
 
 
-def _unit(session, registry, by, unit_id, site, *, now, ward=None):
+def _unit(session, registry, by, unit_id, site, *, now, ward=None, **kw):
     unit = records.register_unit(
         session=session,
         registry=registry,
         by=by,
         unit_id=unit_id,
-        checklist_id="testcart",
+        checklist_id=kw.get("checklist_id", "testcart"),
         site_id=site,
-        patient_ref="P-0042",
-        coi_id="CHG123426ABC123",
-        attributes={"ward": ward} if ward else None,
+        patient_ref=kw.get("patient_ref", "P-0042"),
+        coi_id=kw.get("coi_id", "CHG123426ABC123"),
+        attributes={WARD_ATTRIBUTE: ward} if ward else None,
         now=now - timedelta(hours=3),
     )
     session.flush()
     return unit
 
 
+def _log(session, registry, unit, step, by, at, fields=None, *, witness=None, reason=None):
+    return records.log_step(
+        session=session,
+        registry=registry,
+        unit_id=unit.id,
+        step=step,
+        performed_at=at,
+        fields=fields or {},
+        by=by,
+        credential=PasswordEntry(PASSWORD),
+        witness=WitnessCredential(witness.username, PASSWORD) if witness else None,
+        reason=reason,
+        freshness_minutes=5,
+        now=at,
+    )
+
+
 def _late_infusion(session, registry, unit, nurse, witness, now) -> str:
     """Identity check, thaw, an infusion 45 minutes later (a major finding: it opens a
     deviation); returns the identity check's record id."""
     at = now - timedelta(hours=2)
-
-    def log(step, at, fields=None, witness=None, reason=None):
-        return records.log_step(
-            session=session,
-            registry=registry,
-            unit_id=unit.id,
-            step=step,
-            performed_at=at,
-            fields=fields or {},
-            by=nurse,
-            credential=PasswordEntry(PASSWORD),
-            witness=WitnessCredential(witness.username, PASSWORD) if witness else None,
-            reason=reason,
-            freshness_minutes=5,
-            now=at,
-        )
-
-    identity = log(
+    identity = _log(
+        session,
+        registry,
+        unit,
         "identity_check",
+        nurse,
         at - timedelta(minutes=20),
         {"product_patient_id": "P-0042", "wristband_patient_id": "P-0042"},
         witness=witness,
     )
-    log("thaw_end", at, {"temperature_c": 20})
-    log("infusion_end", at + timedelta(minutes=45), reason="pump alarm delayed the start")
+    _log(session, registry, unit, "thaw_end", nurse, at, {"temperature_c": 20})
+    _log(session, registry, unit, "infusion_end", nurse, at + timedelta(minutes=45),
+         reason="pump alarm delayed the start")  # fmt: skip
     session.flush()
     return identity.record.id
 
 
-def _site_objects(app, session, registry, site, tag, now, ward=None) -> dict[str, object]:
-    """One site's objects of every kind a URL names (made through the services)."""
-    settings = app.extensions["qms_settings"]
+def _staff(session, site, tag, roles, ward: Ward | None = None) -> dict[str, User]:
+    """Users of a site, named <tag>.<role>; the ward staff among them on `ward`."""
     users = {
         role: accounts.create_user(
             session=session,
@@ -140,11 +157,25 @@ def _site_objects(app, session, registry, site, tag, now, ward=None) -> dict[str
             password=PASSWORD,
             site_ids=[site],
         )
-        for role in ("nurse", "physician", "quality_officer")
+        for role in roles
     }
     session.flush()
+    for role, user in users.items():
+        if ward is not None and role in WARD_ROLES:
+            accounts.grant_ward(session=session, actor=Actor.system("test"), user=user,
+                                ward_id=ward.id, reason="the matrix's ward")  # fmt: skip
+    return users
+
+
+def _site_objects(app, session, registry, site, tag, now, ward=None) -> dict[str, object]:
+    """One site's objects of every kind a URL names (made through the services)."""
+    settings = app.extensions["qms_settings"]
+    roles = ("nurse", "physician", "pharmacist", "quality_officer")
+    users = _staff(session, site, tag, roles, ward)
     nurse, officer = users["nurse"], users["quality_officer"]
-    unit = _unit(session, registry, nurse, f"U-{tag.upper()}-1", site, now=now, ward=ward)
+    code = ward.code if ward else None
+    unit = _unit(session, registry, users["pharmacist"], f"U-{tag.upper()}-1", site, now=now,
+                 ward=code)  # fmt: skip
     record_id = _late_infusion(session, registry, unit, nurse, users["physician"], now)
     day = now.date()
     run = audits.run_audit(
@@ -238,31 +269,56 @@ def _site_objects(app, session, registry, site, tag, now, ward=None) -> dict[str
     }
 
 
+def _other_ward_unit(session, registry, pharmacist, equipment_id, now):
+    """The own site's unit on WARD-B, as its ward and pharmacy record it: placed in the own
+    freezer (which then reads warm: an excursion with the unit inside), a bedside check whose
+    patient ids differ (a critical finding quoting both: it opens a deviation), a thaw.
+    Returns the unit, the thaw's record and the deviation."""
+    ward_b = _staff(session, OWN, "own.ward-b", ("nurse",), _ward(session, OTHER_WARD))["nurse"]
+    unit = _unit(session, registry, pharmacist, OTHER_WARD_UNIT, OWN, now=now, ward=OTHER_WARD,
+                 checklist_id="teststored", patient_ref="P-0777", coi_id="CHG123426XYZ777")  # fmt: skip
+    at = now - timedelta(hours=3)
+    _log(session, registry, unit, "storage_in", pharmacist, at + timedelta(minutes=10),
+         {"equipment": equipment_id}, reason="placed before the freezer's first reading")  # fmt: skip
+    for minutes, temperature in ((20, -100.0), (30, -160.0)):
+        storage.record_reading(session=session, actor=Actor.system("test"),
+                               equipment_id=equipment_id, at=at + timedelta(minutes=minutes),
+                               temperature_c=temperature, now=now)  # fmt: skip
+    identity = {"product_patient_id": "P-0777", "wristband_patient_id": "P-0778"}
+    checked = _log(session, registry, unit, "identity_check", ward_b, at + timedelta(minutes=40),
+                   identity, reason="wristband misread, checked again")  # fmt: skip
+    thaw = _log(session, registry, unit, "thaw_end", ward_b, at + timedelta(minutes=60),
+                {"temperature_c": 20}, reason="thawed after the second check")  # fmt: skip
+    deviation = session.exec(
+        select(Deviation).where(Deviation.step_record_id == checked.record.id)
+    ).one()
+    return unit, thaw.record, deviation
+
+
+def _ward(session, code) -> Ward:
+    return session.exec(select(Ward).where(Ward.site_id == OWN, Ward.code == code)).one()
+
+
 @pytest.fixture
 def examples(app, session, make_user, make_site) -> dict[str, Example]:
     """What each URL parameter name stands for, made at two sites. A new parameter name
     (a report id, a deviation id...) gets its line here."""
-    registry = Registry.from_directory(CHECKLISTS)
+    registry = Registry(
+        [*Registry.from_directory(CHECKLISTS), *Registry.from_directory(STORED)], []
+    )
     runtime_of(app).registry = registry
     make_site(OWN)
     make_site(OTHER, name="Test Hospital, Beijing")
+    for code in (WARD, OTHER_WARD):
+        accounts.create_ward(session=session, site_id=OWN, code=code, name=code)
+    session.flush()
     now = datetime.now(UTC)
-    own = _site_objects(app, session, registry, OWN, "own", now, ward=WARD)
+    own = _site_objects(app, session, registry, OWN, "own", now, ward=_ward(session, WARD))
     other = _site_objects(app, session, registry, OTHER, "other", now)
     nurse_own = session.exec(select(User).where(User.username == "own.nurse")).one()
-    other_ward = _unit(session, registry, nurse_own, "U-OWN-2", OWN, now=now, ward=OTHER_WARD)
-    thaw = records.log_step(
-        session=session,
-        registry=registry,
-        unit_id=other_ward.id,
-        step="thaw_end",
-        performed_at=now - timedelta(hours=2),
-        fields={"temperature_c": 20},
-        by=nurse_own,
-        credential=PasswordEntry(PASSWORD),
-        reason="thawed before the identity check was recorded",
-        freshness_minutes=5,
-        now=now - timedelta(hours=2),
+    pharmacist = session.exec(select(User).where(User.username == "own.pharmacist")).one()
+    other_ward, thaw, deviation = _other_ward_unit(
+        session, registry, pharmacist, own["equipment_id"], now
     )
     nurse_other = session.exec(select(User).where(User.username == "other.nurse")).one()
     session.commit()
@@ -280,32 +336,32 @@ def examples(app, session, make_user, make_site) -> dict[str, Example]:
         "user_id": Example(nurse_own.id, nurse_other.id, 987654),
         **{name: Example(own[name], other[name], missing[name]) for name in missing},
         "unit_id": Example(own["unit_id"], other["unit_id"], missing["unit_id"], other_ward.id),
-        "record_id": Example(
-            own["record_id"], other["record_id"], missing["record_id"], thaw.record.id
-        ),
+        "record_id": Example(own["record_id"], other["record_id"], missing["record_id"], thaw.id),
+        # The other ward's unit's deviation: its page is open to the whole site's staff.
+        "deviation_id": Example(
+            own["deviation_id"],
+            other["deviation_id"],
+            missing["deviation_id"],
+            also=(deviation.id,),
+        ),  # fmt: skip
         # Parameters inside an object named by another parameter (its site decides).
         "index": Example(0),  # a run's first finding
         "number": Example("1"),  # a CAPA's first action
         "sha256": Example(own["sha256"]),  # the own CAPA's evidence file
-        "step": Example("infusion_end"),  # a step of the unit's checklist
+        "step": Example("thaw_end"),  # a step of both units' checklists
     }
 
 
 @pytest.fixture
-def people(make_user, make_site, session) -> dict[str, object]:
+def people(examples, make_user, session) -> dict[str, object]:
+    """One user of each role at the own site; the ward staff on WARD-A."""
     made = {role: make_user(role, username=f"matrix.{role}", sites=(OWN,)) for role in ROLES}
-    make_site(OWN)
-    wards = {
-        code: accounts.create_ward(session=session, site_id=OWN, code=code, name=code)
-        for code in (WARD, OTHER_WARD)
-    }
-    session.flush()
     for role in WARD_ROLES:
         accounts.grant_ward(
             session=session,
             actor=Actor.system("test"),
             user=made[role],
-            ward_id=wards[WARD].id,
+            ward_id=_ward(session, WARD).id,
             reason="the matrix's ward",
         )
     session.commit()
@@ -387,6 +443,13 @@ def _sign_in(client, user):
     assert response.status_code == 302, f"{user.username} could not sign in"
 
 
+def _names_other_ward_unit(body: bytes, asked: dict) -> list[str]:
+    """What of the other ward's unit an answer names, besides what was asked for."""
+    for value in asked.values():
+        body = body.replace(str(value).encode(), b"")
+    return [name for name in OTHER_WARD_NAMES if name.encode() in body]
+
+
 def _ask(app, client, case, values):
     with app.test_request_context():
         url = app.url_map.bind("localhost").build(case.endpoint, values, method=case.method)
@@ -400,6 +463,7 @@ def test_access_matrix(app, client, examples, people, role):
     assert not problems, "see test_every_route_is_in_the_matrix"
     granted = permissions_of(role) if role else None
     wrong = []
+    named = set()  # the endpoints whose answer named the other ward's unit
     for case in cases:
         answers, asked = {}, {}
         for which in ("own", "other", "missing", "other_ward"):
@@ -418,6 +482,11 @@ def test_access_matrix(app, client, examples, people, role):
             if response.status_code >= 500:
                 wrong.append(f"{where}: {response.status_code}")
                 continue
+            found = _names_other_ward_unit(body, values)
+            if found and role in WARD_ROLES:
+                wrong.append(f"{where}: names another ward's unit ({', '.join(found)})")
+            elif found and which == "own":
+                named.add(case.endpoint)
             if role is None:
                 if not (response.status_code == 302 and "/login" in response.headers["Location"]):
                     wrong.append(f"{where}: {response.status_code}, not sent to sign in")
@@ -437,6 +506,22 @@ def test_access_matrix(app, client, examples, people, role):
         allowed_role = role is not None and (
             case.access.kind == "signed_in" or bool(granted & case.access.permission)
         )
+        # Further objects of the own site, whose pages name the other ward's unit.
+        for name in case.values:
+            for value in getattr(examples.get(name), "also", ()) if allowed_role else ():
+                if case.method != "GET":
+                    continue
+                values = {**_values(case, examples, "own"), name: value}
+                _sign_in(client, people[role])
+                response = _ask(app, client, case, values)
+                where = f"{role} GET {case.rule} ({name}={value})"
+                if response.status_code >= 400:
+                    wrong.append(f"{where}: {response.status_code} for the user's own site")
+                found = _names_other_ward_unit(response.get_data(), values)
+                if found and role in WARD_ROLES:
+                    wrong.append(f"{where}: names another ward's unit ({', '.join(found)})")
+                elif found:
+                    named.add(case.endpoint)
         if allowed_role and "other" in answers:
             other, missing = answers["other"], answers["missing"]
             where = f"{role} {case.method} {case.rule}"
@@ -465,6 +550,11 @@ def test_access_matrix(app, client, examples, people, role):
                 shown = shown.replace(str(value).encode(), b"")
             if OTHER_WARD.encode() in shown:
                 wrong.append(f"{where}: the answer names the other ward {OTHER_WARD}")
+    if role not in (None, *WARD_ROLES) and Permission.VIEW_RECORDS in granted:
+        # Those who see the whole site read the other ward's unit where it is: else the
+        # fixture no longer puts it there and the ward staff's check above proves nothing.
+        for endpoint in sorted(NAMING_PAGES - named):
+            wrong.append(f"{role} {endpoint}: does not name {OTHER_WARD_UNIT}, of its site")
     assert not wrong, "\n".join(wrong)
 
 
