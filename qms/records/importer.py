@@ -110,6 +110,17 @@ class ImportSummary:
         return text
 
 
+def _require_every_site(session: Session, actor: accounts.Actor, data) -> None:
+    """The person importing answers for every site the file writes to: the sites of its
+    units and of its equipment (a reading names equipment of the same file). Someone of one
+    site cannot import another's records (the system, a command run without --as, acts at
+    every site)."""
+    if actor.id is None:
+        return
+    for site_id in sorted({u.site for u in data.units} | {e.site for e in data.equipment}):
+        require(session, actor, Permission.IMPORT_EXPORT, site_id, action=_l("import records"))
+
+
 def import_interchange(
     *,
     session: Session,
@@ -132,6 +143,7 @@ def import_interchange(
     problems = validate_against(data, registry)
     if problems:
         raise ImportFileError(problems)
+    _require_every_site(session, actor, data)
     # What the file may add (new unit ids, record ids) is decided under the ledger's lock,
     # held until the import commits: of imports running at once, the later ones are refused
     # in the import's words (never a database error), and the writers below need not ask

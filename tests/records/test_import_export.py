@@ -236,6 +236,39 @@ def test_import_needs_the_import_permission(session, registry, make_user):
         )
 
 
+def test_an_importer_answers_only_for_the_sites_they_belong_to(session, registry, make_user):
+    """A quality officer of SH-01 imports SH-01's records, never another hospital's: not its
+    units, nor its equipment and their readings."""
+    officer = accounts.Actor.of(make_user("quality_officer", sites=("SH-01",)))
+    make_user("nurse", username="li.na", sites=("SH-01",))
+    make_user("nurse", username="wu.fei", sites=("BJ-02",))
+    session.commit()
+    at = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    files = {
+        "unit": [
+            '{"type": "unit", "id": "U-9", "checklist": "testcart", "site": "BJ-02", "patient": "P-0009"}\n',
+            f'{{"type": "step", "unit": "U-9", "step": "receipt", "at": "{at}", "by": "wu.fei", "fields": {{"temperature_c": -170}}}}\n',
+        ],
+        "equipment and its readings": [
+            '{"type": "equipment", "id": "BJ-F2", "kind": "freezer_minus80", "site": "BJ-02"}\n',
+            f'{{"type": "reading", "equipment": "BJ-F2", "at": "{at}", "temperature_c": -80}}\n',
+        ],
+    }  # fmt: skip
+    before = _counts(session)
+    for kind, lines in files.items():
+        with pytest.raises(Exception, match="does not belong to site BJ-02"):
+            import_interchange(
+                session=session, registry=registry, lines=lines, source=kind, actor=officer
+            )
+        session.rollback()
+        assert _counts(session) == before, kind
+    own = [line.replace("BJ-02", "SH-01").replace("wu.fei", "li.na") for line in files["unit"]]
+    summary = import_interchange(
+        session=session, registry=registry, lines=own, source="own", actor=officer
+    )
+    assert summary.units == 1
+
+
 def test_export_since_keeps_whole_units(session, recorded):
     later = datetime.now(UTC) + timedelta(minutes=5)
     assert list(export_interchange(session=session, since=later)) == []
