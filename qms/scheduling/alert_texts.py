@@ -20,6 +20,9 @@ VERIFY_HEAD_MISSING = "verify.head_missing"
 DELIVERY_FAILED = "delivery.failed"
 REPORT_NOT_GENERATED = "report.not_generated"
 REPORT_AWAITING_APPROVAL = "report.awaiting_approval"
+REGIONAL_AWAITING_APPROVAL = "report.regional_awaiting_approval"
+PORTAL_NOT_DELIVERED = "delivery.portal_refused"
+NO_ADDRESS = "delivery.no_address"
 DEVIATION_OVERDUE = "deviation.overdue"
 DEVIATION_DUE_SOON = "deviation.due_soon"
 ACTION_DUE_SOON = "capa_action.due_soon"
@@ -71,6 +74,29 @@ def alert_text(alert: Alert, zone=None) -> str:
         return _(
             "Report %(report)s was generated on schedule and waits for your approval",
             report=params.get("report", ""),
+        )
+    if alert.code == REGIONAL_AWAITING_APPROVAL:
+        return _(
+            "Regional report %(report)s (region %(region)s: %(sites)s) was generated on "
+            "schedule and waits for approval by a quality officer of every site it covers",
+            report=params.get("report", ""),
+            region=params.get("region", ""),
+            sites=", ".join(params.get("sites", [])),
+        )
+    if alert.code == PORTAL_NOT_DELIVERED:
+        return _(
+            "Report %(report)s was not put in the portal of %(username)s, who does not belong "
+            "to every site it covers (%(sites)s)",
+            report=params.get("report", ""),
+            username=params.get("username", ""),
+            sites=", ".join(params.get("sites", [])),
+        )
+    if alert.code == NO_ADDRESS:
+        return _(
+            "Report %(report)s was not mailed to %(username)s: the account has no email "
+            "address, or is no longer an active regulator of every site the report covers",
+            report=params.get("report", ""),
+            username=params.get("username", ""),
         )
     if alert.code == DEVIATION_OVERDUE:
         return _(

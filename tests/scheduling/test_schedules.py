@@ -77,10 +77,9 @@ def test_a_nurse_may_not_keep_schedules_and_another_sites_schedule_is_not_found(
             {"cadence": "quarterly", "first_period": "2026-Q3"},
             "no generator makes site-monthly reports for quarterly periods yet",
         ),
-        (
-            {"report_type": "regional-annual", "first_period": "2026"},
-            "no generator makes regional-annual reports for yearly periods yet",
-        ),
+        ({"report_type": "regional-annual", "first_period": "2026"}, "needs a region"),
+        ({"region_id": "SH-XH"}, "only a regional report is made for a region"),
+        ({"recipients": ["nobody"]}, "nobody is not an email address"),
     ],
 )
 def test_a_schedule_that_cannot_work_is_refused_with_one_message(make_schedule, change, message):
