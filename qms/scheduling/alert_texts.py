@@ -1,4 +1,5 @@
-"""The words of each alert code, rendered in the reader's language when shown or mailed.
+"""The words of each alert code, rendered in the reader's language when shown or mailed,
+and who an alert is for (`addressed_to`).
 
 Apart from `qms.scheduling.alerts` (which raises alerts and mails them) so that the mail
 composer in `qms.delivery.notices` can render an alert without importing the module that
@@ -30,6 +31,16 @@ ACTION_OVERDUE = "capa_action.overdue"
 CHECK_DUE = "capa.check_due"
 CHECK_PREPARED = "capa.check_prepared"
 LOGGER_GAP = "logger.gap"
+
+
+def addressed_to(alert: Alert, user_id: int, role: str) -> bool:
+    """Whether an alert of one of the user's sites is for this user (in the app, and by
+    mail when they have an address): quality officers get every alert; others those
+    naming them or their role."""
+    if role == "quality_officer":
+        return True
+    audience = json.loads(alert.audience or "{}")
+    return user_id in audience.get("users", []) or role in audience.get("roles", [])
 
 
 def _when(value: str | None, zone=None) -> str:

@@ -227,14 +227,18 @@ def list_command() -> None:
 @click.option("--site", required=True)
 @click.option("--quality-address", default=None, help="Where alerts of the site are mailed.")
 @click.option("--logger-gap", "logger_gap", default=None, help="Minutes of logger silence.")
+@click.option(
+    "--reminder-lead", default=None, help="Days before a due date the first reminder comes."
+)
 @click.option("--reason", default=None, help="Why (needed for a change).")
-def settings_command(site, quality_address, logger_gap, reason) -> None:
+def settings_command(site, quality_address, logger_gap, reminder_lead, reason) -> None:
     """Show a site's settings, or change them (each change recorded with the reason)."""
     from qms.scheduling import settings as site_settings
 
     changes = {
         site_settings.QUALITY_ADDRESS: quality_address,
         site_settings.LOGGER_GAP_MINUTES: logger_gap,
+        site_settings.REMINDER_LEAD_DAYS: reminder_lead,
     }
     try:
         with _database().transaction() as session:
@@ -256,17 +260,38 @@ def settings_command(site, quality_address, logger_gap, reason) -> None:
         click.echo(f"{name}: {value if value is not None else '(not set)'}")
 
 
+WATCH_OPTION = click.option(
+    "--watch-minutes",
+    "watch_minutes",
+    type=float,
+    default=15.0,
+    envvar="QMS_SCHEDULER_WATCH_MINUTES",
+    show_default=True,
+    help="Minutes between looks for due-date reminders, effectiveness checks and logger gaps.",
+)
+
+
 @schedule_group.command("run-due")
 @click.option("--now", "now", default=None, help="ISO time with offset (default: the clock).")
-def run_due_command(now: str | None) -> None:
-    """One pass: claim and make what is due by NOW (for cron, and tests)."""
+@WATCH_OPTION
+def run_due_command(now: str | None, watch_minutes: float) -> None:
+    """One pass: claim and make what is due by NOW (for cron, and tests); the reminders
+    and logger gaps too, when --watch-minutes have passed since they last ran."""
+    from datetime import timedelta
+
     from qms.scheduling.runner import run_due
 
+    if watch_minutes < 0:
+        raise click.ClickException("--watch-minutes cannot be negative")
     moment = parse_time(now, "--now") if now else utcnow()
     try:
         runtime = current_runtime()
         result = run_due(
-            runtime.database, moment, settings=runtime.settings, registry=runtime.registry
+            runtime.database,
+            moment,
+            settings=runtime.settings,
+            registry=runtime.registry,
+            watch_every=timedelta(minutes=watch_minutes),
         )
     except QmsError as exc:
         raise click.ClickException(str(exc)) from None
@@ -309,7 +334,10 @@ def run_due_command(now: str | None) -> None:
     show_default=True,
     help="Nightly backups kept in <instance>/backups.",
 )
-def scheduler_command(poll: float, tick: float, nightly_at: str, keep: int) -> None:
+@WATCH_OPTION
+def scheduler_command(
+    poll: float, tick: float, nightly_at: str, keep: int, watch_minutes: float
+) -> None:
     """Run the scheduler (its own process): one leader, other instances stand by."""  # fmt: skip
     import os
     import sys
@@ -317,10 +345,12 @@ def scheduler_command(poll: float, tick: float, nightly_at: str, keep: int) -> N
     from qms.scheduling.process import SchedulerOptions, run_scheduler
 
     sys.stdout.reconfigure(line_buffering=True)
-    if poll <= 0 or tick <= 0 or keep <= 0:
-        raise click.ClickException("--poll, --tick and --keep must be greater than zero")
+    if poll <= 0 or tick <= 0 or keep <= 0 or watch_minutes < 0:
+        raise click.ClickException(
+            "--poll, --tick and --keep must be greater than zero, --watch-minutes not negative"
+        )
     options = SchedulerOptions(poll_seconds=poll, tick_seconds=tick, nightly_at=nightly_at,
-                               backups_kept=keep)  # fmt: skip
+                               backups_kept=keep, watch_seconds=watch_minutes * 60)  # fmt: skip
     status = run_scheduler(current_runtime(), options, say=click.echo)
     # Leave now, even while a pass renders a report in a worker thread (the interpreter
     # would wait for it): the pass is safe to abandon at any point, like a kill -9, and

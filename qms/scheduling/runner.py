@@ -8,18 +8,19 @@ process killed at any moment leaves claims that the next pass finishes, and a re
 registered by another process counts as made (the registry's unique (report, version)
 refuses a second first version). A run whose report cannot be made (no signing key, no
 audit possible) is recorded and alerted once, and tried again each pass. A full pass
-also raises what else fell due (`watch`: reminders, effectiveness checks, logger gaps)
-before it sends, so that their mails leave in the same pass.
+also raises what else fell due (`watch`: reminders, effectiveness checks, logger gaps),
+when `WATCH_EVERY` has passed since the last watch, before it sends, so that their mails
+leave in the same pass.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import func, select
 
 from qms.accounts.service import Actor
 from qms.config import Settings
@@ -34,6 +35,10 @@ from qms.scheduling.models import APPROVAL, AUTOMATIC, JobRun, Schedule, Schedul
 SCHEDULER = "system (scheduler)"
 SITE_MONTHLY = "site-monthly"
 GENERATE = "generate"
+WATCH = "watch"
+# How often the reminders, effectiveness checks and logger gaps are looked for: each
+# looks through every open item, and a quarter of an hour is soon enough for a due date.
+WATCH_EVERY = timedelta(minutes=15)
 
 
 @dataclass
@@ -63,8 +68,13 @@ def run_due(
     settings: Settings | None = None,
     registry=None,
     by: str | None = None,
+    watch_every: timedelta = WATCH_EVERY,
 ) -> PassResult:
-    """Claim every period due by `now` (once each, whoever else runs), then make them."""
+    """Claim every period due by `now` (once each, whoever else runs), then make them.
+
+    The reminders, effectiveness checks and logger gaps (`watch`) run when `watch_every`
+    has passed since the last time they ran (recorded, so a restart or another instance
+    keeps the interval); reports are looked for at every pass."""
     result = PassResult()
     with database.transaction() as session:
         result.claimed = service.claim_due(
@@ -72,24 +82,52 @@ def run_due(
         )
     if settings is not None:
         generate_pending(database, settings, result, registry=registry)
-        watch(database, now, result, registry=registry)
+        if watch_is_due(last_watch(database), now, watch_every):
+            watch(database, now, result, registry=registry)
         release_and_deliver(database, settings, now, result)
     return result
 
 
+def watch_is_due(last: datetime | None, now: datetime, every: timedelta) -> bool:
+    """Whether the watch runs at `now`, having last run at `last` (pure). A clock set
+    back before the last run does not stall it for the difference."""
+    return last is None or not (last <= now < last + every)
+
+
+def last_watch(database: Database) -> datetime | None:
+    with database.transaction(write=False) as session:
+        return session.exec(select(func.max(JobRun.at)).where(JobRun.kind == WATCH)).one()
+
+
 def watch(database: Database, now: datetime, result: PassResult, *, registry=None) -> None:
     """What else falls due: due-date reminders, effectiveness checks, logger gaps (each
-    raised once; a failure is said and tried again next pass, the reports go on)."""
+    raised once; a failure is said and tried again at the next watch, the reports go
+    on). Recorded as a `JobRun` of kind watch at `now`. What fell due while nothing ran
+    is raised at the first watch after: each is found from the records, not the clock."""
     from qms.scheduling.reminders import flag_logger_gaps, remind_due_items
 
+    failures = []
+    raised = 0
     for job in (
         lambda: remind_due_items(database, now, registry=registry),
         lambda: flag_logger_gaps(database, now),
     ):
         try:
-            result.raised.extend(job())
+            lines = job()
+            raised += len(lines)
+            result.raised.extend(lines)
         except QmsError as exc:
+            failures.append(str(exc))
             result.raised.append(f"reminders not raised: {exc}")
+    with database.transaction() as session:
+        session.add(
+            JobRun(
+                kind=WATCH,
+                at=now,
+                ok=not failures,
+                details=json.dumps({"raised": raised, "errors": failures}),
+            )
+        )
 
 
 def report_of(schedule: Schedule, run: ScheduleRun, region_id: str | None = None) -> tuple:

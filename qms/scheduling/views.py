@@ -68,7 +68,10 @@ class ScheduleForm(FlaskForm):
     language = SelectField(
         _l("Language"), choices=[SelectChoice(k, v) for k, v in LANGUAGE_NAMES.items()]
     )
-    recipients = StringField(_l("Email addresses (comma separated)"), validators=[Optional()])
+    recipients = StringField(
+        _l("Mail to: email addresses or regulator usernames (comma separated)"),
+        validators=[Optional()],
+    )
     regulators = StringField(_l("Regulator usernames (comma separated)"), validators=[Optional()])
     first_period = StringField(_l("First period (e.g. 2026-10)"), validators=[Optional()])
     auto_release = BooleanField(_l("Release without approval (needs a configured signing key)"))
@@ -88,6 +91,9 @@ class SettingsForm(FlaskForm):
     )
     logger_gap_minutes = StringField(
         site_settings.LABELS[site_settings.LOGGER_GAP_MINUTES], validators=[Optional()]
+    )
+    reminder_lead_days = StringField(
+        site_settings.LABELS[site_settings.REMINDER_LEAD_DAYS], validators=[Optional()]
     )
     reason = StringField(_l("Reason for the change"), validators=[Optional()])
 
@@ -265,6 +271,7 @@ def site_settings_post():
         for name, field_ in (
             (site_settings.QUALITY_ADDRESS, form.quality_address),
             (site_settings.LOGGER_GAP_MINUTES, form.logger_gap_minutes),
+            (site_settings.REMINDER_LEAD_DAYS, form.reminder_lead_days),
         ):
             if not (field_.data or "").strip():
                 continue  # left empty: stays as it is
