@@ -300,7 +300,9 @@ def test_the_command_line_gives_and_takes_an_address(tmp_path, fresh_database_ur
         assert qms("user", "email", "li.na", "na.li@h.example", "--reason", "new mailbox") == (
             "li.na: email na.li@h.example\n"
         )
-        assert qms("user", "email", "li.na", "--none", "--reason", "left") == "li.na: email (none)\n"
+        assert (
+            qms("user", "email", "li.na", "--none", "--reason", "left") == "li.na: email (none)\n"
+        )
         with database.transaction(write=False) as session:
             trail = session.exec(
                 select(AuditTrailEntry.action, AuditTrailEntry.field_name, AuditTrailEntry.reason)
