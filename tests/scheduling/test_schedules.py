@@ -180,6 +180,10 @@ def test_the_command_line_adds_lists_and_runs_due_once(tmp_path, fresh_database_
         assert "claimed" not in second and second.count("not generated") == 3
         with database.transaction(write=False) as session:
             codes = [a.code for a in session.exec(select(Alert)).all()]
+            from qms.quality.models import AuditRun
+
+            # The key is looked for first: no month was audited (nor a page rendered).
+            assert session.exec(select(AuditRun)).all() == []
         assert codes == ["report.not_generated"] * 3
         # With a key the next pass makes the three reports, once: then nothing is due.
         from qms.reports.keys import make_demo_keys
