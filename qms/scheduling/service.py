@@ -99,7 +99,9 @@ def add_schedule(
     prefix = f"SCH-{scope}-"
     taken = set(
         session.exec(
-            select(Schedule.schedule_id).where(col(Schedule.schedule_id).startswith(prefix))
+            select(Schedule.schedule_id).where(
+                col(Schedule.schedule_id).startswith(prefix, autoescape=True)
+            )
         ).all()
     )
     number = len(taken) + 1
@@ -123,7 +125,7 @@ def change_schedule(
     """A new version of a schedule (edited, or retired) and a `ScheduleChange` saying who,
     when and why: the old version stays as it was recorded."""
     current = current_schedule(session=session, actor=actor, schedule_id=schedule_id)
-    for site_id in covered_sites(session, current):
+    for site_id in covered_sites(session, current) or [current.site_id]:
         require(session, actor, MANAGE_SCHEDULES, site_id, action=_l("manage schedules"))
     reason = (reason or "").strip()
     if not reason:
