@@ -228,3 +228,59 @@ def test_a_regional_draft_waits_for_approval_told_to_every_covered_site(
         assert json.loads(told[0].params)["sites"] == ["BJ-01", "SH-01"]
     finally:
         database.dispose()
+
+
+@pytest.mark.slow
+def test_two_passes_at_once_make_the_regional_report_and_its_deliveries_once(
+    tmp_path, fresh_database_url, monkeypatch
+):
+    import threading
+
+    from qms.checklists.language import Registry
+    from qms.delivery.models import Delivery
+    from qms.reports.keys import make_demo_keys
+    from qms.reports.models import ReportVersion
+
+    registry = Registry.from_directory(Path(__file__).parent.parent / "records" / "checklists")
+    settings = make_test_settings(tmp_path, fresh_database_url)
+    database = Database(fresh_database_url)
+    try:
+        with database.transaction() as session:
+            _region(session)
+        make_demo_keys(settings, site_name="Test Hospital")
+        monkeypatch.setenv("QMS_REPORT_PKCS12", str(tmp_path / "keys" / "signing.p12"))
+        with database.transaction() as session:
+            service.add_schedule(session=session, actor=SYSTEM,
+                                 spec=_spec(regulators=["reg.both"], auto_release=True),
+                                 now=MADE_AT)  # fmt: skip
+        barrier = threading.Barrier(2)
+        errors = []
+
+        def worker(n: int) -> None:
+            own = Database(fresh_database_url)
+            try:
+                barrier.wait()
+                run_due(own, DUE_2026, settings=settings, registry=registry, by=f"worker {n}")
+            except Exception as exc:  # pragma: no cover - shown by the assert
+                errors.append(exc)
+            finally:
+                own.dispose()
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        run_due(database, DUE_2026, settings=settings, registry=registry)
+        with database.transaction(write=False) as session:
+            reports = session.exec(select(ReportVersion)).all()
+            deliveries = session.exec(select(Delivery)).all()
+            assert verify(session).ok
+        assert [r.id for r in reports] == ["regional-annual:BJ-01:R-1:2026:en/v1"]
+        assert sorted((d.channel, d.recipient) for d in deliveries) == [
+            ("email", "bureau@example.org"),
+            ("portal", "reg.both"),
+        ]
+    finally:
+        database.dispose()
