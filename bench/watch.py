@@ -1,12 +1,13 @@
-"""Benchmark of what the scheduler watches each pass: the logger-gap check and reminders.
+"""Benchmark of what the scheduler watches: the logger-gap check and reminders.
 
     .venv/bin/python bench/watch.py [--days 7] [--backends sqlite,postgresql]
 
 On a fresh migrated database of each backend with 10 loggers reading once a minute for
 `--days` days (each with one 45-minute silence), times `flag_logger_gaps` (the first
-pass raises the 10 gaps; the second, as every later tick, finds nothing new) and an idle
+pass raises the 10 gaps; the second, as every later watch, finds nothing new) and an idle
 `remind_due_items`, next to the floor measured in the same run on the same database:
-one plain SELECT of the same readings' times. The scheduler runs both every tick (60 s).
+one plain SELECT of the same readings' times. The scheduler runs both every watch
+interval (15 minutes unless `--watch-minutes` says otherwise).
 """
 
 from __future__ import annotations

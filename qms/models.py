@@ -23,6 +23,7 @@ from qms.scheduling.models import (
     JobRun,
     Schedule,
     ScheduleChange,
+    ScheduleRegion,
     ScheduleRun,
     SiteSetting,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "ReportVersion",
     "Schedule",
     "ScheduleChange",
+    "ScheduleRegion",
     "ScheduleRun",
     "Signature",
     "Site",

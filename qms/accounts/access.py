@@ -65,6 +65,12 @@ def is_member(session: Session, user: User, site_id: str) -> bool:
     )
 
 
+def belongs_to_every(session: Session, user_id: int, site_ids) -> bool:
+    """Whether the user belongs to every one of `site_ids`: the rule for what covers several
+    sites (a regional report is read, and reaches a regulator's portal, only so)."""
+    return set(site_ids) <= member_site_ids(session, user_id)
+
+
 def require(
     session: Session,
     who: User | Actor,

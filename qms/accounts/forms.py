@@ -31,8 +31,22 @@ class UserCreateForm(FlaskForm):
         _l("Sites"), validators=[DataRequired(message=_l("Choose at least one site."))]
     )
     password = PasswordField(_l("Initial password"), validators=[DataRequired(), Length(max=256)])
+    email = StringField(
+        _l("Email address (optional: reminders and alerts are mailed there)"),
+        validators=[Length(max=254)],
+    )
     reason = StringField(
         _l("Reason"), default=_l("new account"), validators=[DataRequired(), Length(max=500)]
+    )
+
+
+class EmailForm(FlaskForm):
+    """An account's mail address (empty: none), with the reason the trail keeps."""
+
+    email = StringField(_l("Email address (leave empty for none)"), validators=[Length(max=254)])
+    reason = StringField(
+        _l("Reason"),
+        validators=[DataRequired(message=_l("A reason is required.")), Length(max=500)],
     )
 
 

@@ -47,6 +47,9 @@ class User(SQLModel, table=True):
     role: str = Field(max_length=32)
     password_hash: str = Field(max_length=255)
     active: bool = Field(default=True)
+    # Where reminders and alerts for this person are mailed (and a regulator's reports,
+    # when a schedule names the account); None: no mail to the person.
+    email: str | None = Field(default=None, max_length=254)
     # The language the user chose for pages; None: the browser's, else the site's.
     language: str | None = Field(default=None, max_length=16)
     # Signed-in sessions carry the version they began with; raising it ends them all.

@@ -38,6 +38,8 @@ from qms.core.trail import record_change
 from qms.db import utcnow
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
+# A mail address as people write one: something@domain.tld, no spaces, at most 254 long.
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class AccountError(Invalid):
@@ -126,6 +128,7 @@ def create_user(
     password: str | None,
     site_ids: list[str],
     reason: str = "new account",
+    email: str | None = None,
 ) -> User:
     """Create a user; `password=None` makes an account nobody can sign in to (a placeholder)."""
     require(session, actor, Permission.MANAGE_USERS, action=_l("manage user accounts"))
@@ -160,6 +163,7 @@ def create_user(
         if session.get(Site, site_id) is None:
             raise AccountError(_("site %(site)s does not exist", site=site_id))
     require_sites(session, actor, site_ids)
+    email = checked_email(email)
     if get_user_by_username(session=session, username=username) is not None:
         raise AccountError(
             _("the username %(username)s is taken (usernames are never reused)", username=username)
@@ -169,6 +173,7 @@ def create_user(
         full_name=full_name,
         role=role,
         password_hash=hash_password(password) if password is not None else NO_PASSWORD,
+        email=email,
         created_by_id=actor.id,
     )
     session.add(user)
@@ -182,8 +187,58 @@ def create_user(
         entity="user",
         entity_id=username,
         action="create",
-        new_value={"full_name": full_name, "role": role, "sites": sorted(set(site_ids))},
+        new_value={
+            "full_name": full_name,
+            "role": role,
+            "sites": sorted(set(site_ids)),
+            **({"email": email} if email else {}),
+        },
         reason=reason,
+    )
+    return user
+
+
+def checked_email(email: str | None) -> str | None:
+    """A mail address as it will be stored (trimmed), None for none; AccountError if it
+    cannot be one."""
+    email = (email or "").strip()
+    if not email:
+        return None
+    if len(email) > 254 or not EMAIL_RE.match(email):
+        raise AccountError(_("%(address)s is not an email address", address=email))
+    return email
+
+
+def set_email(
+    *, session: Session, actor: Actor, user: User, email: str | None, reason: str
+) -> User:
+    """Give an account a mail address, change it or take it away (None), on the audit trail
+    with the old and new value and the reason, as every change of an account."""
+    require(session, actor, Permission.MANAGE_USERS, action=_l("manage user accounts"))
+    require_administers(session, actor, user)
+    if not reason or not reason.strip():
+        raise AccountError(_("give a reason: it is kept in the audit trail"))
+    email = checked_email(email)
+    if user.email == email:
+        raise AccountError(
+            _("%(username)s has this address already", username=user.username)
+            if email
+            else _("%(username)s has no address already", username=user.username)
+        )
+    old = user.email
+    user.email = email
+    session.add(user)
+    record_change(
+        session=session,
+        actor_id=actor.id,
+        actor_name=actor.name,
+        entity="user",
+        entity_id=user.username,
+        action="change",
+        field_name="email",
+        old_value=old,
+        new_value=email,
+        reason=reason.strip(),
     )
     return user
 

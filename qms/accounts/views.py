@@ -25,6 +25,7 @@ from qms.accounts import service
 from qms.accounts.access import WARD_ROLES, member_site_ids, sees_user
 from qms.accounts.forms import (
     AUTOMATIC,
+    EmailForm,
     LanguageForm,
     LoginForm,
     PasswordChangeForm,
@@ -294,6 +295,38 @@ def user_password(user_id: int):
     return render_template("accounts/password_reset.html", form=form, user=user), status
 
 
+@bp.route("/admin/users/<int:user_id>/email", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_USERS)
+def user_email(user_id: int):
+    """An account's mail address: given, changed or taken away, with a reason (the trail)."""
+    s = db_session()
+    user = _user_or_404(s, user_id)
+    form = EmailForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            service.set_email(
+                session=s,
+                actor=service.Actor.of(current_user.row),
+                user=user,
+                email=form.email.data,
+                reason=form.reason.data,
+            )
+        except service.AccountError as exc:
+            s.rollback()
+            flash(str(exc), "error")
+            status = 422
+        else:
+            s.commit()
+            flash(_("Email address of %(username)s saved.", username=user.username), "success")
+            return redirect(url_for("accounts.users"))
+    elif request.method == "POST":
+        status = 422
+    else:
+        form.email.data = user.email or ""
+    return render_template("accounts/user_email.html", form=form, user=user), status
+
+
 @bp.route("/site", methods=["POST"])
 @signed_in_required
 def choose_site():
@@ -367,6 +400,7 @@ def user_new():
                 password=form.password.data,
                 site_ids=form.sites.data,
                 reason=form.reason.data,
+                email=form.email.data,
             )
         except service.AccountError as exc:
             s.rollback()

@@ -1,10 +1,12 @@
-"""The notice outbox: each alert mailed once to the quality address of its site.
+"""The notice outbox: each alert mailed once to the quality address of its site and to
+the people it is for who have an address.
 
 `mail_alert` (called where the alert is raised, in its transaction) makes one
 `NoticeMail` per address with its Message-ID fixed; `deliver_notices` sends those whose
 attempt is due, logging every try as a `NoticeAttempt`, with the same backoff and
 24-hour window as report deliveries (a 5xx stops at once). The words are the alert's
-code and parameters rendered in the site's language when the mail is composed. A notice
+code and parameters rendered when the mail is composed, in the notice's language (the
+site's for its quality address, the person's own for a person). A notice
 that fails for good is shown on the schedules page (it cannot be mailed about itself).
 """
 
@@ -27,7 +29,11 @@ def _notice_id(alert_id: int, recipient: str) -> str:
 
 
 def mail_alert(session: Session, alert, *, mail_domain: str = "qms.invalid") -> list[NoticeMail]:
-    """One notice mail of `alert` per quality address concerned; the caller commits."""
+    """One notice mail of `alert` per address concerned (the caller commits): the quality
+    address of its site (of every site, for an alert of the whole installation), in the
+    site's language; then each active person of those sites the alert is for (as in the
+    app: the quality officers, and the owners or roles it names) who has an address, in
+    the person's language. An address is mailed once."""
     from qms.accounts.models import Site
     from qms.scheduling.settings import quality_addresses
 
@@ -36,19 +42,24 @@ def mail_alert(session: Session, alert, *, mail_domain: str = "qms.invalid") -> 
     else:
         site_ids = sorted(session.exec(select(Site.id)).all())
     languages = dict(session.exec(select(Site.id, Site.language)).all())
+    wanted = [
+        (site_id, address, languages.get(site_id) or "en")
+        for site_id, address in quality_addresses(session, site_ids).items()
+    ]
+    wanted += _people_told(session, alert, site_ids, languages)
     made = []
     sent_to: set[str] = set()
-    for site_id, address in quality_addresses(session, site_ids).items():
-        if address in sent_to:
+    for site_id, address, language in wanted:
+        if address.lower() in sent_to:
             continue
-        sent_to.add(address)
+        sent_to.add(address.lower())
         notice_id = _notice_id(alert.id, address)
         row = NoticeMail(
             id=notice_id,
             alert_id=alert.id,
             site_id=site_id,
             recipient=address,
-            language=languages.get(site_id) or "en",
+            language=language,
             message_id=f"<{notice_id.lower()}.{uuid.uuid4().hex[:12]}@{mail_domain}>",
             created_at=alert.at,
         )
@@ -57,6 +68,30 @@ def mail_alert(session: Session, alert, *, mail_domain: str = "qms.invalid") -> 
     if made:
         session.flush()
     return made
+
+
+def _people_told(
+    session: Session, alert, site_ids: list[str], languages: dict[str, str]
+) -> list[tuple[str, str, str]]:
+    """(site, address, language) of each person with an address the alert is for."""
+    from qms.accounts.models import User, UserSite
+    from qms.scheduling.alert_texts import addressed_to
+
+    rows = session.exec(
+        select(User, UserSite.site_id)
+        .join(UserSite, UserSite.user_id == User.id)
+        .where(
+            UserSite.site_id.in_(site_ids),
+            User.active.is_(True),
+            User.email.is_not(None),
+        )
+        .order_by(User.id, UserSite.site_id)
+    ).all()
+    found = []
+    for user, site_id in rows:
+        if user.email and addressed_to(alert, user.id, user.role):
+            found.append((site_id, user.email, user.language or languages.get(site_id) or "en"))
+    return found
 
 
 def notice_states(session: Session, notices: list[NoticeMail]):
@@ -122,7 +157,7 @@ def deliver_notices(database: Database, settings: Settings, now: datetime, confi
 
 
 def compose(database: Database, notice: NoticeMail, config):
-    """The mail of one alert, in the site's language."""
+    """The mail of one alert, in the notice's language."""
     from qms.accounts.models import Site
     from qms.core.i18n import _
     from qms.delivery import mail
@@ -143,7 +178,7 @@ def compose(database: Database, notice: NoticeMail, config):
                 text,
                 "",
                 _("Site: %(site)s", site=alert.site_id or _("all sites")),
-                _("Open qms to see the alerts of your sites (Report schedules)."),
+                _("Open qms to see it: your home page lists the alerts for you."),
             ]
         )
     return mail.build_message(

@@ -88,11 +88,61 @@ def ensure_deliveries(
     now: datetime,
     mail_domain: str = "qms.invalid",
 ) -> list[Delivery]:
-    """One delivery per recipient of a released report, made once (the caller commits)."""
+    """One delivery per recipient of a released report, made once (the caller commits).
+
+    A recipient without an @ is a regulator's account, mailed at the address the account
+    has now, in its language. A regulator is mailed, or finds the report in their portal,
+    only if they belong to every site the report covers (the rule a report is read by);
+    otherwise the quality officers are told, once."""
+    from qms.accounts.access import belongs_to_every
+    from qms.accounts.models import User
+    from qms.accounts.roles import Role
+    from qms.reports.service import covered_sites
+    from qms.scheduling import alerts
+
     ledger.lock(session)
-    wanted = [(EMAIL, r) for r in recipients] + [(PORTAL, u) for u in regulators]
+    sites = covered_sites(session, report) or (report.site_id,)
+    wanted: list[tuple[str, str, str | None]] = []
+    for recipient in recipients:
+        if "@" in recipient:
+            wanted.append((EMAIL, recipient, None))
+            continue
+        user = session.exec(select(User).where(User.username == recipient)).first()
+        if (
+            user is None
+            or not user.active
+            or user.role != Role.REGULATOR
+            or not user.email
+            or not belongs_to_every(session, user.id, sites)
+        ):
+            alerts.raise_once(
+                session,
+                f"no-address:{report.id}:{recipient}",
+                alerts.NO_ADDRESS,
+                site_id=report.site_id,
+                at=now,
+                report=report.id,
+                username=recipient,
+            )
+            continue
+        wanted.append((EMAIL, user.email, user.language))
+    for username in regulators:
+        user = session.exec(select(User).where(User.username == username)).first()
+        if user is None or not belongs_to_every(session, user.id, sites):
+            alerts.raise_once(
+                session,
+                f"portal-refused:{report.id}:{username}",
+                alerts.PORTAL_NOT_DELIVERED,
+                site_id=report.site_id,
+                at=now,
+                report=report.id,
+                username=username,
+                sites=list(sites),
+            )
+            continue
+        wanted.append((PORTAL, username, user.language))
     made = []
-    for channel, recipient in wanted:
+    for channel, recipient, account_language in wanted:
         delivery_id = _delivery_id(report.id, channel, recipient)
         if session.get(Delivery, delivery_id) is not None:
             continue
@@ -103,23 +153,13 @@ def ensure_deliveries(
             site_id=report.site_id,
             channel=channel,
             recipient=recipient,
-            language=_language_of(session, channel, recipient, language),
+            language=account_language or language,
             message_id=f"<{delivery_id.lower()}.{uuid.uuid4().hex[:12]}@{mail_domain}>",
             created_at=now,
         )
         ledger.write(session, row)
         made.append(row)
     return made
-
-
-def _language_of(session: Session, channel: str, recipient: str, default: str) -> str:
-    if channel == PORTAL:
-        from qms.accounts.models import User
-
-        user = session.exec(select(User).where(User.username == recipient)).first()
-        if user is not None and user.language:
-            return user.language
-    return default
 
 
 def _record(session: Session, delivery: Delivery, number: int, at: datetime, answer) -> None:
@@ -242,20 +282,28 @@ def compose(database: Database, settings: Settings, delivery: Delivery, config):
     with database.transaction(write=False) as session:
         report = session.get(ReportVersion, delivery.report_version_id)
         from qms.accounts.models import Site
+        from qms.regions.models import Region
+        from qms.reports.models import REGIONAL_ANNUAL
 
-        site = session.get(Site, report.site_id)
+        # What the report covers: its site, or the region of a regional report.
+        if report.type == REGIONAL_ANNUAL:
+            region = session.get(Region, report.scope)
+            covers = (region.name if region else report.scope, report.scope)
+        else:
+            site = session.get(Site, report.site_id)
+            covers = (site.name, site.id)
     pdf = (files.reports_dir(settings) / report.file_name).read_bytes()
     with in_language(delivery.language):
         kind = str(REPORT_TYPE_LABELS.get(report.type, report.type))
         subject = _(
-            "%(report)s: %(site)s, %(period)s", report=kind, site=site.name, period=report.period
+            "%(report)s: %(site)s, %(period)s", report=kind, site=covers[0], period=report.period
         )
         lines = [
             _(
                 "Attached is the %(report)s of %(site)s (%(site_id)s) for %(period)s.",
                 report=kind,
-                site=site.name,
-                site_id=site.id,
+                site=covers[0],
+                site_id=covers[1],
                 period=report.period,
             ),
             "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, redirect, render_template, send_file, url_for
 from flask_login import current_user
 
-from qms.accounts.access import is_member
+from qms.accounts.access import belongs_to_every, is_member
 from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
 from qms.core.errors import NotFound
@@ -23,10 +23,18 @@ bp = Blueprint("delivery", __name__)
 @permission_required(Permission.VIEW_REPORTS)
 def portal():
     s = db_session()
-    rows = service.portal_deliveries(s, current_user.row.username)
+    user = current_user.row
     from qms.reports.models import ReportVersion
+    from qms.reports.service import covered_sites
 
-    reports = {d.report_version_id: s.get(ReportVersion, d.report_version_id) for d, _ in rows}
+    reports = {}
+    rows = []
+    for delivery, opened in service.portal_deliveries(s, user.username):
+        report = s.get(ReportVersion, delivery.report_version_id)
+        # A regional report is listed only while they belong to every site it covers.
+        if belongs_to_every(s, user.id, covered_sites(s, report)):
+            reports[report.id] = report
+            rows.append((delivery, opened))
     return render_template("delivery/portal.html", rows=rows, reports=reports)
 
 
@@ -51,8 +59,12 @@ def open_report(delivery_id: str):
         return redirect(url_for("reports.version", version_id=row.id))
     from qms.reports.files import reports_dir
     from qms.reports.models import ReportVersion
+    from qms.reports.service import covered_sites
 
     report = s.get(ReportVersion, delivery.report_version_id)
+    # A regional report stays theirs only while they belong to every site it covers.
+    if not belongs_to_every(s, user.id, covered_sites(s, report)):
+        abort(404, description=_("There is no such report in your portal."))
     path = reports_dir(current_app.extensions["qms_settings"]) / report.file_name
     if not path.is_file():
         abort(404, description=_("The file of this report is missing; tell the hospital."))

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from qms.accounts.access import require
+from qms.accounts.access import belongs_to_every, require
 from qms.accounts.models import Site, User
 from qms.accounts.roles import Permission
 from qms.accounts.service import Actor
@@ -291,7 +291,7 @@ class Rendered:
 
 
 def _render_and_seal(
-    settings: Settings,
+    key: keys.SigningKey,
     *,
     report_type: str,
     content: dict[str, Any],
@@ -345,7 +345,6 @@ def _render_and_seal(
         timeout_s=timeout_s,
     )
     files.crash_point("after-render")
-    key = keys.signing_key(settings)
     signed, level = pdf.sign(
         unsigned,
         key,
@@ -500,6 +499,8 @@ def prepare_report(
     language = language_code(language)
     site_id, scope, period = _scope_of(session, report_type, site_id, scope, period)
     require(session, who, Permission.SIGN_REPORTS, site_id, action=_l("generate reports"))
+    # The key first: without one, nothing is read or rendered for a report never sealed.
+    signing = keys.signing_key(settings)
     head_seq, head_hash = report_data.ledger_head(session)
     extra: dict[str, Any] = {}
     sites: tuple[str, ...] = ()
@@ -538,7 +539,7 @@ def prepare_report(
     )
     content = build_data(session, report)
     rendered = _render_and_seal(
-        settings,
+        signing,
         report_type=report_type,
         content=content,
         report=report,
@@ -732,14 +733,12 @@ def visible_version(
     session: Session, who: User | Actor, version_id: str, *, permission: Permission
 ) -> ReportVersion:
     """One version, if `who` may see it; another site's answers like a missing one."""
-    from qms.accounts.access import member_site_ids
-
     row = session.get(ReportVersion, version_id)
     if row is None:
         raise NotFound(_("there is no report %(report)s", report=version_id))
     sites = covered_sites(session, row) or (row.site_id,)
-    if (isinstance(who, User) or who.id is not None) and not set(sites) <= set(
-        member_site_ids(session, who.id)
+    if (isinstance(who, User) or who.id is not None) and not belongs_to_every(
+        session, who.id, sites
     ):
         # A regional report is seen only by someone of every site it covers.
         raise NotFound(_("there is no report %(report)s", report=version_id))

@@ -1,4 +1,5 @@
-"""The words of each alert code, rendered in the reader's language when shown or mailed.
+"""The words of each alert code, rendered in the reader's language when shown or mailed,
+and who an alert is for (`addressed_to`).
 
 Apart from `qms.scheduling.alerts` (which raises alerts and mails them) so that the mail
 composer in `qms.delivery.notices` can render an alert without importing the module that
@@ -20,6 +21,9 @@ VERIFY_HEAD_MISSING = "verify.head_missing"
 DELIVERY_FAILED = "delivery.failed"
 REPORT_NOT_GENERATED = "report.not_generated"
 REPORT_AWAITING_APPROVAL = "report.awaiting_approval"
+REGIONAL_AWAITING_APPROVAL = "report.regional_awaiting_approval"
+PORTAL_NOT_DELIVERED = "delivery.portal_refused"
+NO_ADDRESS = "delivery.no_address"
 DEVIATION_OVERDUE = "deviation.overdue"
 DEVIATION_DUE_SOON = "deviation.due_soon"
 ACTION_DUE_SOON = "capa_action.due_soon"
@@ -27,6 +31,16 @@ ACTION_OVERDUE = "capa_action.overdue"
 CHECK_DUE = "capa.check_due"
 CHECK_PREPARED = "capa.check_prepared"
 LOGGER_GAP = "logger.gap"
+
+
+def addressed_to(alert: Alert, user_id: int, role: str) -> bool:
+    """Whether an alert of one of the user's sites is for this user (in the app, and by
+    mail when they have an address): quality officers get every alert; others those
+    naming them or their role."""
+    if role == "quality_officer":
+        return True
+    audience = json.loads(alert.audience or "{}")
+    return user_id in audience.get("users", []) or role in audience.get("roles", [])
 
 
 def _when(value: str | None, zone=None) -> str:
@@ -71,6 +85,29 @@ def alert_text(alert: Alert, zone=None) -> str:
         return _(
             "Report %(report)s was generated on schedule and waits for your approval",
             report=params.get("report", ""),
+        )
+    if alert.code == REGIONAL_AWAITING_APPROVAL:
+        return _(
+            "Regional report %(report)s (region %(region)s: %(sites)s) was generated on "
+            "schedule and waits for approval by a quality officer of every site it covers",
+            report=params.get("report", ""),
+            region=params.get("region", ""),
+            sites=", ".join(params.get("sites", [])),
+        )
+    if alert.code == PORTAL_NOT_DELIVERED:
+        return _(
+            "Report %(report)s was not put in the portal of %(username)s, who does not belong "
+            "to every site it covers (%(sites)s)",
+            report=params.get("report", ""),
+            username=params.get("username", ""),
+            sites=", ".join(params.get("sites", [])),
+        )
+    if alert.code == NO_ADDRESS:
+        return _(
+            "Report %(report)s was not mailed to %(username)s: the account has no email "
+            "address, or is no longer an active regulator of every site the report covers",
+            report=params.get("report", ""),
+            username=params.get("username", ""),
         )
     if alert.code == DEVIATION_OVERDUE:
         return _(

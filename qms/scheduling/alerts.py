@@ -28,10 +28,14 @@ from qms.scheduling.alert_texts import (  # noqa: F401 - the codes, named here t
     DEVIATION_DUE_SOON,
     DEVIATION_OVERDUE,
     LOGGER_GAP,
+    NO_ADDRESS,
+    PORTAL_NOT_DELIVERED,
+    REGIONAL_AWAITING_APPROVAL,
     REPORT_AWAITING_APPROVAL,
     REPORT_NOT_GENERATED,
     VERIFY_FAILED,
     VERIFY_HEAD_MISSING,
+    addressed_to,
     alert_text,
 )
 from qms.scheduling.models import Alert
@@ -91,15 +95,6 @@ def recent_alerts(session: Session, site_ids: set[str] | None, limit: int = 50) 
     if site_ids is not None:
         query = query.where(or_(Alert.site_id.is_(None), Alert.site_id.in_(sorted(site_ids))))
     return list(session.exec(query).all())
-
-
-def addressed_to(alert: Alert, user_id: int, role: str) -> bool:
-    """Whether an alert of one of the user's sites is for this user in the app: quality
-    officers see every alert; others those naming them or their role."""
-    if role == "quality_officer":
-        return True
-    audience = json.loads(alert.audience or "{}")
-    return user_id in audience.get("users", []) or role in audience.get("roles", [])
 
 
 def alerts_for(session: Session, user, site_ids: set[str], limit: int = 20) -> list[Alert]:

@@ -44,25 +44,35 @@ def schedule_group() -> None:
     "--type",
     "report_type",
     required=True,
-    help="site-monthly (the report a generator makes on a schedule today)",
+    help="site-monthly (with --site) or regional-annual (with --region)",
 )
-@click.option("--site", required=True)
+@click.option("--site", default=None, help="The site of a site-monthly report.")
+@click.option("--region", default=None, help="The region of a regional-annual report.")
 @click.option("--day", required=True, type=int, help="Day of the month the report falls due.")
 @click.option("--at", "at", required=True, help="Time of day in the site's zone, HH:MM.")
 @click.option(
     "--cadence",
     type=click.Choice(["monthly", "quarterly", "yearly"]),
     default=None,
-    help="Defaults to the report type's own (site-monthly: monthly).",
+    help="Defaults to the report type's own (site-monthly: monthly; regional-annual: yearly).",
 )
 @click.option("--lang", default=None, help="en or zh (default: the site's language).")
-@click.option("--to", "recipients", multiple=True, help="An email address (repeatable).")
-@click.option("--regulator", "regulators", multiple=True, help="A regulator's username.")
+@click.option(
+    "--to",
+    "recipients",
+    multiple=True,
+    help="An email address, or a regulator's username to mail at the account's address "
+    "(repeatable).",
+)
+@click.option(
+    "--regulator", "regulators", multiple=True, help="A regulator's username (their portal)."
+)
 @click.option("--auto-release", is_flag=True, help="Release without approval (needs a site key).")
-@click.option("--from", "first_period", default=None, help="First period, e.g. 2026-10.")
+@click.option("--from", "first_period", default=None, help="First period, e.g. 2026-10 or 2026.")
 def add_command(
-    report_type, site, day, at, cadence, lang, recipients, regulators, auto_release, first_period
-) -> None:
+    report_type, site, region, day, at, cadence, lang, recipients, regulators, auto_release,
+    first_period,
+) -> None:  # fmt: skip
     """Add a schedule."""
     from qms.scheduling.service import ScheduleSpec, add_schedule
 
@@ -77,21 +87,24 @@ def add_command(
         regulators=regulators,
         auto_release=auto_release,
         first_period=first_period,
+        region_id=region,
     )
     try:
         with _database().transaction() as session:
             row = add_schedule(session=session, actor=_operator(), spec=spec, now=utcnow())
+            described = _describe(row, region)
     except QmsError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"schedule {row.schedule_id} added: {_describe(row)}")
+    click.echo(f"schedule {row.schedule_id} added: {described}")
 
 
-def _describe(row) -> str:
+def _describe(row, region: str | None = None) -> str:
     import json
 
     to = [*json.loads(row.recipients), *(f"regulator {u}" for u in json.loads(row.regulators))]
+    scope = f"region {region} (times in {row.site_id}'s zone)" if region else row.site_id
     return (
-        f"{row.report_type} for {row.site_id}, {row.cadence} on day {row.day} at {row.at_time}, "
+        f"{row.report_type} for {scope}, {row.cadence} on day {row.day} at {row.at_time}, "
         f"from {row.first_period}, in {row.language}, to {', '.join(to)}, "
         f"release: {row.release}"
     )
@@ -117,12 +130,13 @@ def edit_command(
     """Edit a schedule: a new version with the reason; what was recorded stays."""
     from dataclasses import replace
 
-    from qms.scheduling.service import change_schedule, current_schedule, spec_of
+    from qms.scheduling.service import change_schedule, current_schedule, region_of, spec_of
 
     try:
         with _database().transaction() as session:
             current = current_schedule(session=session, actor=_operator(), schedule_id=schedule_id)
-            spec = spec_of(current)
+            region = region_of(session, current)
+            spec = spec_of(current, region)
             changes = {
                 "day": day,
                 "at": at,
@@ -144,7 +158,7 @@ def edit_command(
             )
     except QmsError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"schedule {row.schedule_id} is now version {row.version}: {_describe(row)}")
+    click.echo(f"schedule {row.schedule_id} is now version {row.version}: {_describe(row, region)}")
 
 
 @schedule_group.command("retire")
@@ -172,10 +186,17 @@ def retire_command(schedule_id: str, reason: str) -> None:
 def list_command() -> None:
     """Every schedule with its history (each version, who changed it and why) and the
     periods claimed so far."""
-    from qms.scheduling.service import changes_of, list_schedules, runs_of, schedule_history
+    from qms.scheduling.service import (
+        changes_of,
+        list_schedules,
+        regions_of,
+        runs_of,
+        schedule_history,
+    )
 
     with _database().transaction(write=False) as session:
         rows = list_schedules(session=session, actor=_operator())
+        regions = regions_of(session, [r.id for r in rows])
         runs = runs_of(session=session, schedule_ids=[r.schedule_id for r in rows])
         changes = changes_of(session, [r.schedule_id for r in rows])
         history = {
@@ -189,7 +210,9 @@ def list_command() -> None:
         return
     for row in rows:
         periods = [run.period for run in runs if run.schedule_id == row.schedule_id]
-        click.echo(f"{row.schedule_id} v{row.version} {row.status}: {_describe(row)}")
+        click.echo(
+            f"{row.schedule_id} v{row.version} {row.status}: {_describe(row, regions.get(row.id))}"
+        )
         for version in history[row.schedule_id]:
             change = changes.get(version.id)
             when = f"{version.created_at:%Y-%m-%d %H:%M} UTC by {version.created_by}"
@@ -204,14 +227,18 @@ def list_command() -> None:
 @click.option("--site", required=True)
 @click.option("--quality-address", default=None, help="Where alerts of the site are mailed.")
 @click.option("--logger-gap", "logger_gap", default=None, help="Minutes of logger silence.")
+@click.option(
+    "--reminder-lead", default=None, help="Days before a due date the first reminder comes."
+)
 @click.option("--reason", default=None, help="Why (needed for a change).")
-def settings_command(site, quality_address, logger_gap, reason) -> None:
+def settings_command(site, quality_address, logger_gap, reminder_lead, reason) -> None:
     """Show a site's settings, or change them (each change recorded with the reason)."""
     from qms.scheduling import settings as site_settings
 
     changes = {
         site_settings.QUALITY_ADDRESS: quality_address,
         site_settings.LOGGER_GAP_MINUTES: logger_gap,
+        site_settings.REMINDER_LEAD_DAYS: reminder_lead,
     }
     try:
         with _database().transaction() as session:
@@ -233,17 +260,38 @@ def settings_command(site, quality_address, logger_gap, reason) -> None:
         click.echo(f"{name}: {value if value is not None else '(not set)'}")
 
 
+WATCH_OPTION = click.option(
+    "--watch-minutes",
+    "watch_minutes",
+    type=float,
+    default=15.0,
+    envvar="QMS_SCHEDULER_WATCH_MINUTES",
+    show_default=True,
+    help="Minutes between looks for due-date reminders, effectiveness checks and logger gaps.",
+)
+
+
 @schedule_group.command("run-due")
 @click.option("--now", "now", default=None, help="ISO time with offset (default: the clock).")
-def run_due_command(now: str | None) -> None:
-    """One pass: claim and make what is due by NOW (for cron, and tests)."""
+@WATCH_OPTION
+def run_due_command(now: str | None, watch_minutes: float) -> None:
+    """One pass: claim and make what is due by NOW (for cron, and tests); the reminders
+    and logger gaps too, when --watch-minutes have passed since they last ran."""
+    from datetime import timedelta
+
     from qms.scheduling.runner import run_due
 
+    if watch_minutes < 0:
+        raise click.ClickException("--watch-minutes cannot be negative")
     moment = parse_time(now, "--now") if now else utcnow()
     try:
         runtime = current_runtime()
         result = run_due(
-            runtime.database, moment, settings=runtime.settings, registry=runtime.registry
+            runtime.database,
+            moment,
+            settings=runtime.settings,
+            registry=runtime.registry,
+            watch_every=timedelta(minutes=watch_minutes),
         )
     except QmsError as exc:
         raise click.ClickException(str(exc)) from None
@@ -286,7 +334,10 @@ def run_due_command(now: str | None) -> None:
     show_default=True,
     help="Nightly backups kept in <instance>/backups.",
 )
-def scheduler_command(poll: float, tick: float, nightly_at: str, keep: int) -> None:
+@WATCH_OPTION
+def scheduler_command(
+    poll: float, tick: float, nightly_at: str, keep: int, watch_minutes: float
+) -> None:
     """Run the scheduler (its own process): one leader, other instances stand by."""  # fmt: skip
     import os
     import sys
@@ -294,10 +345,12 @@ def scheduler_command(poll: float, tick: float, nightly_at: str, keep: int) -> N
     from qms.scheduling.process import SchedulerOptions, run_scheduler
 
     sys.stdout.reconfigure(line_buffering=True)
-    if poll <= 0 or tick <= 0 or keep <= 0:
-        raise click.ClickException("--poll, --tick and --keep must be greater than zero")
+    if poll <= 0 or tick <= 0 or keep <= 0 or watch_minutes < 0:
+        raise click.ClickException(
+            "--poll, --tick and --keep must be greater than zero, --watch-minutes not negative"
+        )
     options = SchedulerOptions(poll_seconds=poll, tick_seconds=tick, nightly_at=nightly_at,
-                               backups_kept=keep)  # fmt: skip
+                               backups_kept=keep, watch_seconds=watch_minutes * 60)  # fmt: skip
     status = run_scheduler(current_runtime(), options, say=click.echo)
     # Leave now, even while a pass renders a report in a worker thread (the interpreter
     # would wait for it): the pass is safe to abandon at any point, like a kill -9, and

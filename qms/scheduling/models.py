@@ -131,8 +131,22 @@ class ScheduleChange(SQLModel, table=True):
     ledger_seq: int = Field(sa_column=ledger_seq_column())
 
 
+class ScheduleRegion(SQLModel, table=True):
+    """The region a regional schedule's version reports on (one per such version).
+
+    Beside the version rather than in it: a schedule's chained content stays as it was
+    recorded before regions could be scheduled. Written with the version, chained."""
+
+    __tablename__ = "schedule_region"
+
+    id: str = Field(primary_key=True, foreign_key="schedule.id", max_length=64)  # the version
+    schedule_id: str = Field(max_length=48, index=True)
+    region_id: str = Field(foreign_key="region.id", max_length=32)
+    ledger_seq: int = Field(sa_column=ledger_seq_column())
+
+
 class SiteSetting(SQLModel, table=True):
-    """A site setting the quality officer keeps (the quality address, the logger gap):
+    """A site setting the quality officer keeps (quality address, logger gap, reminder lead):
     each change is a chained record with a reason; the latest per name counts."""
 
     __tablename__ = "site_setting"
@@ -203,6 +217,12 @@ SCHEDULE_CHANGE = declare(
         C("by_user", "by_id", USER),
         C("by"),
     ],
+)
+
+SCHEDULE_REGION = declare(
+    ScheduleRegion,
+    kind="schedule_region",
+    chained=[C("id"), C("schedule", "schedule_id"), C("region", "region_id")],
 )
 
 SITE_SETTING = declare(

@@ -4,8 +4,10 @@ It first becomes the leader (`qms.scheduling.leader`), standing by until then; a
 leader it runs an APScheduler 3.x `BlockingScheduler` with:
 
 - the due pass every `tick_seconds` (claim and make what is due: `runner.run_due`),
-  which catches up by itself because what is due comes from the registry, and raises
-  the reminders, effectiveness checks and logger gaps that fell due (once each);
+  which catches up by itself because what is due comes from the registry; every
+  `watch_seconds` (recorded, so a restart keeps the interval) the pass also raises the
+  reminders, effectiveness checks and logger gaps that fell due (once each: what fell
+  due while no scheduler ran is raised at the first pass after);
 - the nightly ledger check and the nightly backup, at the configured local time;
 - a leadership check every `poll_seconds`: a leader that lost its lock stops at once.
 
@@ -23,7 +25,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -45,6 +47,7 @@ NIGHTLY_GRACE_SECONDS = 6 * 3600
 class SchedulerOptions:
     poll_seconds: float = 5.0  # how often a standby asks, and the leader checks
     tick_seconds: float = 60.0  # how often the leader looks for due periods
+    watch_seconds: float = 900.0  # how often reminders and logger gaps are looked for
     nightly_at: str = "02:30"  # local time of the nightly check and backup
     backups_kept: int = 7
     nightly: bool = True
@@ -76,14 +79,21 @@ def run_scheduler(
     ):
         leadership.release()
         return 0
-    say(f"leading: running due reports every {options.tick_seconds:g}s")
+    say(
+        f"leading: running due reports every {options.tick_seconds:g}s, reminders and "
+        f"logger gaps every {options.watch_seconds:g}s"
+    )
     database = runtime.database
 
     def due_pass() -> None:
         if not leadership.held():
             return
         result = run_due(
-            database, datetime.now(UTC), settings=runtime.settings, registry=runtime.registry
+            database,
+            datetime.now(UTC),
+            settings=runtime.settings,
+            registry=runtime.registry,
+            watch_every=timedelta(seconds=options.watch_seconds),
         )
         for line in result.lines():
             if line != "nothing due":

@@ -1,7 +1,8 @@
 """What else falls due, raised by the scheduler once each: due dates and logger gaps.
 
-- Deviations and CAPA actions: a reminder when the due date comes near (`LEAD` before)
-  and another once it has passed, to the owner and the site's quality officers.
+- Deviations and CAPA actions: a reminder when the due date comes near (the site's
+  reminder lead before, 3 days unless set) and another once it has passed, to the owner
+  and the site's quality officers.
 - CAPA effectiveness checks: when one falls due, the check's audit run is prepared
   (`qms.quality.capa.prepare_due`, when the scheduler has checklists) and the CAPA's
   owner and the quality officers are told.
@@ -12,7 +13,8 @@
 Each reminder is an alert with a key naming the item, its due date and the stage
 (`alerts.raise_once`): once whatever restarts or instances, and an extension that moves
 a due date is reminded again. In-app they show on the home page of the people they
-name; each is mailed to the site's quality address (people have no mail address here).
+name; each is mailed to the site's quality address and to each person it is for who has
+an address (`qms.delivery.notices`).
 """
 
 from __future__ import annotations
@@ -25,18 +27,19 @@ from sqlmodel import col, func, select
 from qms.db import Database
 from qms.scheduling import alerts
 
-# How long before a due date the first reminder comes.
+# How long before a due date the first reminder comes, unless the site's setting
+# (`settings.REMINDER_LEAD_DAYS`) says otherwise.
 LEAD = timedelta(days=3)
 # How far back the gap check reads each logger (plus the reading just before).
 GAP_LOOKBACK = timedelta(days=7)
 SOON, OVERDUE, DUE = "soon", "overdue", "due"
 
 
-def stage_of(due_at: datetime, now: datetime) -> str | None:
-    """Which reminder a due date calls for at `now` (pure)."""
+def stage_of(due_at: datetime, now: datetime, lead: timedelta = LEAD) -> str | None:
+    """Which reminder a due date calls for at `now`, the first `lead` before it (pure)."""
     if now > due_at:
         return OVERDUE
-    if now >= due_at - LEAD:
+    if now >= due_at - lead:
         return SOON
     return None
 
@@ -49,12 +52,20 @@ def remind_due_items(database: Database, now: datetime, *, registry=None) -> lis
     from qms.quality.deviations import CLOSED
     from qms.quality.deviations import states_of as deviation_states
     from qms.quality.models import Capa, Deviation
+    from qms.scheduling.settings import reminder_lead_days
 
     lines: list[str] = []
     with database.transaction() as session:
         # Read without the ledger's lock (web users write meanwhile); `raise_once` takes it
         # and looks again, only when something is new.
         raised = alerts.raised_keys(session, "remind:")
+        leads: dict[str, timedelta] = {}
+
+        def lead(site_id: str) -> timedelta:
+            if site_id not in leads:
+                leads[site_id] = timedelta(days=reminder_lead_days(session, site_id))
+            return leads[site_id]
+
         wanted: list[tuple[str, str, dict]] = []
         open_deviations = [
             s
@@ -62,7 +73,7 @@ def remind_due_items(database: Database, now: datetime, *, registry=None) -> lis
             if s.status != CLOSED and s.due_at is not None
         ]
         for state in open_deviations:
-            stage = stage_of(state.due_at, now)
+            stage = stage_of(state.due_at, now, lead(state.site_id))
             if stage is None:
                 continue
             code = alerts.DEVIATION_OVERDUE if stage == OVERDUE else alerts.DEVIATION_DUE_SOON
@@ -86,7 +97,7 @@ def remind_due_items(database: Database, now: datetime, *, registry=None) -> lis
                 for action in state.actions.values():
                     if action.done_at is not None:
                         continue
-                    stage = stage_of(action.due_at, now)
+                    stage = stage_of(action.due_at, now, lead(state.capa.site_id))
                     if stage is None:
                         continue
                     code = alerts.ACTION_OVERDUE if stage == OVERDUE else alerts.ACTION_DUE_SOON

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from qms.accounts.access import require
 from qms.accounts.models import Site, User, UserSite
@@ -33,6 +33,7 @@ from qms.scheduling.models import (
     RETIRED,
     Schedule,
     ScheduleChange,
+    ScheduleRegion,
     ScheduleRun,
 )
 from qms.scheduling.periods import (
@@ -49,12 +50,14 @@ from qms.scheduling.periods import (
 # Quality officers and administrators keep schedules (both manage what is in force).
 MANAGE_SCHEDULES = Permission.AUDIT | Permission.MANAGE_CHECKLISTS
 
+SITE_MONTHLY = "site-monthly"
+REGIONAL_ANNUAL = "regional-annual"
 # The report types a schedule can ask for, and the cadence each has unless told.
-REPORT_CADENCES = {"site-monthly": MONTHLY, "regional-annual": YEARLY}
+REPORT_CADENCES = {SITE_MONTHLY: MONTHLY, REGIONAL_ANNUAL: YEARLY}
 # The (report type, cadence) pairs a generator exists for today: a site monthly report
-# covers a month. A schedule for any other pair is refused when it is made (a quarterly
-# or yearly site report, the regional annual report: their generators are not built).
-GENERATORS = {("site-monthly", MONTHLY)}
+# covers a month, a regional annual report a year. A schedule for any other pair is
+# refused when it is made (a quarterly or yearly site report: not built).
+GENERATORS = {(SITE_MONTHLY, MONTHLY), (REGIONAL_ANNUAL, YEARLY)}
 EDITED = "edited"
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -68,7 +71,7 @@ class ScheduleSpec:
     """What a schedule asks for (the input of `add_schedule` and `change_schedule`)."""
 
     report_type: str
-    site_id: str
+    site_id: str | None  # a regional schedule's is its region's first site unless given
     day: int
     at: str  # "HH:MM" in the site's zone
     cadence: str | None = None  # the report type's own unless given
@@ -77,6 +80,7 @@ class ScheduleSpec:
     regulators: Sequence[str] = ()
     auto_release: bool = False
     first_period: str | None = None  # the period running when the schedule is made
+    region_id: str | None = None  # the region of a regional report
 
 
 def this_process() -> str:
@@ -87,16 +91,25 @@ def this_process() -> str:
 def add_schedule(
     *, session: Session, actor: Actor | User, spec: ScheduleSpec, now: datetime
 ) -> Schedule:
-    """Make a new schedule (its version 1)."""
-    require(session, actor, MANAGE_SCHEDULES, spec.site_id, action=_l("manage schedules"))
+    """Make a new schedule (its version 1): `SCH-<site>-N`, or `SCH-<region>-N`."""
+    scope = spec.region_id if spec.report_type == REGIONAL_ANNUAL else spec.site_id
+    for site_id in _scope_sites(session, spec):
+        require(session, actor, MANAGE_SCHEDULES, site_id, action=_l("manage schedules"))
     ledger.lock(session)  # the next schedule number is decided under the lock
+    prefix = f"SCH-{scope}-"
     taken = set(
-        session.exec(select(Schedule.schedule_id).where(Schedule.site_id == spec.site_id)).all()
+        session.exec(
+            select(Schedule.schedule_id).where(
+                col(Schedule.schedule_id).startswith(prefix, autoescape=True)
+            )
+        ).all()
     )
     number = len(taken) + 1
-    while f"SCH-{spec.site_id}-{number}" in taken:
+    while f"{prefix}{number}" in taken:
         number += 1
-    return _write(session, actor, spec, f"SCH-{spec.site_id}-{number}", 1, ACTIVE, now)
+    row, region_id = _build(session, actor, spec, f"{prefix}{number}", 1, ACTIVE, now)
+    _record(session, row, region_id)
+    return row
 
 
 def change_schedule(
@@ -112,7 +125,8 @@ def change_schedule(
     """A new version of a schedule (edited, or retired) and a `ScheduleChange` saying who,
     when and why: the old version stays as it was recorded."""
     current = current_schedule(session=session, actor=actor, schedule_id=schedule_id)
-    require(session, actor, MANAGE_SCHEDULES, current.site_id, action=_l("manage schedules"))
+    for site_id in covered_sites(session, current) or [current.site_id]:
+        require(session, actor, MANAGE_SCHEDULES, site_id, action=_l("manage schedules"))
     reason = (reason or "").strip()
     if not reason:
         raise Invalid(
@@ -130,10 +144,15 @@ def change_schedule(
             )
         )
     if spec is None:
-        spec = spec_of(current)
-    if spec.site_id != current.site_id:
+        spec = spec_of(current, region_of(session, current))
+    if spec.report_type != current.report_type:
+        raise Invalid(_("a schedule keeps its report type; make a new one for another report"))
+    if current.report_type == REGIONAL_ANNUAL:
+        if spec.region_id != region_of(session, current):
+            raise Invalid(_("a schedule stays with its region; make a new one for another region"))
+    elif spec.site_id != current.site_id:
         raise Invalid(_("a schedule stays with its site; make a new one for another site"))
-    row = _build(
+    row, region_id = _build(
         session,
         actor,
         spec,
@@ -146,7 +165,7 @@ def change_schedule(
     )
     if not retire and _columns(row) == _columns(current):
         raise Invalid(_("nothing to change: the schedule already says this"))
-    ledger.write(session, row)
+    _record(session, row, region_id)
     ledger.write(
         session,
         ScheduleChange(
@@ -181,7 +200,8 @@ def changes_of(session: Session, schedule_ids: Iterable[str]) -> dict[str, Sched
     return {row.id: row for row in rows}
 
 
-def spec_of(schedule: Schedule) -> ScheduleSpec:
+def spec_of(schedule: Schedule, region_id: str | None = None) -> ScheduleSpec:
+    """What a version asks for (give the region of a regional one: `region_of`)."""
     return ScheduleSpec(
         report_type=schedule.report_type,
         site_id=schedule.site_id,
@@ -193,6 +213,7 @@ def spec_of(schedule: Schedule) -> ScheduleSpec:
         regulators=tuple(json.loads(schedule.regulators)),
         auto_release=schedule.release == AUTOMATIC,
         first_period=schedule.first_period,
+        region_id=region_id,
     )
 
 
@@ -204,10 +225,37 @@ def _columns(row: Schedule) -> tuple:
     return tuple(getattr(row, name) for name in _COMPARED)
 
 
-def _write(*args, **kwargs) -> Schedule:
-    row = _build(*args, **kwargs)
-    ledger.write(args[0], row)
-    return row
+def _record(session: Session, row: Schedule, region_id: str | None) -> None:
+    """Chain a version, and beside it the region of a regional one."""
+    ledger.write(session, row)
+    if region_id is not None:
+        ledger.write(
+            session,
+            ScheduleRegion(id=row.id, schedule_id=row.schedule_id, region_id=region_id),
+        )
+
+
+def _scope_sites(session: Session, spec: ScheduleSpec) -> list[str]:
+    """The sites a schedule covers: its site, or every site of its region (now)."""
+    if spec.report_type != REGIONAL_ANNUAL:
+        if spec.region_id:
+            raise Invalid(_("only a regional report is made for a region"))
+        if not spec.site_id:
+            raise Invalid(_("a %(type)s schedule needs a site", type=spec.report_type))
+        if session.get(Site, spec.site_id) is None:
+            raise NotFound(_("no site %(site)s", site=spec.site_id))
+        return [spec.site_id]
+    from qms.regions.models import Region
+    from qms.regions.service import sites_of_region
+
+    if not spec.region_id:
+        raise Invalid(_("a regional annual schedule needs a region"))
+    if session.get(Region, spec.region_id) is None:
+        raise NotFound(_("there is no region %(region)s", region=spec.region_id))
+    sites = sites_of_region(session, spec.region_id)
+    if not sites:
+        raise Invalid(_("the region %(region)s has no sites", region=spec.region_id))
+    return sites
 
 
 def _build(
@@ -220,10 +268,8 @@ def _build(
     now: datetime,
     first_period: str | None = None,
     check_generator: bool = True,
-) -> Schedule:
-    site = session.get(Site, spec.site_id)
-    if site is None:
-        raise NotFound(_("no site %(site)s", site=spec.site_id))
+) -> tuple[Schedule, str | None]:
+    """The version a spec asks for, checked, and its region (None for a site's report)."""
     if spec.report_type not in REPORT_CADENCES:
         raise Invalid(
             _(
@@ -232,6 +278,10 @@ def _build(
                 choices=", ".join(REPORT_CADENCES),
             )
         )
+    sites = _scope_sites(session, spec)
+    # A regional schedule's times are in the zone of a site of its region: the one named,
+    # else the region's first (the site its reports are filed under).
+    site = session.get(Site, spec.site_id if spec.site_id in sites else sites[0])
     cadence = spec.cadence or REPORT_CADENCES[spec.report_type]
     if cadence not in CADENCES:
         raise Invalid(
@@ -265,12 +315,30 @@ def _build(
             )
         )
     recipients = sorted({address.strip() for address in spec.recipients if address.strip()})
-    for address in recipients:
-        if not _EMAIL.match(address):
-            raise Invalid(_("%(address)s is not an email address", address=address))
+    for recipient in recipients:
+        if "@" in recipient:
+            if not _EMAIL.match(recipient):
+                raise Invalid(_("%(address)s is not an email address", address=recipient))
+        else:  # a regulator's account: mailed at the address it has when the report leaves
+            if session.exec(select(User.id).where(User.username == recipient)).first() is None:
+                raise Invalid(
+                    _(
+                        "%(recipient)s is not an email address (nor a regulator's username)",
+                        recipient=recipient,
+                    )
+                )
+            account = _check_regulator(session, recipient, sites)
+            if not account.email:
+                raise Invalid(
+                    _(
+                        "%(username)s has no email address: give one on the account, or "
+                        "name the address",
+                        username=recipient,
+                    )
+                )
     regulators = sorted(set(spec.regulators))
     for username in regulators:
-        _check_regulator(session, username, site.id)
+        _check_regulator(session, username, sites)
     if not recipients and not regulators:
         raise Invalid(_("a schedule needs at least one recipient: an email address or a regulator"))
     if spec.auto_release and not site_key_configured(site.id) and check_generator:
@@ -313,7 +381,7 @@ def _build(
         created_by_id=user_id,
         created_by=name,
     )
-    return row
+    return row, (spec.region_id if spec.report_type == REGIONAL_ANNUAL else None)
 
 
 def site_key_configured(site_id: str) -> bool:
@@ -322,21 +390,24 @@ def site_key_configured(site_id: str) -> bool:
     return bool(os.environ.get("QMS_REPORT_PKCS12"))
 
 
-def _check_regulator(session: Session, username: str, site_id: str) -> None:
+def _check_regulator(session: Session, username: str, site_ids: Sequence[str]) -> User:
+    """An active regulator of every site the schedule covers (the reports' own rule: a
+    report of several sites is read only by someone of each of them)."""
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None or not user.active:
         raise Invalid(_("%(username)s is not an active user", username=username))
     if user.role != Role.REGULATOR:
         raise Invalid(_("%(username)s is not a regulator", username=username))
-    member = session.get(UserSite, (user.id, site_id))
-    if member is None:
-        raise Invalid(
-            _(
-                "%(username)s does not belong to site %(site)s",
-                username=username,
-                site=site_id,
+    for site_id in site_ids:
+        if session.get(UserSite, (user.id, site_id)) is None:
+            raise Invalid(
+                _(
+                    "%(username)s does not belong to site %(site)s",
+                    username=username,
+                    site=site_id,
+                )
             )
-        )
+    return user
 
 
 def _zone(site: Site):
@@ -365,11 +436,55 @@ def list_schedules(
     query = select(Schedule)
     if site_ids is not None:
         query = query.where(Schedule.site_id.in_(list(site_ids)))
-    if isinstance(actor, User):
-        from qms.accounts.access import member_site_ids
+    rows = _latest(session.exec(query).all())
+    if actor.id is None:
+        return rows
+    from qms.accounts.access import member_site_ids
 
-        query = query.where(Schedule.site_id.in_(member_site_ids(session, actor.id)))
-    return _latest(session.exec(query).all())
+    own = member_site_ids(session, actor.id)
+    covered = covered_sites_of(session, rows)
+    # A regional schedule is someone's only if every site of its region is theirs.
+    return [row for row in rows if set(covered[row.id] or [row.site_id]) <= own]
+
+
+def regions_of(session: Session, version_ids: Iterable[str]) -> dict[str, str]:
+    """The region of each regional schedule version among `version_ids`."""
+    ids = list(version_ids)
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), 500):
+        found.update(
+            session.exec(
+                select(ScheduleRegion.id, ScheduleRegion.region_id).where(
+                    col(ScheduleRegion.id).in_(ids[start : start + 500])
+                )
+            ).all()
+        )
+    return found
+
+
+def region_of(session: Session, schedule: Schedule) -> str | None:
+    return regions_of(session, [schedule.id]).get(schedule.id)
+
+
+def covered_sites_of(session: Session, schedules: Iterable[Schedule]) -> dict[str, list[str]]:
+    """The sites each version covers now: its site, or every site of its region."""
+    from qms.regions.models import RegionSite
+
+    rows = list(schedules)
+    regions = regions_of(session, [r.id for r in rows if r.report_type == REGIONAL_ANNUAL])
+    members: dict[str, list[str]] = {}
+    if regions:
+        for site_id, region_id in session.exec(
+            select(RegionSite.site_id, RegionSite.region_id)
+            .where(col(RegionSite.region_id).in_(sorted(set(regions.values()))))
+            .order_by(col(RegionSite.site_id))
+        ).all():
+            members.setdefault(region_id, []).append(site_id)
+    return {r.id: members.get(regions[r.id], []) if r.id in regions else [r.site_id] for r in rows}
+
+
+def covered_sites(session: Session, schedule: Schedule) -> list[str]:
+    return covered_sites_of(session, [schedule])[schedule.id]
 
 
 def current_schedule(*, session: Session, actor: Actor | User, schedule_id: str) -> Schedule:
@@ -378,7 +493,9 @@ def current_schedule(*, session: Session, actor: Actor | User, schedule_id: str)
         raise NotFound(_("no schedule %(schedule)s", schedule=schedule_id))
     schedule = _latest(rows)[0]
     try:
-        require(session, actor, MANAGE_SCHEDULES, schedule.site_id, action=_l("see schedules"))
+        require(session, actor, MANAGE_SCHEDULES, action=_l("see schedules"))
+        for site_id in covered_sites(session, schedule) or [schedule.site_id]:
+            require(session, actor, MANAGE_SCHEDULES, site_id, action=_l("see schedules"))
     except Denied:
         # Another site's schedule answers exactly like a missing one.
         raise NotFound(_("no schedule %(schedule)s", schedule=schedule_id)) from None

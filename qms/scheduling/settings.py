@@ -1,8 +1,10 @@
-"""Site settings the quality officer keeps: the site's quality address, the logger gap.
+"""Site settings the quality officer keeps: the site's quality address, the logger gap,
+how many days before a due date the first reminder comes.
 
 Each change is a chained `SiteSetting` with a reason; the latest per (site, name) counts
 and a name never set has its default. `qms.storage.loggers.gap_limit` reads the logger
-gap from here; alerts are mailed to the quality address (`qms.scheduling.alerts`).
+gap from here, `qms.scheduling.reminders` the reminder lead; alerts are mailed to the
+quality address (`qms.scheduling.alerts`).
 """
 
 from __future__ import annotations
@@ -23,13 +25,20 @@ from qms.scheduling.models import SiteSetting
 
 QUALITY_ADDRESS = "quality_address"
 LOGGER_GAP_MINUTES = "logger_gap_minutes"
+REMINDER_LEAD_DAYS = "reminder_lead_days"
 # name -> default (None: not set)
-DEFAULTS: dict[str, str | None] = {QUALITY_ADDRESS: None, LOGGER_GAP_MINUTES: "30"}
+DEFAULTS: dict[str, str | None] = {
+    QUALITY_ADDRESS: None,
+    LOGGER_GAP_MINUTES: "30",
+    REMINDER_LEAD_DAYS: "3",
+}
 LABELS = {
     QUALITY_ADDRESS: _l("Quality address (alerts are mailed there)"),
     LOGGER_GAP_MINUTES: _l("Longest silence of a data logger, in minutes"),
+    REMINDER_LEAD_DAYS: _l("Days before a due date the first reminder comes"),
 }
 GAP_RANGE = (5, 24 * 60)
+LEAD_RANGE = (1, 60)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -67,6 +76,10 @@ def logger_gap_minutes(session: Session, site_id: str) -> int:
     return int(site_settings(session, site_id)[LOGGER_GAP_MINUTES] or DEFAULTS[LOGGER_GAP_MINUTES])
 
 
+def reminder_lead_days(session: Session, site_id: str) -> int:
+    return int(site_settings(session, site_id)[REMINDER_LEAD_DAYS] or DEFAULTS[REMINDER_LEAD_DAYS])
+
+
 def _checked(name: str, value: str) -> str:
     value = (value or "").strip()
     if name == QUALITY_ADDRESS:
@@ -80,6 +93,17 @@ def _checked(name: str, value: str) -> str:
                 _(
                     "the longest silence of a logger is a whole number of minutes "
                     "between %(low)s and %(high)s",
+                    low=low,
+                    high=high,
+                )
+            )
+        return str(int(value))
+    if name == REMINDER_LEAD_DAYS:
+        low, high = LEAD_RANGE
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise Invalid(
+                _(
+                    "the reminder lead is a whole number of days between %(low)s and %(high)s",
                     low=low,
                     high=high,
                 )

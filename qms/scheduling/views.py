@@ -59,6 +59,7 @@ class ScheduleForm(FlaskForm):
         choices=[SelectChoice(t, REPORT_TYPE_LABELS[t]) for t in service.REPORT_CADENCES],
     )
     site_id = SelectField(_l("Site"), validators=[DataRequired()])
+    region_id = SelectField(_l("Region (regional annual report)"), validators=[Optional()])
     cadence = SelectField(
         _l("Cadence"), choices=[SelectChoice(k, v) for k, v in CADENCE_LABELS.items()]
     )
@@ -67,7 +68,10 @@ class ScheduleForm(FlaskForm):
     language = SelectField(
         _l("Language"), choices=[SelectChoice(k, v) for k, v in LANGUAGE_NAMES.items()]
     )
-    recipients = StringField(_l("Email addresses (comma separated)"), validators=[Optional()])
+    recipients = StringField(
+        _l("Mail to: email addresses or regulator usernames (comma separated)"),
+        validators=[Optional()],
+    )
     regulators = StringField(_l("Regulator usernames (comma separated)"), validators=[Optional()])
     first_period = StringField(_l("First period (e.g. 2026-10)"), validators=[Optional()])
     auto_release = BooleanField(_l("Release without approval (needs a configured signing key)"))
@@ -88,6 +92,9 @@ class SettingsForm(FlaskForm):
     logger_gap_minutes = StringField(
         site_settings.LABELS[site_settings.LOGGER_GAP_MINUTES], validators=[Optional()]
     )
+    reminder_lead_days = StringField(
+        site_settings.LABELS[site_settings.REMINDER_LEAD_DAYS], validators=[Optional()]
+    )
     reason = StringField(_l("Reason for the change"), validators=[Optional()])
 
 
@@ -107,16 +114,42 @@ def _spec_from(form: ScheduleForm) -> service.ScheduleSpec:
         regulators=_split(form.regulators.data),
         auto_release=form.auto_release.data,
         first_period=(form.first_period.data or "").strip() or None,
+        region_id=_region_asked(form),
     )
+
+
+def _region_asked(form: ScheduleForm) -> str | None:
+    # The region matters to a regional report alone (the field stays on the form).
+    if form.report_type.data != service.REGIONAL_ANNUAL:
+        return None
+    return form.region_id.data or None
 
 
 def _sites() -> list[str]:
     return sorted(member_site_ids(db_session(), current_user.row.id))
 
 
+def _regions(sites: list[str]) -> list:
+    """The regions every site of which is the person's (whose schedules they may keep)."""
+    from qms.regions.models import Region, RegionSite
+
+    s = db_session()
+    members: dict[str, set[str]] = {}
+    for site_id, region_id in s.exec(select(RegionSite.site_id, RegionSite.region_id)).all():
+        members.setdefault(region_id, set()).add(site_id)
+    return [
+        region
+        for region in s.exec(select(Region).order_by(Region.id)).all()
+        if members.get(region.id) and members[region.id] <= set(sites)
+    ]
+
+
 def _schedule_form(sites: list[str]) -> ScheduleForm:
     form = ScheduleForm()
     form.site_id.choices = [SelectChoice(site, site) for site in sites]
+    form.region_id.choices = [SelectChoice("", "—")] + [
+        SelectChoice(region.id, f"{region.id} — {region.name}") for region in _regions(sites)
+    ]
     return form
 
 
@@ -136,6 +169,7 @@ def _fill_from(form: ScheduleForm, row) -> None:
     form.recipients.data = ", ".join(json.loads(row.recipients))
     form.regulators.data = ", ".join(json.loads(row.regulators))
     form.first_period.data = row.first_period
+    form.region_id.data = service.region_of(db_session(), row) or ""
     form.auto_release.data = row.release == "automatic"
     form.schedule_id.data = row.schedule_id
 
@@ -237,6 +271,7 @@ def site_settings_post():
         for name, field_ in (
             (site_settings.QUALITY_ADDRESS, form.quality_address),
             (site_settings.LOGGER_GAP_MINUTES, form.logger_gap_minutes),
+            (site_settings.REMINDER_LEAD_DAYS, form.reminder_lead_days),
         ):
             if not (field_.data or "").strip():
                 continue  # left empty: stays as it is
@@ -296,17 +331,19 @@ def _page(form: ScheduleForm, error: str | None, *, editing=None):
             .order_by(Schedule.schedule_id, Schedule.version)
         ).all():
             versions.setdefault(version.schedule_id, []).append((version, changes.get(version.id)))
-    made = _reports_by_key(s)
-    from qms.scheduling.runner import report_key_of
+    from qms.scheduling.runner import made_reports, report_of
 
+    made = made_reports(s)
     by_version = {v.id: v for history in versions.values() for v, _c in history}
+    regions = service.regions_of(s, by_version)
     periods = {}
     for run in runs:
         schedule = by_version.get(run.schedule_version) or next(
             r for r in rows if r.schedule_id == run.schedule_id
         )
+        versions_made = made.get(report_of(schedule, run, regions.get(schedule.id)), [])
         periods.setdefault(run.schedule_id, []).append(
-            (run, made.get(report_key_of(schedule, run)))
+            (run, versions_made[-1] if versions_made else None)
         )
     shown = [
         {
@@ -318,6 +355,7 @@ def _page(form: ScheduleForm, error: str | None, *, editing=None):
             "language": LANGUAGE_NAMES.get(row.language, row.language),
             "cadence": CADENCE_LABELS.get(row.cadence, row.cadence),
             "status": STATUS_LABELS.get(row.status, row.status),
+            "region": regions.get(row.id),
             "periods": periods.get(row.schedule_id, []),
             "history": versions.get(row.schedule_id, []),
         }
@@ -395,14 +433,3 @@ def home_panel_context() -> dict:
         ).all()
         failed = [d for d in delivery_states(s, list(recent)) if d.status == FAILED]
     return {"alerts": shown, "failed": failed, "channels": CHANNELS}
-
-
-def _reports_by_key(s) -> dict:
-    try:
-        from qms.reports.models import ReportVersion
-    except ImportError:  # pragma: no cover - reports are part of the installation
-        return {}
-    found: dict = {}
-    for row in s.exec(select(ReportVersion).order_by(ReportVersion.version)).all():
-        found[row.report_key] = row
-    return found

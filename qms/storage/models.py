@@ -71,7 +71,7 @@ class Reading(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     # Both parents are append-only (never deleted, their keys never updated). On PostgreSQL
     # the two references are checked once per INSERT statement for all its rows (trigger
-    # `reading_parents`, migration 0017) instead of row by row: a logger import is 500,000
+    # `reading_parents`, migration 0016) instead of row by row: a logger import is 500,000
     # rows, and the row-level checks were most of its time. SQLite keeps its foreign keys.
     equipment_id: str = Field(
         sa_column=Column(

@@ -239,3 +239,80 @@ def test_an_account_shared_with_another_site_is_refused(make_user, session, two_
             new_password="another-long-password",
             reason="forgotten",
         )
+
+
+def test_an_accounts_email_address_is_given_changed_and_removed_on_the_audit_trail(
+    client, make_user, login, session, csrf_from
+):
+    admin = make_user("admin")
+    nurse = make_user("nurse")
+    login(admin)
+    url = f"/admin/users/{nurse.id}/email"
+    token = csrf_from(client.get(url).get_data(as_text=True))
+    bad = client.post(url, data={"email": "li at hospital", "reason": "r", "csrf_token": token})
+    assert bad.status_code == 422 and "is not an email address" in bad.get_data(as_text=True)
+    no_reason = client.post(url, data={"email": "li@h.example", "csrf_token": token})
+    assert no_reason.status_code == 422
+    session.expire_all()
+    assert session.get(User, nurse.id).email is None
+    for address, reason in (("li@h.example", "her ward mail"), ("", "she left the ward list")):
+        done = client.post(url, data={"email": address, "reason": reason, "csrf_token": token})
+        assert done.status_code == 302
+    assert "li@h.example" not in client.get("/admin/users").get_data(as_text=True)
+    session.expire_all()
+    assert session.get(User, nurse.id).email is None
+    changes = session.exec(
+        select(AuditTrailEntry)
+        .where(AuditTrailEntry.entity_id == nurse.username, AuditTrailEntry.field_name == "email")
+        .order_by(AuditTrailEntry.id)
+    ).all()
+    assert [(c.old_value, c.new_value, c.reason, c.actor_id) for c in changes] == [
+        (None, "li@h.example", "her ward mail", admin.id),
+        ("li@h.example", None, "she left the ward list", admin.id),
+    ]
+
+
+def test_the_command_line_gives_and_takes_an_address(tmp_path, fresh_database_url):
+    from click.testing import CliRunner
+
+    from qms.cli import cli
+    from qms.db import Database
+    from qms.runtime import Runtime
+    from tests.conftest import make_test_settings
+
+    database = Database(fresh_database_url)
+    runtime = Runtime(make_test_settings(tmp_path, fresh_database_url), database=database)
+    runner = CliRunner()
+
+    def qms(*args, ok=True):
+        result = runner.invoke(cli, list(args), obj=runtime)
+        assert (result.exit_code == 0) == ok, result.output
+        return result.output
+
+    try:
+        qms("user", "create", "--username", "li.na", "--full-name", "Li Na", "--role", "nurse",
+            "--site", "SH-01", "--site-name", "Test Hospital", "--email", "li@h.example",
+            "--password", "a-long-enough-password")  # fmt: skip
+        assert "is not an email address" in qms("user", "email", "li.na", "x@y", "--reason", "r",
+                                                ok=False)  # fmt: skip
+        assert "--none" in qms("user", "email", "li.na", "a@b.example", "--none", "--reason", "r",
+                               ok=False)  # fmt: skip
+        assert qms("user", "email", "li.na", "na.li@h.example", "--reason", "new mailbox") == (
+            "li.na: email na.li@h.example\n"
+        )
+        assert (
+            qms("user", "email", "li.na", "--none", "--reason", "left") == "li.na: email (none)\n"
+        )
+        with database.transaction(write=False) as session:
+            trail = session.exec(
+                select(AuditTrailEntry.action, AuditTrailEntry.field_name, AuditTrailEntry.reason)
+                .where(AuditTrailEntry.entity_id == "li.na")
+                .order_by(AuditTrailEntry.id)
+            ).all()
+        assert [tuple(t) for t in trail] == [
+            ("create", None, "created from the command line"),
+            ("change", "email", "new mailbox"),
+            ("change", "email", "left"),
+        ]
+    finally:
+        database.dispose()

@@ -382,3 +382,118 @@ def test_run_due_mails_reminders_to_the_quality_address_once_and_shows_them_in_t
         assert f"Action 1 of {made['capa']} (Train the ward, owner nurse1) falls due" in body
     finally:
         database.dispose()
+
+
+def test_the_reminder_lead_is_the_sites_setting(fresh_database_url):
+    database = Database(fresh_database_url)
+    try:
+        made = _deviation_and_capa(database)
+        action_due = OPENED + timedelta(days=14)
+        week_before = action_due - timedelta(days=6)
+        assert reminders.remind_due_items(database, week_before) == []  # 3 days by default
+        with database.transaction() as session:
+            set_site_setting(session=session, actor=SYSTEM, site_id="SH-01",
+                             name="reminder_lead_days", value="7",
+                             reason="the ward plans its training a week ahead",
+                             now=OPENED)  # fmt: skip
+        assert reminders.remind_due_items(database, week_before) == [
+            f"reminder remind:action:{made['capa']}:1:{action_due.isoformat()}:soon"
+        ]
+        with database.transaction() as session:
+            for value, message in (("0", "between 1 and 60"), ("a week", "between 1 and 60")):
+                with pytest.raises(Exception, match=message):
+                    set_site_setting(session=session, actor=SYSTEM, site_id="SH-01",
+                                     name="reminder_lead_days", value=value, reason="x",
+                                     now=OPENED)  # fmt: skip
+    finally:
+        database.dispose()
+
+
+def test_the_watch_runs_once_per_interval_and_catches_up_after_downtime(
+    tmp_path, fresh_database_url
+):
+    from qms.scheduling.models import JobRun
+    from qms.scheduling.runner import WATCH_EVERY, watch_is_due
+
+    assert watch_is_due(None, T, WATCH_EVERY)
+    assert not watch_is_due(T, T + timedelta(minutes=14), WATCH_EVERY)
+    assert watch_is_due(T, T + WATCH_EVERY, WATCH_EVERY)
+    assert watch_is_due(T, T - timedelta(hours=1), WATCH_EVERY)  # a clock set back
+    database = Database(fresh_database_url)
+    settings = make_test_settings(tmp_path, fresh_database_url)
+    try:
+        made = _deviation_and_capa(database)
+        action_due = OPENED + timedelta(days=14)
+        soon_from = action_due - reminders.LEAD  # the "soon" reminder is due from here
+
+        def pass_at(now) -> list[str]:
+            lines = run_due(database, now, settings=settings).raised
+            return [line for line in lines if "remind:action" in line]
+
+        assert pass_at(soon_from - timedelta(minutes=5)) == []  # watched: nothing yet
+        # Ten minutes later the reminder is due, but the watch ran five minutes ago.
+        assert pass_at(soon_from + timedelta(minutes=5)) == []
+        assert [a.code for a in _alerts(database)] == []
+        assert pass_at(soon_from + timedelta(minutes=10)) == [
+            f"reminder remind:action:{made['capa']}:1:{action_due.isoformat()}:soon"
+        ]
+        # The scheduler is down for five days: the first pass after raises the overdue one.
+        assert pass_at(action_due + timedelta(days=2)) == [
+            f"reminder remind:action:{made['capa']}:1:{action_due.isoformat()}:overdue"
+        ]
+        with database.transaction(write=False) as session:
+            watches = session.exec(select(JobRun).where(JobRun.kind == "watch")).all()
+        assert len(watches) == 3 and all(w.ok for w in watches)
+    finally:
+        database.dispose()
+
+
+@pytest.mark.slow
+def test_reminders_and_alerts_are_mailed_to_the_people_they_are_for_in_their_language(
+    tmp_path, fresh_database_url, monkeypatch
+):
+    from qms.accounts.models import User
+    from qms.delivery.models import NoticeMail
+
+    database = Database(fresh_database_url)
+    settings = make_test_settings(tmp_path, fresh_database_url)
+    try:
+        made = _deviation_and_capa(database)
+        with database.transaction() as session:
+            set_site_setting(session=session, actor=SYSTEM, site_id="SH-01",
+                             name="quality_address", value="quality@hospital.example",
+                             reason="the quality team's shared mailbox", now=OPENED)  # fmt: skip
+            for name, address in (
+                ("qo1", "qo1@hospital.example"),  # a quality officer, reading Chinese
+                ("nurse1", "nurse1@hospital.example"),  # the action's owner
+                ("nurse2", "nurse2@hospital.example"),  # nothing is for her
+            ):
+                user = session.get(User, made["ids"][name])
+                accounts.set_email(session=session, actor=SYSTEM, user=user, email=address,
+                                   reason="ward mail")  # fmt: skip
+            session.get(User, made["ids"]["qo1"]).language = "zh_CN"
+        now = OPENED + timedelta(days=13)  # the action falls due tomorrow
+        with SmtpServer(Mailbox(["451 4.3.0 Try again later"])) as server:
+            monkeypatch.setenv("QMS_SMTP_URL", server.url)
+            monkeypatch.setenv("QMS_MAIL_FROM", "qms@hospital.example")
+            first = run_due(database, now, settings=settings).lines()
+            assert any("temporary 451" in line for line in first), first
+            # The refused one is tried again a minute later, as report deliveries are.
+            later = run_due(database, now + timedelta(minutes=1), settings=settings).lines()
+            assert sum("accepted 250" in line for line in later) == 1, later
+            received = {m["To"]: m for m in server.mailbox.received}
+        assert sorted(received) == [
+            "nurse1@hospital.example",
+            "qo1@hospital.example",
+            "quality@hospital.example",
+        ]
+        nurse = received["nurse1@hospital.example"].get_body(("plain",)).get_content()
+        assert f"Action 1 of {made['capa']} (Train the ward, owner nurse1) falls due" in nurse
+        chinese = received["qo1@hospital.example"].get_body(("plain",)).get_content()
+        assert made["capa"] in chinese and "Action 1" not in chinese
+        with database.transaction(write=False) as session:
+            languages = {n.recipient: n.language for n in session.exec(select(NoticeMail))}
+        assert languages["qo1@hospital.example"] == "zh_CN"
+        assert languages["nurse1@hospital.example"] == "en"
+    finally:
+        database.dispose()

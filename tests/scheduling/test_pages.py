@@ -194,3 +194,48 @@ def test_the_home_page_shows_a_failed_delivery_to_quality_officers_and_reminders
     login(other_nurse)
     home = client.get("/", headers=en).get_data(as_text=True)
     assert "CAPA-SH01-2026-0001" not in home and "scheduling-panel" not in home
+
+
+def test_a_quality_officer_schedules_the_annual_report_of_a_region_of_their_sites(
+    client, login, make_user, make_site, session, csrf_from
+):
+    from qms.regions.service import create_region, place_site
+
+    make_site("SH-01")
+    make_site("BJ-01", "Test Hospital, Beijing")
+    # A site is in one region at most: the officer's SH-01 in R-OWN, BJ-01 in R-OTHER.
+    for region, sites in (("R-OWN", ("SH-01",)), ("R-OTHER", ("BJ-01",))):
+        create_region(session=session, region_id=region, name=region.title(), actor_id=None,
+                      actor_name="t")  # fmt: skip
+        for site in sites:
+            place_site(session=session, region_id=region, site_id=site, actor_id=None,
+                       actor_name="t")  # fmt: skip
+    session.flush()
+    officer = make_user("quality_officer")
+    login(officer)
+    html = client.get("/schedules", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    # Only the region whose every site is theirs is offered.
+    assert 'value="R-OWN"' in html and 'value="R-OTHER"' not in html
+    form = {
+        "csrf_token": csrf_from(html),
+        "report_type": "regional-annual",
+        "site_id": "SH-01",
+        "region_id": "R-OTHER",
+        "cadence": "yearly",
+        "day": "5",
+        "at": "09:00",
+        "language": "en",
+        "recipients": "bureau@example.org",
+        "regulators": "",
+        "first_period": "2026",
+    }
+    refused = client.post("/schedules", data=form, headers={"Accept-Language": "en"})
+    assert refused.status_code in (400, 403)
+    form["region_id"] = "R-OWN"
+    assert (
+        client.post("/schedules", data=form, headers={"Accept-Language": "en"}).status_code == 302
+    )
+    html = client.get("/schedules", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "SCH-R-OWN-1" in html and "region R-OWN" in html and "yearly, day 5 at 09:00" in html
+    zh = client.get("/schedules", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "区域 R-OWN" in zh

@@ -77,10 +77,9 @@ def test_a_nurse_may_not_keep_schedules_and_another_sites_schedule_is_not_found(
             {"cadence": "quarterly", "first_period": "2026-Q3"},
             "no generator makes site-monthly reports for quarterly periods yet",
         ),
-        (
-            {"report_type": "regional-annual", "first_period": "2026"},
-            "no generator makes regional-annual reports for yearly periods yet",
-        ),
+        ({"report_type": "regional-annual", "first_period": "2026"}, "needs a region"),
+        ({"region_id": "SH-XH"}, "only a regional report is made for a region"),
+        ({"recipients": ["nobody"]}, "nobody is not an email address"),
     ],
 )
 def test_a_schedule_that_cannot_work_is_refused_with_one_message(make_schedule, change, message):
@@ -181,6 +180,10 @@ def test_the_command_line_adds_lists_and_runs_due_once(tmp_path, fresh_database_
         assert "claimed" not in second and second.count("not generated") == 3
         with database.transaction(write=False) as session:
             codes = [a.code for a in session.exec(select(Alert)).all()]
+            from qms.quality.models import AuditRun
+
+            # The key is looked for first: no month was audited (nor a page rendered).
+            assert session.exec(select(AuditRun)).all() == []
         assert codes == ["report.not_generated"] * 3
         # With a key the next pass makes the three reports, once: then nothing is due.
         from qms.reports.keys import make_demo_keys

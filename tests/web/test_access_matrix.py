@@ -245,16 +245,35 @@ def _site_objects(app, session, registry, site, tag, now, ward=None) -> dict[str
     )
     report_id = registered_dossier(session, settings, unit, officer, now).id
     # Delivered to the matrix's regulator (of the own site) in either case: another
-    # site's delivery must still answer as missing.
-    (delivery,) = deliveries.ensure_deliveries(
+    # site's delivery must still answer as missing. The outbox makes no portal delivery
+    # to a regulator not of the report's site, so the other site's is written directly.
+    report = session.get(ReportVersion, report_id)
+    made = deliveries.ensure_deliveries(
         session=session,
-        report=session.get(ReportVersion, report_id),
+        report=report,
         recipients=[],
         regulators=["matrix.regulator"],
         language="en",
         schedule_run_id=None,
         now=now,
     )
+    if made:
+        (delivery,) = made
+    else:
+        from qms.core import ledger
+        from qms.delivery.models import Delivery
+
+        delivery = Delivery(
+            id=f"DLV-matrix-{tag}",
+            report_version_id=report.id,
+            site_id=report.site_id,
+            channel="portal",
+            recipient="matrix.regulator",
+            language="en",
+            message_id=f"<matrix-{tag}@qms.invalid>",
+            created_at=now,
+        )
+        ledger.write(session, delivery)
     session.flush()
     return {
         "unit_id": unit.id,

@@ -6,8 +6,8 @@ deleted, keys never updated) and so is `reading`: a statement-level trigger over
 rows checks them all in one query each (`qms.core.migration.parents_checked_per_statement`).
 SQLite keeps its foreign keys (checked in C), so nothing changes there.
 
-Revision ID: 0017
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-02 10:00:00
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 from qms.core.migration import drop_parents_checked_per_statement, parents_checked_per_statement
 
-revision: str = "0017"
-down_revision: str | Sequence[str] | None = "0014"
+revision: str = "0016"
+down_revision: str | Sequence[str] | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
