@@ -475,8 +475,10 @@ def test_the_units_list_in_chinese_with_its_rows_filters_and_pages(app, session,
     in_ward = visible_text(pages["?ward=CTU&product=kymriah"])
     # 27 of these and the demonstration's Kymriah unit, all on CTU
     assert "共 28 个产品单元" in in_ward and "病区 CTU" in in_ward
-    # The last step of the demonstration's units (page 2): the site's zone, the Chinese format.
-    assert re.search(r"storage_in \d{4}年\d{1,2}月\d{1,2}日 \d\d:\d\d \+08:00", second)
+    # The last step of the demonstration's units (page 2): named by its Chinese title, never its
+    # id, at a time in the site's zone and the Chinese format.
+    assert re.search(r"入库存放 \d{4}年\d{1,2}月\d{1,2}日 \d\d:\d\d \+08:00", second)
+    assert "storage_in" not in second
 
 
 # --- which language ----------------------------------------------------------------

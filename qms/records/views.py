@@ -31,6 +31,7 @@ from qms.core.models import LedgerEntry
 from qms.db import utcnow
 from qms.records import capture, loading
 from qms.records.display import due_text
+from qms.records.fields import step_title
 from qms.records.forms import UnitStatusForm
 from qms.records.loading import UnitFilter
 from qms.records.models import UnitStatus
@@ -104,7 +105,16 @@ def units():
             "records.units", page=n, **{k: v for k, v in filters.items() if v}
         ),
         at=lambda moment: format_datetime(moment, zone=site.timezone),
+        step_name=_step_name,
     )
+
+
+def _step_name(checklist, step: str) -> str:
+    """A step as the list names it: its checklist title in the reader's language, never its
+    id (the id only when the unit's checklist version is not installed)."""
+    if checklist is None or step not in checklist.steps:
+        return step
+    return step_title(checklist.steps[step])
 
 
 def _page_number(text: str | None) -> int:
