@@ -80,6 +80,20 @@ def sign(*args, **kwargs) -> tuple[bytes, str]:
     return _outside_event_loop(_sign, *args, **kwargs)
 
 
+def load_signer(key: SigningKey):
+    """The key and certificate opened for `sign(signer=...)` (pyHanko imported on the way:
+    a report loads it while its PDF renders in the child process)."""
+    from pyhanko.pdf_utils import incremental_writer  # noqa: F401  (what signing needs next)
+    from pyhanko.sign import signers
+
+    signer = signers.SimpleSigner.load_pkcs12(str(key.pkcs12), passphrase=key.passphrase)
+    if signer is None:
+        from qms.core.errors import Conflict
+
+        raise Conflict(f"the signing key {key.pkcs12} could not be opened with its passphrase")
+    return signer
+
+
 def _sign(
     pdf: bytes,
     key: SigningKey,
@@ -89,19 +103,17 @@ def _sign(
     name: str | None = None,
     tsa_url: str | None = None,
     xmp_values: dict[str, str] | None = None,
+    signer=None,
 ) -> tuple[bytes, str]:
     """The PDF with one more PAdES signature (an incremental update); and its level.
 
     `xmp_values` replace report properties of the XMP in the same update (an approved
-    version is the draft's rendering, but its metadata names the approved version)."""
+    version is the draft's rendering, but its metadata names the approved version).
+    `signer`: the key already opened (`load_signer`), else it is opened here."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
 
-    signer = signers.SimpleSigner.load_pkcs12(str(key.pkcs12), passphrase=key.passphrase)
-    if signer is None:
-        from qms.core.errors import Conflict
-
-        raise Conflict(f"the signing key {key.pkcs12} could not be opened with its passphrase")
+    signer = signer or load_signer(key)
     meta = signers.PdfSignatureMetadata(
         field_name=field_name,
         reason=reason,
