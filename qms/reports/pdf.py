@@ -113,6 +113,7 @@ def _sign(
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
 
+    _register_xmp_prefix()
     signer = signer or load_signer(key)
     meta = signers.PdfSignatureMetadata(
         field_name=field_name,
@@ -133,9 +134,19 @@ def _sign(
     return out.getvalue(), ("B-T" if timestamper else "B-B")
 
 
+def _register_xmp_prefix() -> None:
+    """pyHanko rewrites the XMP packet when it signs (lxml, properties as attributes) and
+    names a namespace lxml does not know `ns0`; registered, ours keeps the prefix its PDF/A
+    extension schema declares (`pdfaSchema:prefix`)."""
+    from pyhanko.pdf_utils.metadata.xmp_xml import etree  # the lxml pyHanko writes with
+
+    etree.register_namespace(XMP_PREFIX, XMP_NAMESPACE)
+
+
 def _replace_xmp_values(writer, values: dict[str, str]) -> None:
     """A new XMP stream with the qms properties in `values` replaced (pyHanko writes the
-    properties as attributes of a prefix of its own choosing, so both forms are matched)."""
+    properties as attributes; files signed before `_register_xmp_prefix` name the
+    namespace `ns0`: whatever prefix is bound to it is matched, in either form)."""
     import re
 
     from pyhanko.pdf_utils.metadata.xmp_xml import MetadataStream
