@@ -8,9 +8,11 @@ Fills a fresh database with a month of Kymriah units in realistic shapes (bench/
 generator: records, signatures, corrections, statuses, hourly freezer readings), makes
 demonstration keys, then times what `qms report generate --type site-monthly` does, step by
 step: the audit run of the month, the report's data, the rendering (WeasyPrint, in its
-child process), the signature, the registration. Next to it, the floor measured in the same
-run: the same child process rendering plain pages of text, as many pages as the report
-has, with no attachment and no signature. Prints the figures, the target (≤ 5 s end to
+child process, started as the command starts it: before the audit, so that it loads
+meanwhile; "of which rendering" runs from the HTML handed to its PDF), the signature, the
+registration. Next to it, the floor measured in the same run: the same child process,
+started and handed plain pages of text at once (`render.render_pdf`), as many pages as
+the report has, with no attachment and no signature. Prints the figures, the target (≤ 5 s end to
 end, within 2× of the floor) and the children's peak RSS; with --runs, the medians (each
 run registers one more version of the report, as a regeneration does).
 
