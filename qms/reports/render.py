@@ -136,6 +136,8 @@ class PendingRender:
         if self._child.poll() is None:
             self._child.kill()
         self._child.wait()
+        if self._thread is not None:
+            self._thread.join()  # its pipes are at their end: the child is gone
         for stream in (self._child.stdin, self._child.stdout, self._child.stderr):
             if stream is not None and not stream.closed:
                 stream.close()
