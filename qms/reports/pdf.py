@@ -130,8 +130,24 @@ def _sign(
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     if xmp_values:
         _replace_xmp_values(writer, xmp_values)
-    out = signers.sign_pdf(writer, meta, signer=signer, timestamper=timestamper)
+    out = signers.sign_pdf(
+        writer,
+        meta,
+        signer=signer,
+        timestamper=timestamper,
+        bytes_reserved=None if timestamper else _container_bytes(signer),
+    )
     return out.getvalue(), ("B-T" if timestamper else "B-B")
+
+
+def _container_bytes(signer) -> int:
+    """Room for the CMS container of a signature without a time stamp: the certificates
+    it carries and 8 KiB for the rest (signed attributes, the signature value: a few
+    hundred bytes). Given, pyHanko does not sign a dummy first to measure it (half of the
+    signing time); with a time stamp, whose size the authority decides, it measures."""
+    certificates = [signer.signing_cert, *signer.cert_registry]
+    size = 8192 + sum(len(c.dump()) for c in certificates if c is not None)
+    return size + size % 2  # pyHanko reserves whole bytes of hex: an even count
 
 
 def _register_xmp_prefix() -> None:
