@@ -23,7 +23,7 @@ def user_group() -> None:
     "sites",
     multiple=True,
     required=True,
-    help="Site id; repeat for a regulator of several sites.",
+    help="Site id; repeat for a quality officer, regulator or administrator of several sites.",
 )
 @click.option(
     "--site-name", default=None, help="Create the site with this name if it does not exist yet."

@@ -41,6 +41,12 @@ USERNAME_RE = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 # A mail address as people write one: something@domain.tld, no spaces, at most 254 long.
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
+# The roles whose work spans hospitals: a hospital group's quality officer audits, confirms
+# and signs at each of its sites (and alone can approve a report covering several), a
+# regulator oversees a district, an administrator runs the installation. Ward and pharmacy
+# staff work at one hospital.
+MULTI_SITE_ROLES = frozenset({Role.QUALITY_OFFICER, Role.REGULATOR, Role.ADMIN})
+
 
 class AccountError(Invalid):
     """A request about accounts that cannot be carried out; the message says why."""
@@ -157,8 +163,10 @@ def create_user(
         raise AccountError(problem)
     if not site_ids:
         raise AccountError(_("a user must belong to at least one site"))
-    if len(site_ids) > 1 and role != Role.REGULATOR and role != Role.ADMIN:
-        raise AccountError(_("only regulators and administrators may belong to several sites"))
+    if len(set(site_ids)) > 1 and role not in MULTI_SITE_ROLES:
+        raise AccountError(
+            _("only quality officers, regulators and administrators may belong to several sites")
+        )
     for site_id in site_ids:
         if session.get(Site, site_id) is None:
             raise AccountError(_("site %(site)s does not exist", site=site_id))

@@ -47,38 +47,41 @@ def generate_command(
     report_type, site_id, unit_id, region_id, period, language, as_user, run_id
 ) -> None:
     """Render, sign and register a new version of a report; prints its path last."""
-    from qms.reports import files, service
+    from qms.reports import files, render, service
 
     runtime = current_runtime()
     database, settings = runtime.database, runtime.settings
     try:
-        with database.transaction(write=True) as session:
-            files.sweep(session, settings)
-        if report_type == "site-monthly" and run_id is None:
-            run_id = _audit_the_month(runtime, as_user, site_id, period)
-        run_ids = None
-        if report_type == "regional-annual":
-            run_ids = _audit_the_year(runtime, as_user, region_id, period)
-        with database.transaction(write=False) as session:
-            click.echo(
-                f"rendering {report_type} {unit_id or region_id or site_id or ''} "
-                f"{period or ''}".rstrip()
-            )
-            prepared = service.prepare_report(
-                session=session,
-                settings=settings,
-                who=_actor(session, as_user),
-                report_type=report_type,
-                site_id=site_id,
-                scope=region_id if report_type == "regional-annual" else unit_id,
-                period=period,
-                language=language,
-                audit_run_id=run_id,
-                audit_run_ids=run_ids,
-            )
-        with database.transaction(write=True) as session:
-            row = service.register_report(session=session, settings=settings, prepared=prepared)
-            files.crash_point("before-commit")
+        # WeasyPrint loads in its child process while the audit runs.
+        with render.start_render() as renderer:
+            with database.transaction(write=True) as session:
+                files.sweep(session, settings)
+            if report_type == "site-monthly" and run_id is None:
+                run_id = _audit_the_month(runtime, as_user, site_id, period)
+            run_ids = None
+            if report_type == "regional-annual":
+                run_ids = _audit_the_year(runtime, as_user, region_id, period)
+            with database.transaction(write=False) as session:
+                click.echo(
+                    f"rendering {report_type} {unit_id or region_id or site_id or ''} "
+                    f"{period or ''}".rstrip()
+                )
+                prepared = service.prepare_report(
+                    session=session,
+                    settings=settings,
+                    who=_actor(session, as_user),
+                    report_type=report_type,
+                    site_id=site_id,
+                    scope=region_id if report_type == "regional-annual" else unit_id,
+                    period=period,
+                    language=language,
+                    audit_run_id=run_id,
+                    audit_run_ids=run_ids,
+                    renderer=renderer,
+                )
+            with database.transaction(write=True) as session:
+                row = service.register_report(session=session, settings=settings, prepared=prepared)
+                files.crash_point("before-commit")
     except QmsError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
 from typing import Any
 
 from sqlalchemy import text
@@ -151,44 +153,69 @@ def sensitive_values(session: Session, unit_ids: list[str], head_seq: int) -> se
                 col(StepRecord.unit_id).in_(chunk), col(StepRecord.ledger_seq) <= head_seq
             )
         ):
-            doc = json.loads(fields)
-            values.update(str(doc[k]) for k in IDENTITY_FIELDS if doc.get(k))
+            _identity_fields(fields, values)
     return {v for v in values if len(v) > 4}
 
 
+# How each identity field's key reads in a record's canonical JSON: a record naming none
+# of them (most records) is not parsed.
+_IDENTITY_KEYS = tuple(f'"{k}"' for k in IDENTITY_FIELDS)
+
+
+def _identity_fields(fields: str, values: set[str]) -> None:
+    """Add the identity fields' values of a record's fields (canonical JSON) to `values`."""
+    if not any(key in fields for key in _IDENTITY_KEYS):
+        return
+    doc = json.loads(fields)
+    values.update(str(doc[k]) for k in IDENTITY_FIELDS if doc.get(k))
+
+
 def scrub(value: Any, secrets: set[str]) -> Any:
-    """`value` with every secret in any string masked to its last four characters.
+    """`value` with every secret in any string masked to its last four characters: at
+    each place, leftmost first, the longest secret that starts there.
 
-    Indexed by each secret's first five characters (every secret has more than four), so
-    a string is read once whatever the number of secrets (thousands in a regional report).
+    The secrets are compiled into one regular expression shaped as their trie
+    (`_trie_pattern`), so each string is scanned once, in C, whatever the number of
+    secrets (thousands in a regional report, over megabytes of findings).
     """
-    index: dict[str, list[str]] = {}
-    for secret in sorted(secrets, key=len, reverse=True):
-        index.setdefault(secret[:5], []).append(secret)
+    if not secrets:
+        return value
+    pattern = re.compile(_trie_pattern(sorted(secrets)))  # sorted: the same pattern each time
 
-    def text(s: str) -> str:
-        if len(s) < 5:
-            return s
-        out, i, copied = [], 0, 0
-        while i <= len(s) - 5:
-            found = next((c for c in index.get(s[i : i + 5], ()) if s.startswith(c, i)), None)
-            if found is None:
-                i += 1
-                continue
-            out += [s[copied:i], mask(found)]
-            i = copied = i + len(found)
-        return "".join(out) + s[copied:] if out else s
+    def hide(match: re.Match) -> str:
+        return mask(match.group(0))
 
     def walk(v: Any) -> Any:
         if isinstance(v, str):
-            return text(v)
+            return pattern.sub(hide, v) if len(v) > 4 else v
         if isinstance(v, list):
             return [walk(x) for x in v]
         if isinstance(v, dict):
             return {k: walk(x) for k, x in v.items()}
         return v
 
-    return walk(value) if index else value
+    return walk(value)
+
+
+def _trie_pattern(words: list[str]) -> str:
+    """A regular expression matching any of `words`, the longest one where several start
+    at the same place: a word that continues into others is followed by an optional group,
+    tried first. Branches share their prefixes (a common prefix is written once, then the
+    words part by their next character), so the engine follows one path per place instead
+    of trying every word; the nesting grows with the branchings, not the words' length."""
+    ends = "" in words
+    words = [w for w in words if w]
+    if not words:
+        return ""
+    prefix = os.path.commonprefix(words)
+    if prefix:
+        body = re.escape(prefix) + _trie_pattern([w[len(prefix) :] for w in words])
+    else:
+        groups: dict[str, list[str]] = {}
+        for word in words:
+            groups.setdefault(word[0], []).append(word[1:])
+        body = "(?:" + "|".join(re.escape(c) + _trie_pattern(r) for c, r in groups.items()) + ")"
+    return f"(?:{body})?" if ends else body
 
 
 def site_monthly_data(session: Session, site_id: str, period: str, run_id: str) -> dict[str, Any]:
@@ -238,7 +265,7 @@ def site_monthly_data(session: Session, site_id: str, period: str, run_id: str) 
         "deviations": deviations,
         "excursions": excursions_in_period(session, site, head_seq, first, last, audit["findings"]),
     }
-    return scrub(content, sensitive_values(session, figures.unit_ids, head_seq))
+    return scrub(content, figures.secrets)
 
 
 def _check_days(run) -> int:
@@ -274,6 +301,8 @@ class SiteFigures:
         self.severity: dict[str, int] = {}
         self.rule_units: dict[str, set[str]] = {}
         self.rule_checklist: dict[str, str] = {}
+        # the units' patient references, chain-of-identity ids and identity fields
+        self.secrets: set[str] = set()
 
     def rule_compliance(self, rule: str) -> float | None:
         """The share of the rule's product's units without a finding of the rule."""
@@ -295,48 +324,73 @@ class SiteFigures:
 
 
 def _site_figures(session: Session, site: Site, run, audit: dict, first) -> SiteFigures:
+    """The counts of the run's units as they stood at its head, and their identifiers
+    (`secrets`). Reads the few columns the counts need, as plain rows (per 1,000 units: one
+    query for the units, one for their records, one for their statuses), not the units
+    loaded for judging: the audit judged them already."""
     from datetime import datetime, time
 
     from qms.quality.audits import AuditScope, units_in_scope
-    from qms.records.loading import load_units_by_id
 
     head_seq = json.loads(run.covers)["seq"]
     out = SiteFigures()
     unit_ids = units_in_scope(session, AuditScope.of_run(run), site.timezone, head_seq)
     out.unit_ids = unit_ids
-    batch = load_units_by_id(session, unit_ids)
     zone = zone_of_site(site)
     period_start = datetime.combine(first, time(0), tzinfo=zone)
+    checklist_of: dict[str, str] = {}
     status_at_head: dict[str, str] = {}
+    administered: set[str] = set()
+    earliest: dict[str, datetime] = {}
+    secrets: set[str] = set()
     for start in range(0, len(unit_ids), 1000):
+        chunk = unit_ids[start : start + 1000]
+        for unit_id, checklist_id, patient, coi in session.exec(
+            select(Unit.id, Unit.checklist_id, Unit.patient_ref, Unit.coi_id).where(
+                col(Unit.id).in_(chunk)
+            )
+        ):
+            checklist_of[unit_id] = checklist_id
+            secrets.update(v for v in (patient, coi) if v)
+        for unit_id, step, corrects_id, performed_at, fields in session.exec(
+            select(
+                StepRecord.unit_id,
+                StepRecord.step,
+                StepRecord.corrects_id,
+                StepRecord.performed_at,
+                StepRecord.fields,
+            ).where(col(StepRecord.unit_id).in_(chunk), col(StepRecord.ledger_seq) <= head_seq)
+        ):
+            if step == ADMINISTERED_STEP and corrects_id is None:
+                administered.add(unit_id)
+            if performed_at >= period_start and (
+                unit_id not in earliest or performed_at < earliest[unit_id]
+            ):
+                earliest[unit_id] = performed_at
+            _identity_fields(fields, secrets)
         for unit_id, status in session.exec(
             select(UnitStatus.unit_id, UnitStatus.status)
-            .where(
-                col(UnitStatus.unit_id).in_(unit_ids[start : start + 1000]),
-                col(UnitStatus.ledger_seq) <= head_seq,
-            )
+            .where(col(UnitStatus.unit_id).in_(chunk), col(UnitStatus.ledger_seq) <= head_seq)
             .order_by(col(UnitStatus.ledger_seq))
         ):
             status_at_head[unit_id] = status
+    out.secrets = {v for v in secrets if len(v) > 4}
     month_of: dict[str, str] = {}
-    for loaded in batch.units:
-        unit = loaded.row
-        status = status_at_head.get(unit.id, "in_progress")
-        key = (unit.checklist_id, status)
+    first_month = first.strftime("%Y-%m")
+    for unit_id in unit_ids:
+        checklist_id = checklist_of.get(unit_id)
+        if checklist_id is None:
+            continue
+        status = status_at_head.get(unit_id, "in_progress")
+        key = (checklist_id, status)
         out.by_product_status[key] = out.by_product_status.get(key, 0) + 1
-        out.units_of[unit.checklist_id] = out.units_of.get(unit.checklist_id, 0) + 1
-        records = [r for r in loaded.records if r.ledger_seq <= head_seq]
-        if any(r.step == ADMINISTERED_STEP and r.corrects_id is None for r in records):
-            out.doses[unit.checklist_id] = out.doses.get(unit.checklist_id, 0) + 1
-        performed = [r.performed_at for r in records if r.performed_at >= period_start]
-        month = (
-            min(performed).astimezone(zone).strftime("%Y-%m")
-            if performed
-            else first.strftime("%Y-%m")
-        )
-        month_of[unit.id] = month
+        out.units_of[checklist_id] = out.units_of.get(checklist_id, 0) + 1
+        if unit_id in administered:
+            out.doses[checklist_id] = out.doses.get(checklist_id, 0) + 1
+        at = earliest.get(unit_id)
+        month = at.astimezone(zone).strftime("%Y-%m") if at is not None else first_month
+        month_of[unit_id] = month
         out.month_units[month] = out.month_units.get(month, 0) + 1
-    checklist_of = {u.row.id: u.row.checklist_id for u in batch.units}
     flagged: set[str] = set()
     for f in audit["findings"]:
         product = checklist_of.get(f["unit"], f["rule"].split(".", 1)[0])
@@ -388,7 +442,7 @@ def regional_annual_data(
         head_seq = json.loads(run.covers)["seq"]
         audit = run_json(run)
         figures = _site_figures(session, site, run, audit, first)
-        secrets |= sensitive_values(session, figures.unit_ids, head_seq)
+        secrets |= figures.secrets
         sites.append({"id": site.id, "name": site.name, "timezone": site.timezone})
         run_blocks.append({**_run_block(run), "counts": audit["counts"]})
         audits[site_id] = audit

@@ -80,6 +80,20 @@ def sign(*args, **kwargs) -> tuple[bytes, str]:
     return _outside_event_loop(_sign, *args, **kwargs)
 
 
+def load_signer(key: SigningKey):
+    """The key and certificate opened for `sign(signer=...)` (pyHanko imported on the way:
+    a report loads it while its PDF renders in the child process)."""
+    from pyhanko.pdf_utils import incremental_writer  # noqa: F401  (what signing needs next)
+    from pyhanko.sign import signers
+
+    signer = signers.SimpleSigner.load_pkcs12(str(key.pkcs12), passphrase=key.passphrase)
+    if signer is None:
+        from qms.core.errors import Conflict
+
+        raise Conflict(f"the signing key {key.pkcs12} could not be opened with its passphrase")
+    return signer
+
+
 def _sign(
     pdf: bytes,
     key: SigningKey,
@@ -89,19 +103,18 @@ def _sign(
     name: str | None = None,
     tsa_url: str | None = None,
     xmp_values: dict[str, str] | None = None,
+    signer=None,
 ) -> tuple[bytes, str]:
     """The PDF with one more PAdES signature (an incremental update); and its level.
 
     `xmp_values` replace report properties of the XMP in the same update (an approved
-    version is the draft's rendering, but its metadata names the approved version)."""
+    version is the draft's rendering, but its metadata names the approved version).
+    `signer`: the key already opened (`load_signer`), else it is opened here."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
 
-    signer = signers.SimpleSigner.load_pkcs12(str(key.pkcs12), passphrase=key.passphrase)
-    if signer is None:
-        from qms.core.errors import Conflict
-
-        raise Conflict(f"the signing key {key.pkcs12} could not be opened with its passphrase")
+    _register_xmp_prefix()
+    signer = signer or load_signer(key)
     meta = signers.PdfSignatureMetadata(
         field_name=field_name,
         reason=reason,
@@ -117,13 +130,39 @@ def _sign(
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     if xmp_values:
         _replace_xmp_values(writer, xmp_values)
-    out = signers.sign_pdf(writer, meta, signer=signer, timestamper=timestamper)
+    out = signers.sign_pdf(
+        writer,
+        meta,
+        signer=signer,
+        timestamper=timestamper,
+        bytes_reserved=None if timestamper else _container_bytes(signer),
+    )
     return out.getvalue(), ("B-T" if timestamper else "B-B")
+
+
+def _container_bytes(signer) -> int:
+    """Room for the CMS container of a signature without a time stamp: the certificates
+    it carries and 8 KiB for the rest (signed attributes, the signature value: a few
+    hundred bytes). Given, pyHanko does not sign a dummy first to measure it (half of the
+    signing time); with a time stamp, whose size the authority decides, it measures."""
+    certificates = [signer.signing_cert, *signer.cert_registry]
+    size = 8192 + sum(len(c.dump()) for c in certificates if c is not None)
+    return size + size % 2  # pyHanko reserves whole bytes of hex: an even count
+
+
+def _register_xmp_prefix() -> None:
+    """pyHanko rewrites the XMP packet when it signs (lxml, properties as attributes) and
+    names a namespace lxml does not know `ns0`; registered, ours keeps the prefix its PDF/A
+    extension schema declares (`pdfaSchema:prefix`)."""
+    from pyhanko.pdf_utils.metadata.xmp_xml import etree  # the lxml pyHanko writes with
+
+    etree.register_namespace(XMP_PREFIX, XMP_NAMESPACE)
 
 
 def _replace_xmp_values(writer, values: dict[str, str]) -> None:
     """A new XMP stream with the qms properties in `values` replaced (pyHanko writes the
-    properties as attributes of a prefix of its own choosing, so both forms are matched)."""
+    properties as attributes; files signed before `_register_xmp_prefix` name the
+    namespace `ns0`: whatever prefix is bound to it is matched, in either form)."""
     import re
 
     from pyhanko.pdf_utils.metadata.xmp_xml import MetadataStream

@@ -298,7 +298,10 @@ def _render_and_seal(
     report: dict[str, Any],
     people: dict[str, str],
     timeout_s: float,
+    pending: render.PendingRender | None = None,
 ) -> Rendered:
+    """Fill the template, render it (in `pending`, a child started ahead, or a new one)
+    and seal it; the signer is loaded from the key while the child renders."""
     with in_language(report["language"]):
         if report_type == UNIT_DOSSIER:
             html = _dossier_html(content, report, people)
@@ -337,13 +340,16 @@ def _render_and_seal(
             "generator": report["generator"],
         },
     )
-    unsigned = render.render_pdf(
-        html,
-        base_url=str(TEMPLATES_DIR / "reports") + "/",
-        attachments=attachments,
-        xmp=xmp,
-        timeout_s=timeout_s,
-    )
+    with pending or render.start_render() as child:
+        child.submit(
+            html,
+            base_url=str(TEMPLATES_DIR / "reports") + "/",
+            attachments=attachments,
+            xmp=xmp,
+            timeout_s=timeout_s,
+        )
+        signer = pdf.load_signer(key)
+        unsigned = child.result()
     files.crash_point("after-render")
     signed, level = pdf.sign(
         unsigned,
@@ -351,6 +357,7 @@ def _render_and_seal(
         field_name="qms-seal",
         reason=f"qms report {report['id']}",
         tsa_url=os.environ.get("QMS_TSA_URL") or None,
+        signer=signer,
     )
     return Rendered(signed, level)
 
@@ -489,11 +496,14 @@ def prepare_report(
     audit_run_ids: dict[str, str] | None = None,
     now: datetime | None = None,
     timeout_s: float | None = None,
+    renderer: render.PendingRender | None = None,
 ) -> Prepared:
     """Read the data up to the ledger's head, render and seal: nothing is written.
 
     A read session serves: appends are serialised and committed in seq order, so every
     entry up to the committed head is there to read, and no lock is held while rendering.
+    `renderer`: a child the caller started (`render.start_render`) before the audit run
+    the report is built from, so that WeasyPrint loads meanwhile; else one starts here.
     """
     now = now or utcnow()
     language = language_code(language)
@@ -515,37 +525,41 @@ def prepare_report(
         audit_run_id = run.id
     else:
         audit_run_id = None
-    key = report_key(report_type, site_id, scope, period, language)
-    number = _next_version(session, key)
-    version_id = f"{key}/v{number}"
-    generator = generator_version()
-    report = _report_block(
-        version_id,
-        {
-            "type": report_type,
-            "site_id": site_id,
-            "scope": scope,
-            "period": period,
-            "language": language,
-            "ledger_head_seq": head_seq,
-            "ledger_head_hash": head_hash,
-            "generated_at": now.isoformat(timespec="seconds"),
-            "generator": generator,
-            "audit_run_id": audit_run_id,
-            "prepared_by": _prepared_by(who),
-            "ledger_verified": _ledger_verified(session),
-            **extra,
-        },
-    )
-    content = build_data(session, report)
-    rendered = _render_and_seal(
-        signing,
-        report_type=report_type,
-        content=content,
-        report=report,
-        people=_people(session, content),
-        timeout_s=timeout_s or float(os.environ.get("QMS_REPORT_TIMEOUT_S", "120")),
-    )
+    # WeasyPrint starts in its child (if it has not yet) while the data is read and the
+    # template filled.
+    with renderer or render.start_render() as pending:
+        key = report_key(report_type, site_id, scope, period, language)
+        number = _next_version(session, key)
+        version_id = f"{key}/v{number}"
+        generator = generator_version()
+        report = _report_block(
+            version_id,
+            {
+                "type": report_type,
+                "site_id": site_id,
+                "scope": scope,
+                "period": period,
+                "language": language,
+                "ledger_head_seq": head_seq,
+                "ledger_head_hash": head_hash,
+                "generated_at": now.isoformat(timespec="seconds"),
+                "generator": generator,
+                "audit_run_id": audit_run_id,
+                "prepared_by": _prepared_by(who),
+                "ledger_verified": _ledger_verified(session),
+                **extra,
+            },
+        )
+        content = build_data(session, report)
+        rendered = _render_and_seal(
+            signing,
+            report_type=report_type,
+            content=content,
+            report=report,
+            people=_people(session, content),
+            timeout_s=timeout_s or float(os.environ.get("QMS_REPORT_TIMEOUT_S", "120")),
+            pending=pending,
+        )
     row = ReportVersion(
         id=version_id,
         report_key=key,

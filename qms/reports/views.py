@@ -29,7 +29,7 @@ from qms.accounts.service import sites_of
 from qms.core.errors import Invalid, NotFound, QmsError
 from qms.core.i18n import _
 from qms.db import utcnow
-from qms.reports import files, service
+from qms.reports import files, render, service
 from qms.reports.models import REPORT_TYPE_LABELS, REPORT_TYPES, ReportVersion
 from qms.web import signing
 from qms.web.database import db_session, get_database
@@ -95,30 +95,33 @@ def generate():
     database = get_database()
     reader = s if database.bound else database.session()
     try:
-        files.sweep(reader, _settings())
-        user = reader.get(User, current_user.id)
-        run_id = (form.get("run") or "").strip() or None
-        if report_type == "site-monthly" and run_id is None:
-            run_id = _audit_month(reader, s, user, site_id, period)
-        run_ids, scope = None, (form.get("unit") or "").strip() or None
-        if report_type == "regional-annual":
-            scope = (form.get("region") or "").strip() or None
-            run_ids = _audit_year(reader, s, user, scope, period)
-        prepared = service.prepare_report(
-            session=reader,
-            settings=_settings(),
-            who=user,
-            report_type=report_type,
-            site_id=site_id,
-            scope=scope,
-            period=period,
-            language=form.get("language", "en"),
-            audit_run_id=run_id,
-            audit_run_ids=run_ids,
-        )
-        if reader is not s:
-            reader.close()
-        row = service.register_report(session=s, settings=_settings(), prepared=prepared)
+        # WeasyPrint loads in its child process while the audit runs.
+        with render.start_render() as renderer:
+            files.sweep(reader, _settings())
+            user = reader.get(User, current_user.id)
+            run_id = (form.get("run") or "").strip() or None
+            if report_type == "site-monthly" and run_id is None:
+                run_id = _audit_month(reader, s, user, site_id, period)
+            run_ids, scope = None, (form.get("unit") or "").strip() or None
+            if report_type == "regional-annual":
+                scope = (form.get("region") or "").strip() or None
+                run_ids = _audit_year(reader, s, user, scope, period)
+            prepared = service.prepare_report(
+                session=reader,
+                settings=_settings(),
+                who=user,
+                report_type=report_type,
+                site_id=site_id,
+                scope=scope,
+                period=period,
+                language=form.get("language", "en"),
+                audit_run_id=run_id,
+                audit_run_ids=run_ids,
+                renderer=renderer,
+            )
+            if reader is not s:
+                reader.close()
+            row = service.register_report(session=s, settings=_settings(), prepared=prepared)
     except (Invalid, NotFound) as exc:
         s.rollback()
         flash(str(exc), "error")

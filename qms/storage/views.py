@@ -51,12 +51,16 @@ def _site():
     return s, s.get(Site, site_id)
 
 
-def _equipment(s, site: Site, equipment_id: str) -> Equipment:
+def _equipment(equipment_id: str) -> tuple[object, Site, Equipment]:
+    """The session, the equipment's own site and the equipment, if the user belongs to
+    that site (one of several, for a quality officer of a hospital group): as a unit's
+    page is its unit's site's, whichever site the user is working at."""
+    s = db_session()
     equipment = s.get(Equipment, equipment_id)
-    if equipment is None or equipment.site_id != site.id:
+    if equipment is None or not is_member(s, current_user.row, equipment.site_id):
         # Another site's equipment is answered like missing equipment.
         abort(404, description=_("There is no equipment %(equipment)s.", equipment=equipment_id))
-    return equipment
+    return s, s.get(Site, equipment.site_id), equipment
 
 
 def units_inside(s, site_id: str, view: WardView):
@@ -103,8 +107,7 @@ def equipment_list():
 @bp.route("/storage/<equipment_id>")
 @permission_required(Permission.VIEW_RECORDS)
 def equipment_page(equipment_id: str):
-    s, site = _site()
-    equipment = _equipment(s, site, equipment_id)
+    s, site, equipment = _equipment(equipment_id)
     period = request.args.get("period", "24h")
     if period not in PERIODS:
         abort(400, description=_("Choose a period of 24h, 7d or 30d."))
@@ -178,8 +181,7 @@ def _zone(site: Site):
 @bp.route("/storage/<equipment_id>/readings", methods=["POST"])
 @permission_required(Permission.MANAGE_STORAGE)
 def add_reading(equipment_id: str):
-    s, site = _site()
-    equipment = _equipment(s, site, equipment_id)
+    s, site, equipment = _equipment(equipment_id)
     back = redirect(url_for("storage.equipment_page", equipment_id=equipment.id))
     try:
         at = parse_local_time(request.form.get("at"), site.timezone, _("Time of the reading"))
@@ -208,8 +210,7 @@ def add_reading(equipment_id: str):
 @permission_required(Permission.MANAGE_STORAGE)
 def import_readings(equipment_id: str):
     """A logger's CSV: a preview (first lines and every problem), then the import."""
-    s, site = _site()
-    equipment = _equipment(s, site, equipment_id)
+    s, site, equipment = _equipment(equipment_id)
     context = {
         "site": site,
         "equipment": equipment,
@@ -260,8 +261,7 @@ def import_readings(equipment_id: str):
 @permission_required(Permission.VIEW_RECORDS)
 def acknowledge_excursion(equipment_id: str):
     """A pharmacist's or quality officer's signed acknowledgement of one excursion."""
-    s, site = _site()
-    equipment = _equipment(s, site, equipment_id)
+    s, site, equipment = _equipment(equipment_id)
     back = redirect(url_for("storage.equipment_page", equipment_id=equipment.id, period="30d"))
     settings = current_app.extensions["qms_settings"]
     user = s.get(User, current_user.id)

@@ -108,6 +108,41 @@ def test_deactivate_needs_reason_and_never_deletes(client, make_user, login, ses
     )
 
 
+@pytest.mark.parametrize(
+    "role, several",
+    [
+        ("nurse", False),
+        ("physician", False),
+        ("pharmacist", False),
+        ("quality_officer", True),  # a hospital group's: it approves reports covering several
+        ("regulator", True),
+        ("admin", True),
+    ],
+)
+def test_who_may_belong_to_several_sites(session, make_site, make_user, role, several):
+    for site_id in ("SH-01", "SH-02"):
+        make_site(site_id)
+    request = dict(
+        username=f"two.{role.replace('_', '')}",
+        full_name="Two Sites",
+        role=role,
+        password="long-enough-pass",
+        site_ids=["SH-01", "SH-02"],
+    )
+    if not several:
+        with pytest.raises(service.AccountError, match="several sites"):
+            service.create_user(session=session, actor=service.Actor.system(), **request)
+        return
+    user = service.create_user(session=session, actor=service.Actor.system(), **request)
+    assert [s.id for s in service.sites_of(session=session, user=user)] == ["SH-01", "SH-02"]
+    # An administrator of one of the sites cannot grant the other.
+    admin = service.Actor.of(make_user("admin", username="admin.one", sites=("SH-01",)))
+    with pytest.raises(Denied, match="SH-02"):
+        service.create_user(
+            session=session, actor=admin, **{**request, "username": f"{request['username']}.b"}
+        )
+
+
 def test_service_rejects_bad_accounts(session, make_site):
     make_site()
     actor = service.Actor.system()

@@ -85,6 +85,70 @@ def test_pdf_a3_facts_that_pikepdf_can_check(dossier, settings):
         assert fonts > 0
 
 
+def _xmp_facts(content: bytes) -> tuple[set[str], set[str], set[str], set[str]]:
+    """Of a PDF's XMP packet, parsed as XML (it must be well formed): the prefixes bound to
+    the qms namespace, the prefixes its PDF/A extension schemas declare for it, the qms
+    properties used (as elements or attributes) and the properties the schema describes."""
+    from lxml import etree
+
+    namespace = pdf.XMP_NAMESPACE
+    ns = {
+        "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+        "pdfaSchema": "http://www.aiim.org/pdfa/ns/schema#",
+        "pdfaProperty": "http://www.aiim.org/pdfa/ns/property#",
+    }
+    with pikepdf.open(io.BytesIO(content)) as document:
+        packet = document.Root.Metadata.read_bytes()
+    root = etree.fromstring(packet.split(b"?>", 1)[1].rsplit(b"<?xpacket", 1)[0])
+    bound = {p for e in root.iter() for p, uri in e.nsmap.items() if uri == namespace}
+
+    def field(node, name):  # a struct field, as an attribute or as a child element
+        prefix, local = name.split(":")
+        value = node.get(f"{{{ns[prefix]}}}{local}")
+        child = node.find(name, ns)
+        if value is None and child is not None:
+            value = child.text or child.get(f"{{{ns['rdf']}}}resource")
+        return value
+
+    declared, described = set(), set()
+    for schema in root.iterfind(".//pdfaSchema:property/..", ns):
+        if field(schema, "pdfaSchema:namespaceURI") != namespace:
+            continue
+        declared.add(field(schema, "pdfaSchema:prefix"))
+        for item in schema.iterfind("pdfaSchema:property/rdf:Seq/rdf:li", ns):
+            holder = item.find("rdf:Description", ns)
+            described.add(field(holder if holder is not None else item, "pdfaProperty:name"))
+    used = {etree.QName(e).localname for e in root.iter() if etree.QName(e).namespace == namespace}
+    used |= {
+        etree.QName(a).localname
+        for e in root.iter()
+        for a in e.attrib
+        if etree.QName(a).namespace == namespace
+    }
+    return bound, declared, used, described
+
+
+def test_the_xmp_keeps_the_prefix_its_extension_schema_declares_through_signing(
+    dossier, settings, session
+):
+    draft = dossier()
+    officer = session.exec(select(User).where(User.username == "liu.yang")).one()
+    approved = service.approve_report(
+        session=session,
+        settings=settings,
+        version_id=draft.id,
+        by=officer,
+        credential=PasswordEntry("demo-quality-2026"),
+        freshness_minutes=5,
+    )
+    # The seal and the approval each rewrite the XMP (pyHanko serialises it again).
+    for row in (draft, approved):
+        bound, declared, used, described = _xmp_facts(_file(settings, row))
+        assert bound == declared == {pdf.XMP_PREFIX}
+        assert used == described == {name for name, _ in pdf.XMP_PROPERTIES}
+        assert pdf.xmp_properties(_file(settings, row))["reportId"] == row.id
+
+
 def test_signature_validates_against_the_demo_ca_and_not_another(
     dossier, settings, tmp_path, demo_keys
 ):

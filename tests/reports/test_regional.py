@@ -74,15 +74,8 @@ def region(session, registry, late_infusion, make_site, make_unit, log, make_use
 
 
 def _officer_of_every_site(session, make_user):
-    """A quality officer of both sites. The role model gives a quality officer one site
-    today, so the second membership is added directly: this is the person the access
-    rule asks for (SIGN_REPORTS at every site of the region), whoever that will be."""
-    from qms.accounts.models import UserSite
-
-    officer = make_user("quality_officer", sites=("SH-01",))
-    session.add(UserSite(user_id=officer.id, site_id="BJ-01"))
-    session.flush()
-    return officer
+    """A quality officer of the hospital group: of both sites of the region."""
+    return make_user("quality_officer", sites=("SH-01", "BJ-01"))
 
 
 def _generate(session, settings, runs, language="en", who=None):
@@ -304,3 +297,74 @@ def test_page_one_picture(region, session, settings, demo_keys, language, tmp_pa
     keep = __import__("os").environ.get("QMS_KEEP_PICTURES")
     if keep:  # QMS_KEEP_PICTURES=/tmp/x: copy the picture to look at it
         __import__("shutil").copy(png, f"{keep}/regional-{language}.png")
+
+
+def _token(client) -> str:
+    import re
+
+    page = client.get("/check-report").get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def _sign_in(client, login, user):
+    client.post("/logout", data={"csrf_token": _token(client)})
+    assert login(user).status_code == 302
+
+
+def test_a_group_quality_officer_generates_approves_and_signs_it_in_the_app(
+    region, session, settings, demo_keys, make_user, client, login
+):
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    officer = _officer_of_every_site(session, make_user)
+    one_site = make_user("quality_officer", sites=("SH-01",))
+    _sign_in(client, login, officer)
+    assert 'value="R-1"' in client.get("/reports/").get_data(as_text=True)
+    form = {"type": "regional-annual", "region": "R-1", "period": "2026", "language": "en"}
+    made = client.post("/reports/generate", data={**form, "csrf_token": _token(client)})
+    assert made.status_code == 302, made.get_data(as_text=True)[:300]
+    (draft,) = session.exec(select(ReportVersion)).all()
+    assert service.covered_sites(session, draft) == ("BJ-01", "SH-01")
+
+    # A quality officer of one of the two sites: not offered, not shown, refused.
+    _sign_in(client, login, one_site)
+    listing = client.get("/reports/").get_data(as_text=True)
+    assert 'value="R-1"' not in listing and draft.id not in listing
+    assert client.get(f"/reports/v/{draft.id}").status_code == 404
+    refused = client.post(
+        f"/reports/approve/{draft.id}",
+        data={"csrf_token": _token(client), "password": DEFAULT_PASSWORD},
+    )
+    assert refused.status_code == 404
+    again = client.post("/reports/generate", data={**form, "csrf_token": _token(client)})
+    assert again.status_code == 403
+    with pytest.raises(NotFound):
+        service.approve_report(
+            session=session,
+            settings=settings,
+            version_id=draft.id,
+            by=one_site,
+            credential=PasswordEntry(DEFAULT_PASSWORD),
+            freshness_minutes=5,
+        )
+    assert len(session.exec(select(ReportVersion)).all()) == 1
+
+    _sign_in(client, login, officer)
+    approved = client.post(
+        f"/reports/approve/{draft.id}",
+        data={"csrf_token": _token(client), "password": DEFAULT_PASSWORD},
+    )
+    assert approved.status_code == 302
+    row = session.exec(select(ReportVersion).where(ReportVersion.approves_id == draft.id)).one()
+    assert row.approved_by_id == officer.id and row.approval_method == "password"
+    assert service.covered_sites(session, row) == ("BJ-01", "SH-01")
+    content = (files.reports_dir(settings) / row.file_name).read_bytes()
+    ca = (settings.instance_path / "keys" / "ca.pem").read_bytes()
+    seal, approval = pdf.check_signatures(content, [ca])
+    assert seal.ok and approval.ok and approval.covers_whole_file
+    assert approval.field == "qms-approval"
+    assert service.verify_file(session, settings, content).ok
+    # A regulator of both sites now sees the approved version, one of one site does not.
+    both = make_user("regulator", sites=("SH-01", "BJ-01"))
+    _sign_in(client, login, both)
+    assert row.id in client.get("/reports/").get_data(as_text=True)
+    assert client.get(f"/reports/download/{row.id}").data == content

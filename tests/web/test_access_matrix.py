@@ -56,6 +56,10 @@ from qms.web.app import runtime_of
 from tests.reports.conftest import registered_dossier
 
 OWN, OTHER = "SH-01", "BJ-02"
+# The hospital group's quality officer belongs to OWN and to GROUP, a site without objects
+# (not to OTHER): the matrix asks it everything while working at either of its two sites.
+GROUP = "GZ-03"
+GROUP_OFFICER = "quality_officer+group"
 # The matrix's ward staff are on WARD-A, where the own site's unit is; WARD-B's unit is
 # another ward's (ward codes no answer may name to them).
 WARD, OTHER_WARD = "WARD-A", "WARD-B"
@@ -375,6 +379,9 @@ def examples(app, session, make_user, make_site) -> dict[str, Example]:
 def people(examples, make_user, session) -> dict[str, object]:
     """One user of each role at the own site; the ward staff on WARD-A."""
     made = {role: make_user(role, username=f"matrix.{role}", sites=(OWN,)) for role in ROLES}
+    made[GROUP_OFFICER] = make_user(
+        "quality_officer", username="matrix.group.officer", sites=(OWN, GROUP)
+    )
     for role in WARD_ROLES:
         accounts.grant_ward(
             session=session,
@@ -456,10 +463,13 @@ def _values(case: Case, examples, which: str) -> dict | None:
     return values if which == "own" or scoped else None
 
 
-def _sign_in(client, user):
+def _sign_in(client, user, working_site=None):
     client._cookies.clear()  # each request from a fresh sign-in: a case may sign out
     response = client.post("/login", data={"username": user.username, "password": PASSWORD})
     assert response.status_code == 302, f"{user.username} could not sign in"
+    if working_site is not None:
+        chosen = client.post("/site", data={"site_id": working_site})
+        assert chosen.status_code == 302, f"{user.username} could not work at {working_site}"
 
 
 def _names_other_ward_unit(body: bytes, asked: dict) -> list[str]:
@@ -475,11 +485,24 @@ def _ask(app, client, case, values):
     return client.open(url, method=case.method, data={})
 
 
-@pytest.mark.parametrize("role", [None, *ROLES], ids=["anonymous", *ROLES])
-def test_access_matrix(app, client, examples, people, role):
+@pytest.mark.parametrize(
+    "role, working_site",
+    [(None, None), *((role, None) for role in ROLES), (GROUP_OFFICER, OWN), (GROUP_OFFICER, GROUP)],
+    ids=[
+        "anonymous",
+        *ROLES,
+        f"group quality officer at {OWN}",
+        f"group quality officer at {GROUP}",
+    ],
+)
+def test_access_matrix(app, client, examples, people, role, working_site):
+    """`GROUP_OFFICER`: a quality officer of two sites answers exactly as the quality
+    officer of one, whichever of its sites it works at."""
     app.config["WTF_CSRF_ENABLED"] = False  # the matrix asks about access, not forms
     cases, problems = _cases(app)
     assert not problems, "see test_every_route_is_in_the_matrix"
+    person = people[role] if role else None
+    role = "quality_officer" if role == GROUP_OFFICER else role
     granted = permissions_of(role) if role else None
     wrong = []
     named = set()  # the endpoints whose answer named the other ward's unit
@@ -492,12 +515,13 @@ def test_access_matrix(app, client, examples, people, role):
             if role is None:
                 client._cookies.clear()
             else:
-                _sign_in(client, people[role])
+                _sign_in(client, person, working_site)
             response = _ask(app, client, case, values)
             answers[which] = response
             asked[which] = values
             body = response.get_data()  # a file (a PDF, evidence) is bytes
-            where = f"{role or 'anonymous'} {case.method} {case.rule} ({which})"
+            who = f"{role} at {working_site}" if working_site else role or "anonymous"
+            where = f"{who} {case.method} {case.rule} ({which})"
             if response.status_code >= 500:
                 wrong.append(f"{where}: {response.status_code}")
                 continue
