@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,6 +30,12 @@ shift = st.timedeltas(min_value=timedelta(days=-3650), max_value=timedelta(days=
 zone = st.integers(min_value=-12 * 4, max_value=14 * 4).map(
     lambda q: timezone(timedelta(minutes=15 * q))
 )
+
+# Zones with summer time: two times of one such zone differ by more than their clocks
+# across a change, so the engine's subtraction on clock fields must not apply to them.
+summer_zone = st.sampled_from(
+    ["Europe/Berlin", "America/New_York", "Australia/Sydney", "America/Santiago"]
+).map(ZoneInfo)
 
 
 def run(index: int, move=lambda t: t, order=None):
@@ -57,6 +64,26 @@ def test_shifting_every_time_changes_no_finding(index: int, delta: timedelta) ->
 @given(scenario, zone)
 def test_writing_times_in_another_zone_changes_no_finding(index: int, tz: timezone) -> None:
     assert run(index) == run(index, move=lambda t: t.astimezone(tz))
+
+
+@SETTINGS
+@given(scenario, summer_zone, shift)
+def test_writing_times_in_a_zone_with_summer_time_changes_no_finding(
+    index: int, tz: ZoneInfo, delta: timedelta
+) -> None:
+    assert run(index, move=lambda t: t + delta) == run(
+        index, move=lambda t: (t + delta).astimezone(tz)
+    )
+
+
+@SETTINGS
+@given(scenario, st.randoms(use_true_random=False))
+def test_each_time_in_an_offset_of_its_own_changes_no_finding(index: int, rnd) -> None:
+    # Records of one unit with offset objects of their own, equal or not.
+    def own_offset(t):
+        return t.astimezone(timezone(timedelta(minutes=15 * rnd.randint(-48, 56))))
+
+    assert run(index) == run(index, move=own_offset)
 
 
 @SETTINGS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from operator import attrgetter
 
 from qms.checklists.engine.planning import _Plan
@@ -54,6 +54,34 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STEP = attrgetter("step")
 
 
+def _epoch_in(zone: object) -> datetime:
+    """The instant `_EPOCH` on the clock of `zone` if it is a fixed offset, else `_EPOCH`.
+
+    A time minus another whose tzinfo is the same object is worked out on their clock
+    fields alone (42 ns), without asking each for its offset (540 ns): exact for a fixed
+    offset (`datetime.timezone`, what the interchange reader and the database give),
+    wrong for a zone with summer time, which keeps the general subtraction.
+    """
+    if type(zone) is timezone:
+        return _EPOCH.astimezone(zone)  # type: ignore[arg-type]
+    return _EPOCH
+
+
+def distances(records: Sequence[StepFacts]) -> list[timedelta]:
+    """Each record's time as a distance from `_EPOCH`: what the checks compare."""
+    keys = []
+    append = keys.append
+    zone: object = UTC
+    epoch = _EPOCH
+    for rec in records:
+        at = rec.at
+        if at.tzinfo is not zone:  # records of one unit share one offset object, or a few
+            zone = at.tzinfo
+            epoch = _epoch_in(zone)
+        append(at - epoch)
+    return keys
+
+
 def _index(
     plan: _Plan, unit: UnitFacts, steps: Sequence[StepFacts]
 ) -> tuple[list[StepFacts], dict[str, list[StepFacts]]]:
@@ -76,7 +104,7 @@ def _index_timed(
     # By time alone first, as distances from one UTC instant: comparing two aware times
     # with different offset objects asks each for its offset, every comparison (what made
     # the sort the dearest part of the index); a difference is worked out once per record.
-    keys = [rec.at - _EPOCH for rec in records]
+    keys = distances(records)
     when = dict(zip(map(id, records), keys, strict=True))
     n = len(records)
     if len(set(keys)) == n:
