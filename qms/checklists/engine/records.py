@@ -95,16 +95,39 @@ def _index_timed(
     """The records in time order, by step, each one's time as a distance from one UTC
     instant (by id()): what the checks compare, cheaply (see below), and the steps
     recorded."""
-    records = effective_records(steps)
+    records = list(steps)
     known = plan.step_ids
     unit_id = unit.id
-    for rec in records:
-        if rec.unit != unit_id or rec.step not in known or rec.at.tzinfo is None:
-            _refuse(plan, unit, records)
     # By time alone first, as distances from one UTC instant: comparing two aware times
     # with different offset objects asks each for its offset, every comparison (what made
     # the sort the dearest part of the index); a difference is worked out once per record.
-    keys = distances(records)
+    # The usual case in one pass: records of this unit and checklist, none a correction.
+    keys: list[timedelta] = []
+    append = keys.append
+    zone: object = UTC
+    epoch = _EPOCH
+    indexed = False
+    try:
+        for rec in records:
+            at = rec.at
+            if rec.unit != unit_id or rec.step not in known or rec.corrects is not None:
+                break
+            if at.tzinfo is not zone:  # records of one unit share an offset object or a few
+                zone = at.tzinfo
+                if zone is None:
+                    break
+                epoch = _epoch_in(zone)
+            append(at - epoch)
+        else:
+            indexed = True
+    except (AttributeError, TypeError):  # not a date-time: refused below, as always
+        pass
+    if not indexed:
+        records = effective_records(records)
+        for rec in records:
+            if rec.unit != unit_id or rec.step not in known or rec.at.tzinfo is None:
+                _refuse(plan, unit, records)
+        keys = distances(records)
     when = dict(zip(map(id, records), keys, strict=True))
     n = len(records)
     if len(set(keys)) == n:
