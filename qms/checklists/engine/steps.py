@@ -295,8 +295,12 @@ def _compile_clean(
         "    if not who or (who.isspace() if type(who) is str else not str(who).strip()):",
         "        return False",
         "    values = rec.fields",
-        "    known = 0",
     ]
+    # Two ways through the values: every field there (the usual case: one look-up each),
+    # or any other set of keys (`fields`: each field looked up, then any other key).
+    general = ["def fields(values):", "    known = 0"]
+    every = ["    if len(values) == COUNT:", "        try:"]
+    space["COUNT"] = len(step.fields)
     for k, (name, fdef) in enumerate(step.fields.items()):
         space[f"VALID_{k}"] = validators[name]
         how, accepted = fast.get(name, (None, None))
@@ -324,21 +328,33 @@ def _compile_clean(
         # As the loop: a value failing the quick test is blank (a problem if required) or
         # handed to the field's validator.
         blank = "return False" if fdef.required else "pass"
-        lines += [
-            f"    value = values.get({name!r}, ABSENT)",
-            "    if value is not ABSENT:",
-            "        known += 1",
-            f"        if not ({passes}):",
-            "            if value is None or value == '':",
-            f"                {blank}",
-            f"            elif VALID_{k}(value) is not None:",
-            "                return False",
+        test = [
+            f"if not ({passes}):",
+            "    if value is None or value == '':",
+            f"        {blank}",
+            f"    elif VALID_{k}(value) is not None:",
+            "        return False",
         ]
+        general += [f"    value = values.get({name!r}, ABSENT)", "    if value is not ABSENT:"]
+        general += ["        known += 1"] + [f"        {line}" for line in test]
         if fdef.required:
-            lines += ["    else:", "        return False"]
+            general += ["    else:", "        return False"]
+        every += [f"            value = values[{name!r}]"] + [
+            f"            {line}" for line in test
+        ]
+    general.append("    return known == len(values)")  # no field the step does not have
+    if step.fields:
+        every += [
+            "        except KeyError:",  # as many keys, not all of them fields of the step
+            "            if not fields(values):",
+            "                return False",
+            "    elif not fields(values):",
+            "        return False",
+        ]
+    else:
+        every = ["    if len(values):", "        return False"]
+    lines += every
     lines += [
-        "    if known != len(values):",  # a field the step does not have
-        "        return False",
         "    if latest is not None and rec.at > latest:",
         "        return False",
         "    recorded_at = rec.recorded_at",
@@ -354,7 +370,8 @@ def _compile_clean(
             "        return False",
         ]
     lines.append("    return True")
-    exec(compile("\n".join(lines), f"<clean {step.id}>", "exec"), space)  # noqa: S102
+    source = "\n".join([*general, "", *lines])
+    exec(compile(source, f"<clean {step.id}>", "exec"), space)  # noqa: S102
     return space["clean"]
 
 
