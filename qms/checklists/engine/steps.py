@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from types import CodeType
 from typing import Any
 
 from qms.checklists.engine.context import (
@@ -370,9 +372,14 @@ def _compile_clean(
             "        return False",
         ]
     lines.append("    return True")
-    source = "\n".join([*general, "", *lines])
-    exec(compile(source, f"<clean {step.id}>", "exec"), space)  # noqa: S102
+    exec(_code("\n".join([*general, "", *lines]), step.id), space)  # noqa: S102
     return space["clean"]
+
+
+@functools.lru_cache(maxsize=1024)
+def _code(source: str, step_id: str) -> CodeType:
+    """Compiled once per text: a checklist's profiles share most steps' tests."""
+    return compile(source, f"<clean {step_id}>", "exec")
 
 
 def _validator(name: str, fdef: FieldDef) -> Callable[[Any], _Problem | None]:
