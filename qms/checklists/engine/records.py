@@ -130,11 +130,8 @@ def _index_timed(
         keys = distances(records)
     when = dict(zip(map(id, records), keys, strict=True))
     n = len(records)
-    at_time = dict(zip(keys, records, strict=True))
-    if len(at_time) == n:
-        # No two at the same moment (the usual case): the distances sorted, each one's record.
-        keys.sort()
-        records = list(map(at_time.__getitem__, keys))
+    if len(set(keys)) == n:
+        order = sorted(range(n), key=keys.__getitem__)
     else:
         # Records at the same moment are ordered by content, so that input order never
         # changes a finding (by their distances again: the same order as their times).
@@ -148,7 +145,7 @@ def _index_timed(
             # Identical but for their fields: break the rare remaining ties by content.
             fields = [json.dumps(dict(r.fields), sort_keys=True, default=str) for r in records]
             order = sorted(range(n), key=lambda i: (full[i], fields[i]))
-        records = list(map(records.__getitem__, order))
+    records = list(map(records.__getitem__, order))
     by_step: dict[str, list[StepFacts]] = {}
     for step, rec in zip(map(_STEP, records), records, strict=True):
         bucket = by_step.get(step)
