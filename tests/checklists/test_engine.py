@@ -140,6 +140,14 @@ def test_records_of_another_checklist_or_without_offset_are_refused() -> None:
         evaluate(
             KYMRIAH, unit, [dataclasses.replace(steps[0], at=steps[0].at.replace(tzinfo=None))]
         )
+    # Among records that are fine, wherever it is.
+    for i in (0, len(steps) // 2, len(steps) - 1):
+        naive = dataclasses.replace(steps[i], at=steps[i].at.replace(tzinfo=None))
+        with pytest.raises(ValueError, match="UTC offset"):
+            evaluate(KYMRIAH, unit, [*steps[:i], naive, *steps[i + 1 :]])
+        stray = dataclasses.replace(steps[i], unit="K-OTHER")
+        with pytest.raises(ValueError, match="belongs to unit 'K-OTHER'"):
+            evaluate(KYMRIAH, unit, [*steps[:i], stray, *steps[i + 1 :]])
 
 
 def test_abecma_second_bag_thawed_and_never_infused() -> None:

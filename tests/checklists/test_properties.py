@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qms.checklists.engine import ReadingIndex, evaluate
+from qms.checklists.engine.context import _Ctx
+from qms.checklists.engine.planning import _plan
+from qms.checklists.engine.records import _index_timed
 from qms.checklists.language import Registry
 from tests.checklists.casebook import cases, compliant_lines, to_interchange
 
@@ -29,6 +33,12 @@ shift = st.timedeltas(min_value=timedelta(days=-3650), max_value=timedelta(days=
 zone = st.integers(min_value=-12 * 4, max_value=14 * 4).map(
     lambda q: timezone(timedelta(minutes=15 * q))
 )
+
+# Zones with summer time: two times of one such zone differ by more than their clocks
+# across a change, so the engine's subtraction on clock fields must not apply to them.
+summer_zone = st.sampled_from(
+    ["Europe/Berlin", "America/New_York", "Australia/Sydney", "America/Santiago"]
+).map(ZoneInfo)
 
 
 def run(index: int, move=lambda t: t, order=None):
@@ -60,6 +70,26 @@ def test_writing_times_in_another_zone_changes_no_finding(index: int, tz: timezo
 
 
 @SETTINGS
+@given(scenario, summer_zone, shift)
+def test_writing_times_in_a_zone_with_summer_time_changes_no_finding(
+    index: int, tz: ZoneInfo, delta: timedelta
+) -> None:
+    assert run(index, move=lambda t: t + delta) == run(
+        index, move=lambda t: (t + delta).astimezone(tz)
+    )
+
+
+@SETTINGS
+@given(scenario, st.randoms(use_true_random=False))
+def test_each_time_in_an_offset_of_its_own_changes_no_finding(index: int, rnd) -> None:
+    # Records of one unit with offset objects of their own, equal or not.
+    def own_offset(t):
+        return t.astimezone(timezone(timedelta(minutes=15 * rnd.randint(-48, 56))))
+
+    assert run(index) == run(index, move=own_offset)
+
+
+@SETTINGS
 @given(scenario, st.randoms(use_true_random=False))
 def test_reordering_the_records_changes_nothing(index: int, rnd) -> None:
     def shuffled(steps):
@@ -83,3 +113,65 @@ def test_the_scenarios_include_findings_of_every_kind() -> None:
         "excursion",
         "record_integrity",
     }
+
+
+def every_check(index: int, steps, now):
+    """The findings of calling every check the unit's plan chose, with no quick test."""
+    ix, unit_id, _, complete = SCENARIOS[index]
+    unit = next(u for u in ix.units if u.id == unit_id)
+    checklist = REGISTRY.get(unit.checklist)
+    plan = _plan(checklist, unit.profile)
+    records, by_step, when, recorded = _index_timed(plan, unit, steps)
+    done = unit.status == "complete" if complete is None else complete
+    readings = ReadingIndex(ix.readings)
+    ctx = _Ctx(unit, by_step, records, readings, now, done, unit.profile, when, recorded)
+    for check in plan.runs(recorded).checks:
+        check(ctx)
+    return ctx.out
+
+
+ODD_VALUES = [None, "", " ", "x", 0, -1, 1.5, 10**6, -(10**6), float("nan"), True, False, [1]]
+
+
+@SETTINGS
+@given(scenario, st.randoms(use_true_random=False), st.booleans())
+def test_the_quick_tests_pass_no_check_that_would_find_something(index: int, rnd, at_now) -> None:
+    # evaluate() calls only the checks whose quick test fails (planning.py, `_Runs`): with
+    # records made wrong in every way the tests look at, it finds what every check finds.
+    ix, unit_id, now, complete = SCENARIOS[index]
+    unit = next(u for u in ix.units if u.id == unit_id)
+    steps = list(ix.steps_of(unit_id))
+    for _ in range(rnd.randint(1, 3)):
+        if not steps:
+            break
+        i = rnd.randrange(len(steps))
+        s = steps[i]
+        what = rnd.randrange(7)
+        if what == 0 and s.fields:
+            name = rnd.choice(sorted(s.fields))
+            steps[i] = dataclasses.replace(s, fields={**s.fields, name: rnd.choice(ODD_VALUES)})
+        elif what == 1 and s.fields:
+            name = rnd.choice(sorted(s.fields))
+            steps[i] = dataclasses.replace(
+                s, fields={k: v for k, v in s.fields.items() if k != name}
+            )
+        elif what == 2:
+            steps[i] = dataclasses.replace(s, fields={**s.fields, "extra": 1})
+        elif what == 3:
+            minutes = rnd.choice((-3000, -90, -20, 45, 300, 3000))
+            steps[i] = dataclasses.replace(s, at=s.at + timedelta(minutes=minutes))
+        elif what == 4:
+            steps.append(dataclasses.replace(s, record_id=f"{s.record_id}-again"))
+        elif what == 5:
+            steps[i] = dataclasses.replace(
+                s, witness=rnd.choice((s.by, None, "someone.else")), by=rnd.choice((s.by, "", " "))
+            )
+        else:
+            steps[i] = dataclasses.replace(
+                s, by_role=rnd.choice(("nobody", None)), witness_role="nobody"
+            )
+    if at_now and steps:
+        now = rnd.choice(steps).at + timedelta(minutes=rnd.choice((-60, 0, 600, 6000)))
+    checklist = REGISTRY.get(unit.checklist)
+    found = evaluate(checklist, unit, steps, ReadingIndex(ix.readings), now=now, complete=complete)
+    assert found == every_check(index, steps, now)

@@ -38,6 +38,27 @@ def test_reads_the_design_example() -> None:
     ] == [1, 2, 3, 4]
 
 
+def test_times_keep_their_offset_and_share_one_offset_object_per_offset() -> None:
+    lines = [UNIT]
+    for k, offset in enumerate(["+08:00", "+08:00", "-05:30", "Z", "+08:00", "-05:30"]):
+        lines.append(STEP.replace("2026-10-02T09:30:00+08:00", f"2026-10-02T09:3{k}:00{offset}"))
+    ix = read_interchange(lines, source="f.jsonl")
+    shown = [s.at.isoformat() for s in ix.steps]
+    assert shown == [
+        "2026-10-02T09:30:00+08:00",
+        "2026-10-02T09:31:00+08:00",
+        "2026-10-02T09:32:00-05:30",
+        "2026-10-02T09:33:00+00:00",
+        "2026-10-02T09:34:00+08:00",
+        "2026-10-02T09:35:00-05:30",
+    ]
+    # What the engine's cheap subtraction relies on (engine/records.py, `distances`).
+    zones = [s.at.tzinfo for s in ix.steps]
+    assert zones[0] is zones[1] is zones[4] and zones[2] is zones[5]
+    assert ix.steps[1].at - ix.steps[0].at == timedelta(minutes=1)
+    assert ix.steps[2].at - ix.steps[0].at == timedelta(hours=13, minutes=32)
+
+
 def test_every_bad_line_is_reported_with_its_number() -> None:
     lines = [
         UNIT,

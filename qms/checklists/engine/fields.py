@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from qms.checklists.engine.context import (
     _Check,
@@ -36,49 +36,10 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
     if other is not None and other.step is not None and other.step != step_id:
         steps = (*steps, other.step)
     allowed = [_jsonable(x) for x in one_of] if one_of is not None else None
-    # A list of words (the usual one_of) is tested as a set; numbers and yes/no keep
-    # `_same` (1 == 1.0, but a yes/no is never a number).
-    plain_one_of = (
-        frozenset(one_of) if one_of is not None and all(type(x) is str for x in one_of) else None
+    quick_range, quick_words, quick_must, quick_not_words, plain_one_of, plain_not_one_of = (
+        _quick_flags(spec, cond)
     )
     bounds = {"unit": unit, "min": low, "max": high}
-    # Rules with a single test and no condition: a value that passes it is passed in the
-    # record loop without calling `judge`.
-    single = not_one_of is None and not has_must_be and compare is None and cond is None
-    quick_range = single and one_of is None and (low is not None or high is not None)
-    quick_words = (
-        single
-        and plain_one_of is not None
-        and "" not in plain_one_of  # an empty value is "not recorded", not a word
-        and low is None
-        and high is None
-    )
-    # must_be alone, a yes/no or a word: the value itself (a yes/no is never a number).
-    quick_must = (
-        has_must_be
-        and type(must_be) in (bool, str)
-        and must_be != ""
-        and one_of is None
-        and not_one_of is None
-        and compare is None
-        and cond is None
-        and low is None
-        and high is None
-    )
-    plain_not_one_of = (
-        frozenset(not_one_of)
-        if not_one_of is not None and all(type(x) is str for x in not_one_of)
-        else None
-    )
-    quick_not_words = (
-        plain_not_one_of is not None
-        and one_of is None
-        and not has_must_be
-        and compare is None
-        and cond is None
-        and low is None
-        and high is None
-    )
 
     def compared(value: Any, other_value: Any, *, with_unit: bool = False) -> dict[str, Any]:
         assert other is not None
@@ -201,3 +162,109 @@ def _compile_field(rule: Rule, spec: FieldSpec, cond: _Cond | None, cl: Checklis
                 _emit(ctx, cl, rule, steps, code, {**base, **params}, limit, actual, context)
 
     return check
+
+
+class _Quick(NamedTuple):
+    """Which test a value of each record passes for the rule to find nothing (see
+    `_compile_field`'s record loop), with what it needs."""
+
+    range: bool
+    words: bool
+    must: bool
+    not_words: bool
+    plain_one_of: frozenset[str] | None
+    plain_not_one_of: frozenset[str] | None
+
+
+def _quick_flags(spec: FieldSpec, cond: _Cond | None) -> _Quick:
+    low, high = spec.min, spec.max
+    one_of, not_one_of = spec.one_of, spec.not_one_of
+    must_be, has_must_be = spec.must_be, spec.has_must_be
+    compare = spec.compare
+    # A list of words (the usual one_of) is tested as a set; numbers and yes/no keep
+    # `_same` (1 == 1.0, but a yes/no is never a number).
+    plain_one_of = (
+        frozenset(one_of) if one_of is not None and all(type(x) is str for x in one_of) else None
+    )
+    # Rules with a single test and no condition: a value that passes it is passed in the
+    # record loop without calling `judge`.
+    single = not_one_of is None and not has_must_be and compare is None and cond is None
+    quick_range = single and one_of is None and (low is not None or high is not None)
+    quick_words = (
+        single
+        and plain_one_of is not None
+        and "" not in plain_one_of  # an empty value is "not recorded", not a word
+        and low is None
+        and high is None
+    )
+    # must_be alone, a yes/no or a word: the value itself (a yes/no is never a number).
+    quick_must = (
+        has_must_be
+        and type(must_be) in (bool, str)
+        and must_be != ""
+        and one_of is None
+        and not_one_of is None
+        and compare is None
+        and cond is None
+        and low is None
+        and high is None
+    )
+    plain_not_one_of = (
+        frozenset(not_one_of)
+        if not_one_of is not None and all(type(x) is str for x in not_one_of)
+        else None
+    )
+    quick_not_words = (
+        plain_not_one_of is not None
+        and one_of is None
+        and not has_must_be
+        and compare is None
+        and cond is None
+        and low is None
+        and high is None
+    )
+
+    return _Quick(
+        quick_range, quick_words, quick_must, quick_not_words, plain_one_of, plain_not_one_of
+    )
+
+
+def _quick_pass(spec: FieldSpec, cond: _Cond | None) -> tuple[str, str, dict[str, Any]] | None:
+    """The record loop's quick test of a rule on a step's field, as source for a generated
+    function (steps.py, `_compile_clean`): (field, expression on `value`, the names it
+    reads). A record passing it is one the rule finds nothing in; None when the rule has
+    no quick test (a condition, another field, several tests)."""
+    if spec.ref.step is None:
+        return None
+    quick = _quick_flags(spec, cond)
+    low, high = spec.min, spec.max
+    if quick.range:
+        tests = ["(type(value) is int or type(value) is float)"]
+        names: dict[str, Any] = {}
+        # `not value < low`, as the loop has it: a NaN passes there too.
+        if low is not None:
+            tests.append("not value < {LOW}")
+            names["LOW"] = low
+        if high is not None:
+            tests.append("not value > {HIGH}")
+            names["HIGH"] = high
+        return spec.ref.name, " and ".join(tests), names
+    if quick.words:
+        return (
+            spec.ref.name,
+            "type(value) is str and value in {WORDS}",
+            {"WORDS": quick.plain_one_of},
+        )
+    if quick.must:
+        return (
+            spec.ref.name,
+            "value is {MUST} or (type(value) is str and value == {MUST})",
+            {"MUST": spec.must_be},
+        )
+    if quick.not_words:
+        return (
+            spec.ref.name,
+            "type(value) is str and value != '' and value not in {NOT_WORDS}",
+            {"NOT_WORDS": quick.plain_not_one_of},
+        )
+    return None

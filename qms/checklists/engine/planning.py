@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, NamedTuple
 
 from qms.checklists.engine.context import _Check, _compile_condition, _Cond
-from qms.checklists.engine.fields import _compile_field
+from qms.checklists.engine.fields import _compile_field, _quick_pass
 from qms.checklists.engine.order import _compile_order
-from qms.checklists.engine.steps import _compile_done, _compile_profile, _compile_step_checks
+from qms.checklists.engine.steps import (
+    _compile_clean,
+    _compile_done,
+    _compile_profile,
+    _compile_step_checks,
+)
 from qms.checklists.engine.storage import _compile_storage
 from qms.checklists.engine.windows import (
     _compile_every,
@@ -30,28 +37,41 @@ from qms.checklists.language import (
 
 
 class _Runs(NamedTuple):
-    """The checks a unit with a given set of recorded steps runs (see `_Plan.runs`)."""
+    """The checks a unit with a given set of recorded steps runs (see `_Plan.runs`), and
+    the quick tests that show most of them find nothing in the unit being judged.
+
+    Findings are rare: evaluate() first runs the quick tests below, all in one pass, and
+    then calls, in rule order, the checks that have none (`quiet`) and those whose test
+    failed (`select`). A check is passed only when its test shows it would find nothing,
+    so the findings and their order are those of calling every check."""
 
     checks: tuple[_Check, ...]
-    # The same without the order rules: what runs when every order rule holds.
-    unordered: tuple[_Check, ...]
-    order_positions: frozenset[int]  # positions in `checks` of the order rules
-    # (position in `checks`, nearest earlier step recorded or None, later step): an order
-    # rule whose turns all have the earlier step's last record no later than the later
-    # step's first record finds nothing (engine/order.py), and is not called.
+    # The checks without a quick test: what runs when every quick test passes.
+    quiet: tuple[_Check, ...]
+    skippable: frozenset[int]  # positions in `checks` of the checks with a quick test
+    # (step, its records' test, whether it may have one record only, positions): the
+    # step's record check and the quick field rules on it find nothing when each record
+    # passes the generated test (steps.py, `_compile_clean`).
+    steps: tuple[tuple[str, Callable[[Any, Any], bool], bool, frozenset[int]], ...]
+    # (position, nearest earlier step recorded or None, later step): an order rule whose
+    # turns all have the earlier step's last record no later than the later step's first
+    # record finds nothing (engine/order.py).
     turns: tuple[tuple[int, str | None, str], ...]
-    # The checks run when the order rules at these positions find something (the others
-    # are passed): a unit's set of out-of-order rules recurs, so each is chosen once.
-    with_order: dict[frozenset[int], tuple[_Check, ...]]
+    # (position, from, to, min, max, require_from) of the windows without conditions: one
+    # `from` and one `to` within the limits, or a window that cannot be late, finds nothing.
+    windows: tuple[tuple[int, str, str, timedelta | None, timedelta | None, bool], ...]
+    # The checks run when the quick tests at these positions fail: a unit's set of failed
+    # tests recurs (the same kind of mistake), so each is chosen once.
+    selected: dict[frozenset[int], tuple[_Check, ...]]
 
-    def with_order_rules(self, dirty: frozenset[int]) -> tuple[_Check, ...]:
-        checks = self.with_order.get(dirty)
+    def select(self, dirty: frozenset[int]) -> tuple[_Check, ...]:
+        checks = self.selected.get(dirty)
         if checks is None:
-            if len(self.with_order) > 64:
-                self.with_order.clear()
-            skip = self.order_positions - dirty
+            if len(self.selected) > 256:
+                self.selected.clear()
+            skip = self.skippable - dirty
             checks = tuple(c for i, c in enumerate(self.checks) if i not in skip)
-            self.with_order[dirty] = checks
+            self.selected[dirty] = checks
         return checks
 
 
@@ -70,8 +90,11 @@ class _Plan:
         self.settled_by: list[str | None] = []
         # The checks a unit runs, by the set of steps it has records of (see `runs`).
         self._runs: dict[frozenset[str], _Runs] = {}
-        # The steps of each order rule (None for any other check), as `gated`.
-        self.order_steps: list[tuple[str, ...] | None] = []
+        # Each check's quick test, as `gated` (see `_Runs`): ("order", its steps),
+        # ("step", step), ("field", step), ("window", spec) or None (always called).
+        self.quick: list[tuple[str, Any] | None] = []
+        # Per step: its records' test (its record check and its quick field rules).
+        self.cleaners: dict[str, Callable[[Any, Any], bool]] = {}
         self.windows: list[tuple[Rule, WindowSpec, _WindowConds]] = []
         self.periodic: list[tuple[Rule, EverySpec, _WindowConds]] = []
         self.step_ids = frozenset(checklist.steps)
@@ -100,6 +123,7 @@ class _Plan:
                 self.profile_rules.append(rule.id)
         self._order_graph()
         by_step_rules: dict[str, dict[str, Rule]] = {}
+        quick_fields: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
         for rule in cl.rules:
             if rule.step is not None and rule.concerns is not None:
                 by_step_rules.setdefault(rule.step, {})[rule.concerns] = rule
@@ -123,19 +147,27 @@ class _Plan:
                 elif rule.concerns == "record":
                     # role, witness and record checks of a step run in one pass over its records
                     checks = _compile_step_checks(step, by_step_rules[step.id], cl)
-                    self._add(rule, checks, frozenset({step.id}))
+                    self._add(rule, checks, frozenset({step.id}), quick=("step", step.id))
                 continue
             if not self._applies(rule.when):
                 continue
             cond = _compile_condition(rule.when)
             spec = rule.spec
             if isinstance(spec, OrderSpec):
-                self._add(rule, _compile_order(rule, spec, cl), frozenset(spec.steps[1:]))
+                self._add(
+                    rule,
+                    _compile_order(rule, spec, cl),
+                    frozenset(spec.steps[1:]),
+                    quick=("order", spec.steps),
+                )
             elif isinstance(spec, WindowSpec):
                 conds = _window_conditions(rule.when, spec)
                 self.windows.append((rule, spec, conds))
                 self._add(
-                    rule, _compile_window(rule, spec, conds, cl), frozenset({spec.start, spec.end})
+                    rule,
+                    _compile_window(rule, spec, conds, cl),
+                    frozenset({spec.start, spec.end}),
+                    quick=("window", spec) if conds == (None, None, None) else None,
                 )
             elif isinstance(spec, EverySpec):
                 conds = _window_conditions(rule.when, spec)
@@ -143,9 +175,22 @@ class _Plan:
                 self._add(rule, _compile_every(rule, spec, conds, cl), frozenset({spec.start}))
             elif isinstance(spec, FieldSpec):
                 trigger = frozenset({spec.ref.step}) if spec.ref.step is not None else None
-                self._add(rule, _compile_field(rule, spec, cond, cl), trigger)
+                passed = _quick_pass(spec, cond)
+                if passed is not None:
+                    quick_fields.setdefault(spec.ref.step, []).append(passed)
+                self._add(
+                    rule,
+                    _compile_field(rule, spec, cond, cl),
+                    trigger,
+                    quick=("field", spec.ref.step) if passed is not None else None,
+                )
             elif isinstance(spec, StorageSpec):
                 self._add(rule, _compile_storage(rule, spec, cond, cl), frozenset({"storage_in"}))
+        for sid, rules in by_step_rules.items():
+            if "record" in rules:
+                self.cleaners[sid] = _compile_clean(
+                    cl.steps[sid], "role" in rules, "witness" in rules, quick_fields.get(sid, ())
+                )
 
     def _add(
         self,
@@ -154,6 +199,7 @@ class _Plan:
         trigger: frozenset[str] | None,
         *,
         settled_by: str | None = None,
+        quick: tuple[str, Any] | None = None,
     ) -> None:
         """A rule whose conditions read recorded values is judged in every world a value
         not recorded allows (engine/worlds.py); any other runs as it is."""
@@ -168,7 +214,7 @@ class _Plan:
         one = next(iter(trigger)) if trigger is not None and len(trigger) == 1 else None
         self.gated.append((one if one is not None else trigger, check))
         self.settled_by.append(settled_by)
-        self.order_steps.append(rule.spec.steps if isinstance(rule.spec, OrderSpec) else None)
+        self.quick.append(quick)
 
     def runs(self, recorded: frozenset[str]) -> _Runs:
         """The checks, in rule order, that can find anything in a unit with records of
@@ -183,9 +229,9 @@ class _Plan:
         return runs
 
     def _choose(self, recorded: frozenset[str]) -> _Runs:
-        chosen: list[tuple[_Check, tuple[str, ...] | None]] = []
-        for (trigger, check), settled, seq in zip(
-            self.gated, self.settled_by, self.order_steps, strict=True
+        chosen: list[tuple[_Check, tuple[str, Any] | None]] = []
+        for (trigger, check), settled, quick in zip(
+            self.gated, self.settled_by, self.quick, strict=True
         ):
             if trigger is not None and (
                 trigger not in recorded if type(trigger) is str else trigger.isdisjoint(recorded)
@@ -193,23 +239,45 @@ class _Plan:
                 continue
             if settled is not None and settled in recorded:
                 continue
-            chosen.append((check, seq))
-        # Each recorded later step of an order rule and the nearest earlier step recorded
-        # (None: none was), as the order check compares them (engine/order.py).
+            chosen.append((check, quick))
         turns: list[tuple[int, str | None, str]] = []
-        for position, (_, seq) in enumerate(chosen):
-            if seq is None:
+        steps: dict[str, set[int]] = {}
+        windows = []
+        skippable = set()
+        for position, (_, quick) in enumerate(chosen):
+            if quick is None:
                 continue
-            for j in range(1, len(seq)):
-                if seq[j] not in recorded:
-                    continue
-                pred = next((seq[i] for i in range(j - 1, -1, -1) if seq[i] in recorded), None)
-                turns.append((position, pred, seq[j]))
+            kind, what = quick
+            if kind in ("step", "field") and what not in self.cleaners:
+                continue  # a step without a record rule: nothing tests its records
+            skippable.add(position)
+            if kind == "order":
+                # Each recorded later step and the nearest earlier step recorded (None: none
+                # was), as the order check compares them (engine/order.py).
+                seq = what
+                for j in range(1, len(seq)):
+                    if seq[j] not in recorded:
+                        continue
+                    pred = next((seq[i] for i in range(j - 1, -1, -1) if seq[i] in recorded), None)
+                    turns.append((position, pred, seq[j]))
+            elif kind == "window":
+                spec = what
+                windows.append(
+                    (position, spec.start, spec.end, spec.min, spec.max, spec.require_from)
+                )
+            else:  # "step" or "field": tested with the step's records
+                steps.setdefault(what, set()).add(position)
+        checks = tuple(check for check, _ in chosen)
         return _Runs(
-            tuple(check for check, _ in chosen),
-            tuple(check for check, seq in chosen if seq is None),
-            frozenset(position for position, (_, seq) in enumerate(chosen) if seq is not None),
+            checks,
+            tuple(c for i, c in enumerate(checks) if i not in skippable),
+            frozenset(skippable),
+            tuple(
+                (sid, self.cleaners[sid], not self.checklist.steps[sid].repeats, frozenset(p))
+                for sid, p in steps.items()
+            ),
             tuple(turns),
+            tuple(windows),
             {},
         )
 

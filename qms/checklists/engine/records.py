@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from operator import attrgetter
 
 from qms.checklists.engine.planning import _Plan
@@ -54,6 +54,34 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STEP = attrgetter("step")
 
 
+def _epoch_in(zone: object) -> datetime:
+    """The instant `_EPOCH` on the clock of `zone` if it is a fixed offset, else `_EPOCH`.
+
+    A time minus another whose tzinfo is the same object is worked out on their clock
+    fields alone (42 ns), without asking each for its offset (540 ns): exact for a fixed
+    offset (`datetime.timezone`, what the interchange reader and the database give),
+    wrong for a zone with summer time, which keeps the general subtraction.
+    """
+    if type(zone) is timezone:
+        return _EPOCH.astimezone(zone)  # type: ignore[arg-type]
+    return _EPOCH
+
+
+def distances(records: Sequence[StepFacts]) -> list[timedelta]:
+    """Each record's time as a distance from `_EPOCH`: what the checks compare."""
+    keys = []
+    append = keys.append
+    zone: object = UTC
+    epoch = _EPOCH
+    for rec in records:
+        at = rec.at
+        if at.tzinfo is not zone:  # records of one unit share one offset object, or a few
+            zone = at.tzinfo
+            epoch = _epoch_in(zone)
+        append(at - epoch)
+    return keys
+
+
 def _index(
     plan: _Plan, unit: UnitFacts, steps: Sequence[StepFacts]
 ) -> tuple[list[StepFacts], dict[str, list[StepFacts]]]:
@@ -67,16 +95,39 @@ def _index_timed(
     """The records in time order, by step, each one's time as a distance from one UTC
     instant (by id()): what the checks compare, cheaply (see below), and the steps
     recorded."""
-    records = effective_records(steps)
+    records = list(steps)
     known = plan.step_ids
     unit_id = unit.id
-    for rec in records:
-        if rec.unit != unit_id or rec.step not in known or rec.at.tzinfo is None:
-            _refuse(plan, unit, records)
     # By time alone first, as distances from one UTC instant: comparing two aware times
     # with different offset objects asks each for its offset, every comparison (what made
     # the sort the dearest part of the index); a difference is worked out once per record.
-    keys = [rec.at - _EPOCH for rec in records]
+    # The usual case in one pass: records of this unit and checklist, none a correction.
+    keys: list[timedelta] = []
+    append = keys.append
+    zone: object = UTC
+    epoch = _EPOCH
+    indexed = False
+    try:
+        for rec in records:
+            at = rec.at
+            if rec.unit != unit_id or rec.step not in known or rec.corrects is not None:
+                break
+            if at.tzinfo is not zone:  # records of one unit share an offset object or a few
+                zone = at.tzinfo
+                if zone is None:
+                    break
+                epoch = _epoch_in(zone)
+            append(at - epoch)
+        else:
+            indexed = True
+    except (AttributeError, TypeError):  # not a date-time: refused below, as always
+        pass
+    if not indexed:
+        records = effective_records(records)
+        for rec in records:
+            if rec.unit != unit_id or rec.step not in known or rec.at.tzinfo is None:
+                _refuse(plan, unit, records)
+        keys = distances(records)
     when = dict(zip(map(id, records), keys, strict=True))
     n = len(records)
     if len(set(keys)) == n:

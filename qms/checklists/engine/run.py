@@ -9,6 +9,7 @@ from typing import Any
 from qms.checklists.engine.context import ReadingIndex, _Ctx
 from qms.checklists.engine.planning import _plan
 from qms.checklists.engine.records import _index_timed
+from qms.checklists.engine.steps import CLOCK_TOLERANCE
 from qms.checklists.facts import Finding, ReadingFacts, StepFacts, UnitFacts
 from qms.checklists.language import Checklist, Profile
 
@@ -51,18 +52,47 @@ def evaluate(
     done = unit.status == "complete" if complete is None else complete
     ctx = _Ctx(unit, by_step, records, _reading_index(readings), now, done, name, when, recorded)
     runs = plan.runs(recorded)
-    checks = runs.unordered
-    if runs.turns:
-        # The order rules first, all at once: one whose steps are in order finds nothing
-        # and is not called; the others run in their turn, as every check does.
-        dirty = None
-        for position, pred, later in runs.turns:
-            if pred is None or when[id(by_step[pred][-1])] > when[id(by_step[later][0])]:
-                if dirty is None:
-                    dirty = set()
-                dirty.add(position)
-        if dirty is not None:
-            checks = runs.with_order_rules(frozenset(dirty))
+    # The quick tests first, all at once (planning.py, `_Runs`): a check whose test passes
+    # would find nothing and is not called; the others run in their turn, as every check.
+    dirty: set[int] | None = None
+    if runs.steps:
+        latest = None if now is None else now + CLOCK_TOLERANCE
+        for step, clean, once, positions in runs.steps:
+            got = by_step[step]
+            if not once or len(got) == 1:
+                for rec in got:
+                    if not clean(rec, latest):
+                        break
+                else:
+                    continue
+            if dirty is None:
+                dirty = set()
+            dirty.update(positions)
+    for position, pred, later in runs.turns:
+        if pred is None or when[id(by_step[pred][-1])] > when[id(by_step[later][0])]:
+            if dirty is None:
+                dirty = set()
+            dirty.add(position)
+    for position, start, end, low, high, require_from in runs.windows:
+        starts = by_step.get(start)
+        ends = by_step.get(end)
+        if starts is None:
+            if ends is None or not require_from:
+                continue
+        elif ends is None:
+            if now is None or high is None:
+                continue  # open, and it cannot be late
+        elif len(starts) == 1 and len(ends) == 1:
+            began = when[id(starts[0])]
+            ended = when[id(ends[0])]
+            if ended >= began:
+                took = ended - began
+                if (high is None or not took > high) and (low is None or not took < low):
+                    continue
+        if dirty is None:
+            dirty = set()
+        dirty.add(position)
+    checks = runs.quiet if dirty is None else runs.select(frozenset(dirty))
     for check in checks:
         check(ctx)
     return ctx.out
