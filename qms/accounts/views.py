@@ -266,33 +266,20 @@ def user_password(user_id: int):
     s = db_session()
     user = _user_or_404(s, user_id)
     form = PasswordResetForm()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            service.reset_password(
-                session=s,
-                actor=service.Actor.of(current_user.row),
-                user=user,
-                new_password=form.new_password.data,
-                reason=form.reason.data,
-            )
-        except service.AccountError as exc:
-            s.rollback()
-            flash(str(exc), "error")
-            status = 422
-        else:
-            s.commit()
-            flash(
-                _(
-                    "New password set for %(username)s; ask them to change it.",
-                    username=user.username,
-                ),
-                "success",
-            )
-            return redirect(url_for("accounts.users"))
-    elif request.method == "POST":
-        status = 422
-    return render_template("accounts/password_reset.html", form=form, user=user), status
+    return _account_change(
+        s,
+        user,
+        form,
+        lambda actor: service.reset_password(
+            session=s,
+            actor=actor,
+            user=user,
+            new_password=form.new_password.data,
+            reason=form.reason.data,
+        ),
+        done=_("New password set for %(username)s; ask them to change it.", username=user.username),
+        template="accounts/password_reset.html",
+    )
 
 
 @bp.route("/admin/users/<int:user_id>/email", methods=["GET", "POST"])
@@ -302,29 +289,38 @@ def user_email(user_id: int):
     s = db_session()
     user = _user_or_404(s, user_id)
     form = EmailForm()
+    if request.method == "GET":
+        form.email.data = user.email or ""
+    return _account_change(
+        s,
+        user,
+        form,
+        lambda actor: service.set_email(
+            session=s, actor=actor, user=user, email=form.email.data, reason=form.reason.data
+        ),
+        done=_("Email address of %(username)s saved.", username=user.username),
+        template="accounts/user_email.html",
+    )
+
+
+def _account_change(s, user: User, form, change, *, done: str, template: str):
+    """An administrator's form on one account: on a valid submission the change (committed,
+    then the list with `done`), else the form again, a refusal said once (422)."""
     status = 200
     if form.validate_on_submit():
         try:
-            service.set_email(
-                session=s,
-                actor=service.Actor.of(current_user.row),
-                user=user,
-                email=form.email.data,
-                reason=form.reason.data,
-            )
+            change(service.Actor.of(current_user.row))
         except service.AccountError as exc:
             s.rollback()
             flash(str(exc), "error")
             status = 422
         else:
             s.commit()
-            flash(_("Email address of %(username)s saved.", username=user.username), "success")
+            flash(done, "success")
             return redirect(url_for("accounts.users"))
     elif request.method == "POST":
         status = 422
-    else:
-        form.email.data = user.email or ""
-    return render_template("accounts/user_email.html", form=form, user=user), status
+    return render_template(template, form=form, user=user), status
 
 
 @bp.route("/site", methods=["POST"])
