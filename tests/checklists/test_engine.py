@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from qms.checklists.engine import ReadingIndex, check_step, due_next, evaluate
-from qms.checklists.facts import ReadingFacts, StepFacts
-from qms.checklists.language import Registry
+from qms.checklists.facts import ReadingFacts, StepFacts, UnitFacts
+from qms.checklists.language import Registry, parse_checklist
 from qms.checklists.mkt import mean_kinetic_temperature
 from tests.checklists.casebook import compliant_lines, findings_for, to_interchange
 
@@ -321,3 +321,66 @@ def test_a_record_corrected_twice_counts_once_with_its_latest_values() -> None:
         starts = [r for r in effective if r.step == "infusion_start"]
         assert [r.fields["rate_ml_min"] for r in starts] == [15]
         assert len(effective) == 2
+
+
+PAIRING_YAML = """
+id: pairing
+title: Pairing
+version: "1"
+product: Pairing product
+sources:
+  Pairing SOP: Pairing standard operating procedure
+steps:
+  dose:
+    title: Dose given
+    roles: [nurse]
+    severity: major
+    source: Pairing SOP
+  check:
+    title: Patient checked
+    roles: [nurse]
+    severity: major
+    source: Pairing SOP
+    repeats: true
+rules:
+  checked_after_dose:
+    says: The patient is checked between 30 minutes and 2 hours after the dose.
+    severity: major
+    source: Pairing SOP
+    window: {from: dose, to: check, min: 30m, max: 2h, pair: PAIR, require_from: true}
+"""
+
+
+@pytest.mark.parametrize(
+    ("pair", "checks", "expected"),
+    [
+        # One dose and checks after it: `first_end` and `in_turn` measure to the first
+        # check only; `last_start` and `first_start` measure to every check.
+        ("first_end", [40, 60, 300], []),
+        ("in_turn", [40, 60, 300], []),
+        ("last_start", [40, 60, 300], ["window.max_exceeded"]),
+        ("first_start", [40, 60, 300], ["window.max_exceeded"]),
+        ("last_start", [10, 60, 90], ["window.min_not_reached"]),
+        ("first_end", [10, 60, 90], ["window.min_not_reached"]),
+        ("first_start", [40, 60, 90], []),
+        # A check before the dose has no dose before it (require_from), whatever the pairing.
+        ("first_end", [-5, 40], ["window.no_start"]),
+        ("last_start", [-5, 40, 60], ["window.no_start"]),
+    ],
+)
+def test_one_start_several_ends_is_judged_as_its_pairing_says(pair, checks, expected) -> None:
+    # evaluate() passes a window whose one `from` and every `to` after it are within the
+    # limits without calling the check (planning.py, `_Runs.windows`): the pairs it skips
+    # must be those the check measures.
+    checklist = parse_checklist(PAIRING_YAML.replace("PAIR", pair).encode(), "pairing.yaml")
+    unit = UnitFacts("P-1", "pairing", "SH-01", None, None, None, status="in_progress")
+    t0 = datetime.fromisoformat("2026-10-01T08:00:00+08:00")
+    steps = [StepFacts("P-1", "dose", t0, "li.na", None, {}, record_id="P-1#0")]
+    steps += [
+        StepFacts(
+            "P-1", "check", t0 + timedelta(minutes=m), "li.na", None, {}, record_id=f"P-1#{n}"
+        )
+        for n, m in enumerate(checks, 1)
+    ]
+    found = evaluate(checklist, unit, steps, complete=False)
+    assert [f.code for f in found] == expected

@@ -57,9 +57,10 @@ class _Runs(NamedTuple):
     # turns all have the earlier step's last record no later than the later step's first
     # record finds nothing (engine/order.py).
     turns: tuple[tuple[int, str | None, str], ...]
-    # (position, from, to, min, max, require_from) of the windows without conditions: one
-    # `from` and one `to` within the limits, or a window that cannot be late, finds nothing.
-    windows: tuple[tuple[int, str, str, timedelta | None, timedelta | None, bool], ...]
+    # (position, from, to, min, max, require_from, whether every `to` is paired) of the
+    # windows without conditions: one `from` and the `to` records it is measured to, all
+    # after it and within the limits, or a window that cannot be late, finds nothing.
+    windows: tuple[tuple[int, str, str, timedelta | None, timedelta | None, bool, bool], ...]
     # The checks run when the quick tests at these positions fail: a unit's set of failed
     # tests recurs (the same kind of mistake), so each is chosen once.
     selected: dict[frozenset[int], tuple[_Check, ...]]
@@ -130,7 +131,11 @@ class _Plan:
         for rule in cl.rules:
             if rule.generated:
                 if rule.concerns == "profile":
-                    self._add(rule, _compile_profile(rule, tuple(self.profile_rules), cl), None)
+                    # It finds something only when the unit is judged with no profile: a
+                    # plan is made for one profile, so only the plan for none runs it.
+                    if self.profile is None:
+                        profile_check = _compile_profile(rule, tuple(self.profile_rules), cl)
+                        self._add(rule, profile_check, None)
                     continue
                 step = cl.steps[rule.step]
                 if rule.concerns == "done":
@@ -262,8 +267,9 @@ class _Plan:
                     turns.append((position, pred, seq[j]))
             elif kind == "window":
                 spec = what
+                each = spec.pair in ("last_start", "first_start")
                 windows.append(
-                    (position, spec.start, spec.end, spec.min, spec.max, spec.require_from)
+                    (position, spec.start, spec.end, spec.min, spec.max, spec.require_from, each)
                 )
             else:  # "step" or "field": tested with the step's records
                 steps.setdefault(what, set()).add(position)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from qms.checklists.engine.context import ReadingIndex, _Ctx
@@ -12,6 +12,8 @@ from qms.checklists.engine.records import _index_timed
 from qms.checklists.engine.steps import CLOCK_TOLERANCE
 from qms.checklists.facts import Finding, ReadingFacts, StepFacts, UnitFacts
 from qms.checklists.language import Checklist, Profile
+
+_ZERO = timedelta(0)
 
 
 def _profile_name(unit: UnitFacts, profile: Profile | str | None) -> str | None:
@@ -73,7 +75,7 @@ def evaluate(
             if dirty is None:
                 dirty = set()
             dirty.add(position)
-    for position, start, end, low, high, require_from in runs.windows:
+    for position, start, end, low, high, require_from, each in runs.windows:
         starts = by_step.get(start)
         ends = by_step.get(end)
         if starts is None:
@@ -82,12 +84,15 @@ def evaluate(
         elif ends is None:
             if now is None or high is None:
                 continue  # open, and it cannot be late
-        elif len(starts) == 1 and len(ends) == 1:
+        elif len(starts) == 1:
+            # One `from`, and every `to` at or after it (none before: no `to` without its
+            # `from`, and no pairing question): each `to` is measured from it when the
+            # window pairs every `to` (`each`), else the first `to` only (engine/windows.py).
             began = when[id(starts[0])]
-            ended = when[id(ends[0])]
-            if ended >= began:
-                took = ended - began
-                if (high is None or not took > high) and (low is None or not took < low):
+            first = when[id(ends[0])] - began
+            if first >= _ZERO:
+                last = when[id(ends[-1])] - began if each else first
+                if (high is None or not last > high) and (low is None or not first < low):
                     continue
         if dirty is None:
             dirty = set()
