@@ -24,6 +24,8 @@ from qms.accounts.access import is_member, require
 from qms.accounts.models import Site, User
 from qms.accounts.roles import Permission, permissions_of
 from qms.accounts.service import Lockout
+from qms.checklists.language import Registry
+from qms.checklists.language.model import in_language
 from qms.core import ledger
 from qms.core.canonical import canonical_json
 from qms.core.errors import Conflict, Denied, Invalid, NotFound
@@ -160,6 +162,23 @@ def derive(
 
 
 # --- who sees what ------------------------------------------------------------------------
+
+
+def title_in(deviation: Deviation, registry: Registry, lang: str | None) -> str:
+    """A deviation's title in the reader's language.
+
+    A deviation opened by a finding (a stored step's or an audit's) is stored with its
+    rule's id as its title: a code, shown as what the rule says in the reader's language,
+    from the checklist the rule belongs to. A title someone typed is shown as typed, and
+    so is a rule no checklist of this installation knows any more."""
+    rule_id = deviation.rule
+    if not rule_id or deviation.title != rule_id:
+        return deviation.title
+    try:
+        says = registry.get(rule_id.split(".", 1)[0]).rule(rule_id).says
+    except KeyError:
+        return deviation.title
+    return in_language(says, lang) or deviation.title
 
 
 def audience(user: User) -> str | None:

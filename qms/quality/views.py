@@ -29,7 +29,7 @@ from qms.accounts.permissions import permission_required
 from qms.accounts.roles import Permission
 from qms.core.clock import zone_of
 from qms.core.errors import Invalid, NotFound, QmsError
-from qms.core.i18n import _, format_datetime
+from qms.core.i18n import _, checklist_text_key, format_datetime
 from qms.db import utcnow
 from qms.quality import audits, capa, dashboard, parameters, reviews
 from qms.quality import deviations as dv
@@ -40,6 +40,12 @@ from qms.web.database import db_session
 from qms.web.registry import get_registry
 
 bp = Blueprint("quality", __name__, url_prefix="/quality")
+
+
+@bp.app_template_global("deviation_title")
+def deviation_title(deviation) -> str:
+    """A deviation's title as the reader reads it (`deviations.title_in`)."""
+    return dv.title_in(deviation, get_registry(), checklist_text_key())
 
 
 @bp.app_context_processor

@@ -417,3 +417,21 @@ def test_a_correction_that_shows_a_new_serious_finding_opens_a_deviation(
     )
     assert len(_deviations(session)) == 1
     assert verify(session).ok
+
+
+def test_a_deviation_opened_by_a_finding_is_titled_in_the_readers_language() -> None:
+    # Stored with its rule's id as its title (a code); shown as the rule says it.
+    from qms.checklists.language import Registry
+
+    registry = Registry.from_directory()
+    says = registry.get("kymriah").rule("kymriah.thaw_to_infusion").says
+    opened = Deviation(rule="kymriah.thaw_to_infusion", title="kymriah.thaw_to_infusion")
+    assert dv.title_in(opened, registry, "en") == str(says)
+    assert dv.title_in(opened, registry, "zh") == says.get("zh") != str(says)
+    # A typed title is shown as typed; a rule this installation no longer knows, as stored.
+    typed = Deviation(rule="kymriah.thaw_to_infusion", title="Bag thawed twice")
+    assert dv.title_in(typed, registry, "zh") == "Bag thawed twice"
+    gone = Deviation(rule="kymriah.retired_rule", title="kymriah.retired_rule")
+    assert dv.title_in(gone, registry, "zh") == "kymriah.retired_rule"
+    unknown = Deviation(rule="nosuch.rule", title="nosuch.rule")
+    assert dv.title_in(unknown, registry, "en") == "nosuch.rule"

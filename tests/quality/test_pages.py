@@ -64,6 +64,11 @@ def test_an_officer_runs_an_audit_reviews_and_follows_a_deviation(
     assert len(session.exec(select(FindingReview)).all()) == 1
     deviation = client.get("/quality/deviations/DEV-SH01-2026-0001").get_data(as_text=True)
     assert "pump alarm delayed the start" in deviation and "Recurrence" in deviation
+    # Opened by a finding, it is titled by what its rule says, never by the rule's id.
+    listed = client.get("/quality/deviations").get_data(as_text=True)
+    for html in (deviation, listed):
+        assert "Infuse within 30 minutes of the end of the thaw." in html
+        assert "testcart.thaw_to_infusion" not in html
     second = client.get("/quality/deviations/DEV-SH01-2026-0002").get_data(as_text=True)
     assert "DEV-SH01-2026-0001" in second.split("Recurrence")[1]
     dashboard = client.get("/quality/dashboard").get_data(as_text=True)
