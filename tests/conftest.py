@@ -8,6 +8,8 @@ was set on purpose. Each test runs inside a transaction that is rolled back.
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -96,6 +98,33 @@ class EmptyDatabases:
         if migrated:
             migrate(url)
         return url
+
+    def copy_of(self, backend: str, url: str) -> str:
+        """A new database holding what the database at `url` holds (no one may be connected
+        to it): SQLite through its backup API, PostgreSQL as a template."""
+        name = f"qms_test_{uuid.uuid4().hex[:12]}"
+        if backend == "sqlite":
+            target = self.tmp_dir / (name + ".sqlite3")
+            source = sqlite3.connect(make_url(url).database)
+            copy = sqlite3.connect(target)
+            try:
+                source.backup(copy)
+            finally:
+                copy.close()
+                source.close()
+            return f"sqlite:///{target}"
+        template = make_url(url).database
+        with psycopg.connect(_psycopg_url(POSTGRES_ADMIN_URL), autocommit=True) as conn:
+            for attempt in range(50):  # a closed client's server process may linger a moment
+                try:
+                    conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                    break
+                except psycopg.errors.ObjectInUse:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
+        self._postgres.append(name)
+        return make_url(url).set(database=name).render_as_string(hide_password=False)
 
     def drop_all(self) -> None:
         if not self._postgres:

@@ -7,6 +7,7 @@ the run fails saying how to install it.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -51,21 +52,54 @@ class LiveServer:
         return _qms(*args, env=self.env)
 
 
+@pytest.fixture(scope="session")
+def _demo_templates(empty_databases, tmp_path_factory) -> dict:
+    """{(backend, site file text): (database url, instance path)} made by `qms demo` once
+    per run and worker: each test serves a copy of its own (`qms demo` hashes every demo
+    password and signs every demo record at full Argon2 cost: seconds, each time)."""
+    return {}
+
+
+def _demo_copy(backend, site_text, templates, empty_databases, tmp_path_factory, tmp_path):
+    """A database and an instance folder holding the demonstration data, for one test."""
+    key = (backend, site_text)
+    if key not in templates:
+        made = tmp_path_factory.mktemp(f"demo-{backend}")
+        env = dict(os.environ)
+        env.update(
+            QMS_DATABASE_URL=empty_databases.new(backend),
+            QMS_INSTANCE_PATH=str(made / "instance"),
+        )
+        if site_text is not None:
+            (made / "site.yaml").write_text(site_text, encoding="utf-8")
+            env["QMS_SITE_FILE"] = str(made / "site.yaml")
+        loaded = _qms("demo", env=env)
+        assert loaded.returncode == 0, loaded.stderr
+        templates[key] = (env["QMS_DATABASE_URL"], made / "instance")
+    url, instance = templates[key]
+    shutil.copytree(instance, tmp_path / "instance")
+    return empty_databases.copy_of(backend, url)
+
+
 @pytest.fixture
-def live_server(fresh_database_url, tmp_path, request):
+def live_server(backend, empty_databases, _demo_templates, tmp_path_factory, tmp_path, request):
+    """`qms serve` on a database and instance of the test's own, with the demonstration
+    data (each a copy of one `qms demo` made for the run: `_demo_templates`)."""
+    marker = request.node.get_closest_marker("site_file")
+    site_text = marker.args[0] if marker is not None else None
+    url = _demo_copy(
+        backend, site_text, _demo_templates, empty_databases, tmp_path_factory, tmp_path
+    )
     env = dict(os.environ)
     env.update(
-        QMS_DATABASE_URL=fresh_database_url,
+        QMS_DATABASE_URL=url,
         QMS_INSTANCE_PATH=str(tmp_path / "instance"),
         QMS_SECURE_COOKIES="0",
     )
-    marker = request.node.get_closest_marker("site_file")
-    if marker is not None:  # an institution's own parameters (docs/checklists.md)
+    if site_text is not None:  # an institution's own parameters (docs/checklists.md)
         site_file = tmp_path / "site.yaml"
-        site_file.write_text(marker.args[0], encoding="utf-8")
+        site_file.write_text(site_text, encoding="utf-8")
         env["QMS_SITE_FILE"] = str(site_file)
-    loaded = _qms("demo", env=env)
-    assert loaded.returncode == 0, loaded.stderr
     port = _free_port()
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
