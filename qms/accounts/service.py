@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import text
+from sqlalchemy import func, or_, text
 from sqlmodel import Session, col, select
 
 from qms.accounts.access import (
@@ -505,6 +505,8 @@ class Lockout:
 
 # A wrong password at a sign-in or at an e-signature: both count towards the lockout.
 FAILURE_KINDS = ("failure", "sign_failure")
+# A sign-in that succeeded, or an administrator's unlock: a fresh series of failures.
+RESET_KINDS = ("success", "unlock")
 
 
 @dataclass(frozen=True)
@@ -521,20 +523,26 @@ def lock_state(
     the account for `minutes` after the last; failures while locked do not count, and
     when a lock runs out a fresh series starts (old failures never count again)."""
     now = now or utcnow()
-    reset = session.exec(
-        select(LoginEvent.at, LoginEvent.id)
-        .where(LoginEvent.username == username, col(LoginEvent.kind).in_(("success", "unlock")))
-        .order_by(col(LoginEvent.at).desc(), col(LoginEvent.id).desc())
-        .limit(1)
-    ).first()
-    query = select(LoginEvent.at, LoginEvent.id).where(
-        LoginEvent.username == username, col(LoginEvent.kind).in_(FAILURE_KINDS)
+    # One query: the failures and resets from the last reset on (every event when there
+    # was none), in order; each reset starts the count again.
+    last_reset = (
+        select(func.max(LoginEvent.at))
+        .where(LoginEvent.username == username, col(LoginEvent.kind).in_(RESET_KINDS))
+        .scalar_subquery()
     )
-    if reset is not None:
-        query = query.where(col(LoginEvent.at) >= reset[0])
+    events = session.exec(
+        select(LoginEvent.at, LoginEvent.kind)
+        .where(
+            LoginEvent.username == username,
+            col(LoginEvent.kind).in_(RESET_KINDS + FAILURE_KINDS),
+            or_(last_reset.is_(None), col(LoginEvent.at) >= last_reset),
+        )
+        .order_by(col(LoginEvent.at), col(LoginEvent.id))
+    )
     failures, until = 0, None
-    for at, event_id in session.exec(query.order_by(col(LoginEvent.at), col(LoginEvent.id))):
-        if reset is not None and (at, event_id) <= tuple(reset):
+    for at, kind in events:
+        if kind in RESET_KINDS:
+            failures, until = 0, None
             continue
         if until is not None:
             if at < until:

@@ -37,7 +37,7 @@ from qms.records.corrections import correct_step
 from qms.records.display import due_text
 from qms.records.fields import field_label, parse_field_values, said, step_title
 from qms.records.guards import equipment_check
-from qms.records.loading import load_units_by_id, unit_facts
+from qms.records.loading import load_readings, load_units_by_id, unit_facts
 from qms.records.models import StepRecord, Unit
 from qms.records.queries import live_check
 from qms.records.service import log_step, register_unit
@@ -280,16 +280,22 @@ def register(bp, render_unit_page) -> None:
                 witness_role=None,
                 recorded_at=now,
             )
-            loaded = load_units_by_id(s, [unit.id], also_steps=[new])
-            prior = engine.effective_records(loaded.units[0].case.steps)
-            for finding in live_check(checklist, unit_facts(unit), prior, new, loaded.readings):
+            # The readings only when the new record can change a storage finding.
+            loaded = load_units_by_id(s, [unit.id], readings=False)
+            recorded = loaded.units[0].case.steps
+            prior = engine.effective_records(recorded)
+            readings = None
+            if engine.storage_can_change(prior, new):
+                readings = engine.ReadingIndex(load_readings(s, [*recorded, new]))
+            for finding in live_check(checklist, unit_facts(unit), prior, new, readings):
                 if finding.kind in ("witness", "role") or _untyped(finding, step, typed):
                     continue  # decided by who signs, or by fields not filled in yet
                 findings.append(finding_text(finding, checklist))
         except QmsError as exc:
             errors.append(str(exc))
         if loaded is None:
-            loaded = load_units_by_id(s, [unit.id])
+            loaded = load_units_by_id(s, [unit.id], readings=False)
+        # What is due next (the storage rules' findings, which need readings, are not shown).
         judged = loaded.judge(get_registry(), now=now)[unit.id]
         due = [
             due_text(d, checklist, site.timezone)

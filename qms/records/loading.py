@@ -211,14 +211,19 @@ def load_units(
 
 
 def load_units_by_id(
-    session: Session, unit_ids: Collection[str], *, also_steps: Sequence[StepFacts] = ()
+    session: Session,
+    unit_ids: Collection[str],
+    *,
+    also_steps: Sequence[StepFacts] = (),
+    readings: bool = True,
 ) -> UnitBatch:
     """The named units (those that exist), in the order given: one unit's page, a live
     check, a status change, an import, an audit's list of units. Four queries (for each
     1,000 units: the databases limit the parameters of one statement).
 
     `also_steps` are records about to be judged with the units (the live check's new
-    record): the readings of the equipment they name are loaded too.
+    record): the readings of the equipment they name are loaded too. `readings=False`
+    loads none (a caller that judges no storage rule: one query less).
     """
     ids = list(dict.fromkeys(unit_ids))
     if not ids:
@@ -227,7 +232,7 @@ def load_units_by_id(
     query = _units_by_id()
     for chunk in _chunks(ids):
         found.update((row[0].id, row) for row in session.exec(query, params={"ids": chunk}).all())
-    batch = _complete(session, [found[i] for i in ids if i in found], also_steps)
+    batch = _complete(session, [found[i] for i in ids if i in found], also_steps, readings)
     batch.total = len(batch.units)
     batch.per_page = max(1, batch.total)
     return batch
@@ -392,7 +397,9 @@ def _ward_of(session: Session):
     return func.json_extract(Unit.attributes, f"$.{WARD_ATTRIBUTE}")
 
 
-def _complete(session: Session, rows, also_steps: Sequence[StepFacts] = ()) -> UnitBatch:
+def _complete(
+    session: Session, rows, also_steps: Sequence[StepFacts] = (), readings: bool = True
+) -> UnitBatch:
     """The page's units with their records, usernames and readings (three queries)."""
     if not rows:
         return UnitBatch(units=[], readings=engine.ReadingIndex({}))
@@ -429,8 +436,8 @@ def _complete(session: Session, rows, also_steps: Sequence[StepFacts] = ()) -> U
                 case=UnitCase(unit=unit_facts(unit, status), steps=steps),
             )
         )
-    readings = engine.ReadingIndex(load_readings(session, all_steps))
-    return UnitBatch(units=units, readings=readings, usernames=usernames)
+    index = engine.ReadingIndex(load_readings(session, all_steps) if readings else {})
+    return UnitBatch(units=units, readings=index, usernames=usernames)
 
 
 __all__ = [

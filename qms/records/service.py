@@ -21,6 +21,7 @@ from qms.accounts.access import require
 from qms.accounts.models import Site, User
 from qms.accounts.roles import Permission
 from qms.accounts.service import Lockout
+from qms.checklists import engine
 from qms.checklists.facts import Finding, StepFacts
 from qms.core import ledger
 from qms.core.errors import Denied, NotFound, SignatureError
@@ -248,8 +249,12 @@ def _judge(session, checklist, unit, step_def, site, new, *, version) -> _Judged
     prior, recorded = effective_history(session, unit.id)
     require_not_recorded(step_def, unit, prior, site.timezone)
     steps = [*prior, new]
-    equipment = frozenset(equipment_named(steps))
+    # The readings only when the new record can change a storage finding (a stay still
+    # open, a storage record): a device's logger may hold weeks of readings of the stay.
+    storage = engine.storage_can_change(prior, new)
+    equipment = frozenset(equipment_named(steps)) if storage else frozenset()
     if version is not None and equipment:
         version = unit_version(session, unit.id, equipment, records=version)
-    findings = live_check(checklist, unit_facts(unit), prior, new, readings_for(session, steps))
+    readings = readings_for(session, steps) if storage else None
+    findings = live_check(checklist, unit_facts(unit), prior, new, readings)
     return _Judged(findings, recorded, equipment, version)

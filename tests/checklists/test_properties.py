@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qms.checklists.engine import ReadingIndex, evaluate
+from qms.checklists.engine import ReadingIndex, check_step, evaluate, storage_can_change
 from qms.checklists.engine.context import _Ctx
 from qms.checklists.engine.planning import _plan
 from qms.checklists.engine.records import _index_timed
@@ -175,3 +175,66 @@ def test_the_quick_tests_pass_no_check_that_would_find_something(index: int, rnd
     checklist = REGISTRY.get(unit.checklist)
     found = evaluate(checklist, unit, steps, ReadingIndex(ix.readings), now=now, complete=complete)
     assert found == every_check(index, steps, now)
+
+
+@SETTINGS
+@given(scenario, st.randoms(use_true_random=False))
+def test_a_record_that_cannot_change_storage_needs_no_readings(index: int, rnd) -> None:
+    # The ward's live check and log_step load no readings when `storage_can_change` says
+    # the new record cannot change a storage finding: the findings it adds are the same.
+    ix, unit_id, _, _ = SCENARIOS[index]
+    unit = next(u for u in ix.units if u.id == unit_id)
+    steps = sorted(ix.steps_of(unit_id), key=lambda s: s.at)
+    if not steps:
+        return
+    cut = rnd.randrange(len(steps))
+    prior, new = steps[:cut], rnd.choice(steps[cut:])
+    new = dataclasses.replace(
+        new, at=new.at + timedelta(minutes=rnd.choice((-6000, -60, 0, 30, 6000)))
+    )
+    checklist = REGISTRY.get(unit.checklist)
+    with_readings = check_step(checklist, unit, prior, new, readings=ReadingIndex(ix.readings))
+    if not storage_can_change(prior, new):
+        assert check_step(checklist, unit, prior, new, readings=None) == with_readings
+
+
+def test_storage_findings_stay_the_same_after_a_closed_stay() -> None:
+    # Not vacuous: a unit with an excursion during a closed stay has its storage finding
+    # before and after a later record, so the record adds none, readings or not.
+    case = next(
+        (ix, u)
+        for ix, u, _, _ in SCENARIOS
+        if any(
+            f.code == "storage.excursion"
+            for f in evaluate(
+                REGISTRY.get(next(x for x in ix.units if x.id == u).checklist),
+                next(x for x in ix.units if x.id == u),
+                ix.steps_of(u),
+                ReadingIndex(ix.readings),
+            )
+        )
+    )
+    ix, unit_id = case
+    unit = next(u for u in ix.units if u.id == unit_id)
+    checklist = REGISTRY.get(unit.checklist)
+    steps = sorted(ix.steps_of(unit_id), key=lambda s: s.at)
+    prior, new = steps[:-1], steps[-1]
+    assert not storage_can_change(prior, new)
+    before = evaluate(checklist, unit, prior, ReadingIndex(ix.readings), complete=False)
+    assert any(f.code == "storage.excursion" for f in before)
+    added = check_step(checklist, unit, prior, new, readings=ReadingIndex(ix.readings))
+    assert added == check_step(checklist, unit, prior, new, readings=None)
+    # A stay still open (no storage out yet) can change: readings are needed then.
+    open_stay = [s for s in prior if s.step != "storage_out"]
+    assert storage_can_change(open_stay, new)
+    # So can a unit put into storage while the device is out of its limits.
+    stored = next(s for s in steps if s.step == "storage_in")
+    device = [r for r in ix.readings if r.equipment == stored.fields["equipment"]]
+    warm = max(device, key=lambda r: r.temperature_c)
+    before_storage = [s for s in steps if s.at < stored.at]
+    into_warm = dataclasses.replace(stored, at=warm.at + timedelta(minutes=1))
+    added = check_step(
+        checklist, unit, before_storage, into_warm, readings=ReadingIndex(ix.readings)
+    )
+    assert [f.code for f in added if f.code == "storage.excursion"]
+    assert storage_can_change(before_storage, into_warm)

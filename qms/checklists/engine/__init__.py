@@ -21,6 +21,7 @@ from qms.checklists.engine.due import due_next
 from qms.checklists.engine.records import effective_records
 from qms.checklists.engine.run import added_findings, check_step, describe_rules, evaluate
 from qms.checklists.engine.steps import CLOCK_TOLERANCE
+from qms.checklists.engine.storage import storage_can_change
 
 __all__ = [
     "CLOCK_TOLERANCE",
@@ -31,4 +32,5 @@ __all__ = [
     "due_next",
     "effective_records",
     "evaluate",
+    "storage_can_change",
 ]

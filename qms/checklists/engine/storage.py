@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 from datetime import timedelta
 
 from qms.checklists.engine.context import _EPOCH, _Check, _Cond, _Ctx, _emit
+from qms.checklists.facts import StepFacts
 from qms.checklists.language import Checklist, Rule, StorageSpec
 from qms.checklists.mkt import mean_kinetic_temperature
 from qms.checklists.quantities import format_duration, format_number, format_quantity
+
+
+def storage_can_change(prior: Sequence[StepFacts], new: StepFacts) -> bool:
+    """Whether adding `new` to the unit's (effective) records `prior` can change what a
+    storage rule finds, as `check_step` judges (without `now`): only a record of storage
+    in or out, or any record while a stay is still open (its end is the unit's latest
+    record). When it cannot, the live check needs no readings: the storage findings
+    before and after the new record are the same, so none is added."""
+    if new.step in ("storage_in", "storage_out"):
+        return True
+    outs = [r.at for r in prior if r.step == "storage_out"]
+    return any(not any(out >= rec.at for out in outs) for rec in prior if rec.step == "storage_in")
 
 
 def _compile_storage(rule: Rule, spec: StorageSpec, cond: _Cond | None, cl: Checklist) -> _Check:
