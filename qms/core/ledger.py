@@ -447,6 +447,18 @@ def batch(session: Session) -> Iterator[None]:
         session.info.pop(_BATCH, None)
 
 
+_SORTED: list = []  # (how many tables, the tables in foreign-key order)
+
+
+def _tables_in_order() -> list:
+    """The tables in foreign-key order: `sorted_tables` sorts them again at every call
+    (a millisecond, at every step recorded), so once for as long as no table is added."""
+    tables = SQLModel.metadata.tables
+    if not _SORTED or _SORTED[0][0] != len(tables):
+        _SORTED[:] = [(len(tables), SQLModel.metadata.sorted_tables)]
+    return _SORTED[0][1]
+
+
 def flush_batch(session: Session) -> None:
     """Insert what `batch` holds so far (queries then see it)."""
     pending: _Batch | None = session.info.get(_BATCH)
@@ -454,7 +466,7 @@ def flush_batch(session: Session) -> None:
         return
     session.flush()  # whatever the ORM holds (users, equipment) goes first
     session.execute(insert(LedgerEntry.__table__), pending.entries)
-    for table in SQLModel.metadata.sorted_tables:
+    for table in _tables_in_order():
         rows = pending.rows.get(table.name)
         if rows:
             session.execute(insert(table), [_columns_of(table, row) for row in rows])
