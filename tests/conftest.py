@@ -75,6 +75,9 @@ def _cheap_password_hashing() -> Iterator[None]:
     passwords.use_hasher(previous)
 
 
+_FILE_COPY: list[str] = []  # how CREATE DATABASE copies a template on this server
+
+
 class EmptyDatabases:
     """Makes brand-new databases of a backend and drops them at the end of the run."""
 
@@ -115,9 +118,15 @@ class EmptyDatabases:
             return f"sqlite:///{target}"
         template = make_url(url).database
         with psycopg.connect(_psycopg_url(POSTGRES_ADMIN_URL), autocommit=True) as conn:
+            if not _FILE_COPY:
+                _FILE_COPY.append(
+                    " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+                )
             for attempt in range(50):  # a closed client's server process may linger a moment
                 try:
-                    conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                    # FILE_COPY: a file copy, not the whole database through the WAL (the
+                    # default since PostgreSQL 15): a third of the time for the demo data.
+                    conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"{_FILE_COPY[0]}')
                     break
                 except psycopg.errors.ObjectInUse:
                     if attempt == 49:
