@@ -245,9 +245,12 @@ def register(bp, render_unit_page) -> None:
     def check_step(unit_id: str, step: str):
         """What the engine will say of this step as filled in so far (the live check).
 
-        One load of the unit (its records, their people, the readings of the devices they
-        and the new record name) serves both the check and the due items."""
+        One load of the unit (its records, their people) serves the check and the due
+        items; the readings of the devices they and the new record name are read only
+        when the new record can change a storage finding (`engine.storage_can_change`)."""
         s = db_session()
+        # The unit with its records first: `visible_unit` then finds it loaded.
+        loaded = load_units_by_id(s, [unit_id], readings=False)
         unit = visible_unit(s, unit_id)
         checklist = get_registry().get(unit.checklist_id, unit.checklist_version)
         if step not in checklist.steps:
@@ -258,7 +261,6 @@ def register(bp, render_unit_page) -> None:
         form = request.form
         errors: list[str] = []
         findings: list[str] = []
-        loaded = None
         try:
             typed = stepforms.field_values(checklist, step, form, site.timezone, partial=True)
             # Only what is typed so far: a field not filled in yet is not a finding.
@@ -281,7 +283,6 @@ def register(bp, render_unit_page) -> None:
                 recorded_at=now,
             )
             # The readings only when the new record can change a storage finding.
-            loaded = load_units_by_id(s, [unit.id], readings=False)
             recorded = loaded.units[0].case.steps
             prior = engine.effective_records(recorded)
             readings = None
@@ -293,8 +294,6 @@ def register(bp, render_unit_page) -> None:
                 findings.append(finding_text(finding, checklist))
         except QmsError as exc:
             errors.append(str(exc))
-        if loaded is None:
-            loaded = load_units_by_id(s, [unit.id], readings=False)
         # What is due next (the storage rules' findings, which need readings, are not shown).
         judged = loaded.judge(get_registry(), now=now)[unit.id]
         due = [
