@@ -53,6 +53,9 @@ _LOCALES = {code: Locale.parse(code) for code in LANGUAGES}
 
 def language_of(locale: Locale | None) -> str:
     """Our code (en, zh_CN) for a Babel locale; English for any other."""
+    for code, known in _LOCALES.items():  # the request's locale is one of these objects
+        if locale is known:
+            return code
     for code, known in _LOCALES.items():
         if locale == known:
             return code

@@ -27,6 +27,7 @@ with what to add.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -485,6 +486,17 @@ def _ask(app, client, case, values):
     return client.open(url, method=case.method, data={})
 
 
+def _title_with_markup(response) -> bytes | None:
+    """The start of a page's <title> when it holds a tag (a block left open in a template
+    puts the page's markup into the browser's tab), else None."""
+    if response.status_code != 200 or response.mimetype != "text/html":
+        return None
+    found = re.search(rb"<title>(.*?)</title>", response.get_data(), re.S)
+    if found is None or b"<" not in found.group(1):
+        return None
+    return found.group(1)[:60]
+
+
 @pytest.mark.parametrize(
     "role, working_site",
     [(None, None), *((role, None) for role in ROLES), (GROUP_OFFICER, OWN), (GROUP_OFFICER, GROUP)],
@@ -525,6 +537,9 @@ def test_access_matrix(app, client, examples, people, role, working_site):
             if response.status_code >= 500:
                 wrong.append(f"{where}: {response.status_code}")
                 continue
+            title = _title_with_markup(response)
+            if title:
+                wrong.append(f"{where}: the page's title holds markup ({title!r})")
             found = _names_other_ward_unit(body, values)
             if found and role in WARD_ROLES:
                 wrong.append(f"{where}: names another ward's unit ({', '.join(found)})")
