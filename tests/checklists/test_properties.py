@@ -6,7 +6,7 @@ import dataclasses
 from datetime import timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from qms.checklists.engine import ReadingIndex, check_step, evaluate, storage_can_change
@@ -71,6 +71,8 @@ def test_writing_times_in_another_zone_changes_no_finding(index: int, tz: timezo
 
 @SETTINGS
 @given(scenario, summer_zone, shift)
+# Found by CI: an order finding's gap across Santiago's change measured on the clocks.
+@example(698, ZoneInfo("America/Santiago"), timedelta(days=-1514))
 def test_writing_times_in_a_zone_with_summer_time_changes_no_finding(
     index: int, tz: ZoneInfo, delta: timedelta
 ) -> None:

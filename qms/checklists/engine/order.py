@@ -71,7 +71,9 @@ def _compile_order(rule: Rule, spec: OrderSpec, cl: Checklist) -> _Check:
                 target = earlier[min(k, len(earlier) - 1)] if repeats[later] else earlier[-1]
                 if when[id(target)] <= when[id(rec)]:
                     continue
-                gap = format_duration(target.at - rec.at)
+                # From the context's distances: two times of one zone with summer time
+                # subtract on their clocks (an hour out across a change), these do not.
+                gap = format_duration(when[id(target)] - when[id(rec)])
                 params = {"rule": rule.id, "earlier": pred, "later": later, "gap": gap}
                 _emit(
                     ctx,
