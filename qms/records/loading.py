@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -214,16 +214,14 @@ def load_units_by_id(
     session: Session,
     unit_ids: Collection[str],
     *,
-    also_steps: Sequence[StepFacts] = (),
     readings: bool = True,
 ) -> UnitBatch:
     """The named units (those that exist), in the order given: one unit's page, a live
     check, a status change, an import, an audit's list of units. Four queries (for each
     1,000 units: the databases limit the parameters of one statement).
 
-    `also_steps` are records about to be judged with the units (the live check's new
-    record): the readings of the equipment they name are loaded too. `readings=False`
-    loads none (a caller that judges no storage rule: one query less).
+    `readings=False` loads no readings (a caller that judges no storage rule, such as
+    the live check when the new record cannot change a storage finding: one query less).
     """
     ids = list(dict.fromkeys(unit_ids))
     if not ids:
@@ -232,7 +230,7 @@ def load_units_by_id(
     query = _units_by_id()
     for chunk in _chunks(ids):
         found.update((row[0].id, row) for row in session.exec(query, params={"ids": chunk}).all())
-    batch = _complete(session, [found[i] for i in ids if i in found], also_steps, readings)
+    batch = _complete(session, [found[i] for i in ids if i in found], readings)
     batch.total = len(batch.units)
     batch.per_page = max(1, batch.total)
     return batch
@@ -397,9 +395,7 @@ def _ward_of(session: Session):
     return func.json_extract(Unit.attributes, f"$.{WARD_ATTRIBUTE}")
 
 
-def _complete(
-    session: Session, rows, also_steps: Sequence[StepFacts] = (), readings: bool = True
-) -> UnitBatch:
+def _complete(session: Session, rows, readings: bool = True) -> UnitBatch:
     """The page's units with their records, usernames and readings (three queries)."""
     if not rows:
         return UnitBatch(units=[], readings=engine.ReadingIndex({}))
@@ -423,7 +419,7 @@ def _complete(
         else {}
     )
     units = []
-    all_steps: list[StepFacts] = list(also_steps)
+    all_steps: list[StepFacts] = []
     for unit, status, activity in rows:
         steps = tuple(step_facts(records_of[unit.id], usernames))
         all_steps.extend(steps)

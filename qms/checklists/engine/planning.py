@@ -15,7 +15,7 @@ from qms.checklists.engine.steps import (
     _compile_profile,
     _compile_step_checks,
 )
-from qms.checklists.engine.storage import _compile_storage
+from qms.checklists.engine.storage import STORAGE_IN, _compile_storage
 from qms.checklists.engine.windows import (
     _compile_every,
     _compile_window,
@@ -190,7 +190,7 @@ class _Plan:
                     quick=("field", spec.ref.step) if passed is not None else None,
                 )
             elif isinstance(spec, StorageSpec):
-                self._add(rule, _compile_storage(rule, spec, cond, cl), frozenset({"storage_in"}))
+                self._add(rule, _compile_storage(rule, spec, cond, cl), frozenset({STORAGE_IN}))
         for sid, rules in by_step_rules.items():
             if "record" in rules:
                 self.cleaners[sid] = _compile_clean(

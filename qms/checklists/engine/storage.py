@@ -12,6 +12,9 @@ from qms.checklists.language import Checklist, Rule, StorageSpec
 from qms.checklists.mkt import mean_kinetic_temperature
 from qms.checklists.quantities import format_duration, format_number, format_quantity
 
+# The steps whose records bound a stay in storage: what every storage rule measures.
+STORAGE_IN, STORAGE_OUT = "storage_in", "storage_out"
+
 
 def storage_can_change(prior: Sequence[StepFacts], new: StepFacts) -> bool:
     """Whether adding `new` to the unit's (effective) records `prior` can change what a
@@ -19,10 +22,10 @@ def storage_can_change(prior: Sequence[StepFacts], new: StepFacts) -> bool:
     in or out, or any record while a stay is still open (its end is the unit's latest
     record). When it cannot, the live check needs no readings: the storage findings
     before and after the new record are the same, so none is added."""
-    if new.step in ("storage_in", "storage_out"):
+    if new.step in (STORAGE_IN, STORAGE_OUT):
         return True
-    outs = [r.at for r in prior if r.step == "storage_out"]
-    return any(not any(out >= rec.at for out in outs) for rec in prior if rec.step == "storage_in")
+    outs = [r.at for r in prior if r.step == STORAGE_OUT]
+    return any(not any(out >= rec.at for out in outs) for rec in prior if rec.step == STORAGE_IN)
 
 
 def _compile_storage(rule: Rule, spec: StorageSpec, cond: _Cond | None, cl: Checklist) -> _Check:
@@ -32,15 +35,15 @@ def _compile_storage(rule: Rule, spec: StorageSpec, cond: _Cond | None, cl: Chec
     limit = spec.limit_text
     if tolerant:
         limit += f" (above {format_number(high or 0)} °C tolerated up to {format_number(up_to)} °C for ≤ {format_duration(tolerate_for)} if MKT ≤ {format_number(mkt_max)} °C)"
-    steps = ("storage_in", "storage_out")
+    steps = (STORAGE_IN, STORAGE_OUT)
 
     def check(ctx: _Ctx) -> None:
         if ctx.readings is None:
             return
-        ins = ctx.by_step.get("storage_in")
+        ins = ctx.by_step.get(STORAGE_IN)
         if not ins:
             return
-        outs = ctx.by_step.get("storage_out") or []
+        outs = ctx.by_step.get(STORAGE_OUT) or []
         for rec in ins:
             if cond is not None and not cond(ctx, (rec,)):
                 continue
